@@ -1,0 +1,125 @@
+"""ember: a deep learning framework in readable Python on NumPy, with PyTorch's API.
+
+``import ember as torch`` runs most PyTorch code unchanged.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from ember.tensor import Size, Tensor  # noqa: E402  (first: everything else builds on it)
+from ember import dtypes as _dtype_mod  # noqa: E402
+from ember.dtypes import (  # noqa: E402
+    bfloat16, bool, double, dtype, finfo, float, float16, float32, float64, get_default_dtype,
+    half, iinfo, int, int8, int16, int32, int64, long, promote_types, result_type,
+    set_default_dtype, short, uint8, can_cast,
+)
+from ember.backend import device  # noqa: E402
+from ember.autograd.grad_mode import (  # noqa: E402
+    enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
+    set_grad_enabled,
+)
+from ember.random import (  # noqa: E402
+    Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state,
+)
+from ember.ops.creation import *  # noqa: E402,F401,F403
+from ember.ops.elementwise import *  # noqa: E402,F401,F403
+from ember.ops.reduction import *  # noqa: E402,F401,F403
+from ember.ops.shape import *  # noqa: E402,F401,F403
+from ember.ops.indexing import *  # noqa: E402,F401,F403
+from ember.ops.linalg import *  # noqa: E402,F401,F403
+from ember.ops.indexing import getitem as _getitem  # noqa: E402,F401
+from ember import autograd  # noqa: E402
+from ember import cuda, accelerator, backends  # noqa: E402
+from ember._lazy import lazy_submodules  # noqa: E402
+
+del _dtype_mod
+# Python builtins that the dtype names above shadow inside this module stay reachable as builtins.
+
+float32.__class__  # keep flake8 quiet about the dtype names being "unused"
+
+strided = "strided"
+contiguous_format = preserve_format = channels_last = "memory_format"
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(input):
+    return input.is_floating_point()
+
+
+def numel(input):
+    return input.numel()
+
+
+def is_nonzero(input):
+    return builtins_bool(input)
+
+
+def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None,
+                     sci_mode=None):
+    import numpy as _np
+
+    kw = {k: v for k, v in dict(precision=precision, threshold=threshold, edgeitems=edgeitems,
+                                 linewidth=linewidth).items() if v is not None}
+    _np.set_printoptions(**kw)
+
+
+def get_num_threads():
+    from ember.utils.threads import get_num_threads as g
+
+    return g()
+
+
+def set_num_threads(n):
+    from ember.utils.threads import set_num_threads as s
+
+    s(n)
+
+
+def get_num_interop_threads():
+    return 1
+
+
+def set_num_interop_threads(n):
+    pass
+
+
+def use_deterministic_algorithms(mode, *, warn_only=False):
+    pass
+
+
+def compile(model=None, **kwargs):
+    """Accepted for PyTorch compatibility: ember runs eagerly, so this returns ``model``."""
+    if model is None:
+        return lambda m: m
+    return model
+
+
+import builtins as _builtins  # noqa: E402
+
+builtins_bool = _builtins.bool
+
+# Sub-packages imported on first use keep ``import ember`` fast.
+__getattr__ = lazy_submodules(__name__, [
+    "nn", "optim", "utils", "vision", "io", "serialization", "onnx", "hub", "text", "cli",
+    "distributed", "amp", "jit", "testing", "multiprocessing", "func",
+])
+
+
+def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_serialization=True,
+         **kwargs):
+    """Save tensors, state_dicts and nested containers (see ``ember.serialization.save``)."""
+    from ember.serialization import save as _save
+
+    return _save(obj, f, **kwargs)
+
+
+def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=None, **kwargs):
+    """Load what ``ember.save`` (or ``torch.save``) wrote; never runs code unless
+    ``weights_only=False`` (see ``ember.serialization.load``)."""
+    from ember.serialization import load as _load
+
+    return _load(f, map_location=map_location, weights_only=weights_only, **kwargs)

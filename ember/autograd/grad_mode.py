@@ -1,0 +1,118 @@
+"""Grad mode: ``no_grad``, ``enable_grad``, ``set_grad_enabled``, ``inference_mode``."""
+
+from __future__ import annotations
+
+import functools
+
+__all__ = ["no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",
+           "is_inference_mode_enabled"]
+
+
+class _State:
+    # One flag read by every op: a class attribute is the cheapest global to look up.
+    enabled = True
+    inference = False
+
+
+state = _State
+
+
+def is_grad_enabled():
+    return _State.enabled
+
+
+def is_inference_mode_enabled():
+    return _State.inference
+
+
+class _Mode:
+    """Base of the grad-mode switches: a context manager that is also a decorator."""
+
+    _target = True
+
+    def __enter__(self):
+        self._prev = _State.enabled
+        _State.enabled = self._target
+
+    def __exit__(self, *exc):
+        _State.enabled = self._prev
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self._clone():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    def _clone(self):
+        return type(self)()
+
+
+class no_grad(_Mode):
+    """Disable gradient recording inside the block or the decorated function."""
+
+    _target = False
+
+    def __init__(self, orig_func=None):
+        # Allows the bare decorator form ``@no_grad`` as well as ``@no_grad()``.
+        self._orig = orig_func
+
+    def __new__(cls, orig_func=None):
+        self = super().__new__(cls)
+        if callable(orig_func):
+            self.__init__()
+            return self(orig_func)
+        return self
+
+
+class enable_grad(no_grad):
+    """Re-enable gradient recording inside a ``no_grad`` block."""
+
+    _target = True
+
+
+class set_grad_enabled(_Mode):
+    """Set grad mode on or off: as a function call, a context manager or a decorator."""
+
+    def __init__(self, mode):
+        self._target = bool(mode)
+        self._prev = _State.enabled
+        _State.enabled = self._target
+
+    def __enter__(self):
+        pass
+
+    def __exit__(self, *exc):
+        _State.enabled = self._prev
+        return False
+
+    def _clone(self):
+        return enable_grad() if self._target else no_grad()
+
+
+class inference_mode(_Mode):
+    """Like ``no_grad`` (ember has no separate inference tensors); ``inference_mode(False)`` is a no-op."""
+
+    def __init__(self, mode=True):
+        self._mode = bool(mode)
+
+    def __new__(cls, mode=True):
+        self = super().__new__(cls)
+        if callable(mode):
+            self.__init__(True)
+            return self(mode)
+        return self
+
+    def __enter__(self):
+        self._prev, self._prev_inf = _State.enabled, _State.inference
+        if self._mode:
+            _State.enabled, _State.inference = False, True
+
+    def __exit__(self, *exc):
+        _State.enabled, _State.inference = self._prev, self._prev_inf
+        return False
+
+    def _clone(self):
+        return inference_mode(self._mode)

@@ -1,0 +1,1 @@
+"""ember's ops, one family per module; each op is a Function with forward and backward side by side."""

@@ -1,0 +1,489 @@
+"""Reductions: sum, mean, prod, max/min (with indices), var/std, logsumexp, norm, cumsum..."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from ember import dtypes as _dt
+from ember.autograd.function import Function
+from ember.tensor import Tensor, _wrap, _wrap_dim
+
+__all__ = [
+    "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var", "std",
+    "var_mean", "std_mean", "logsumexp", "norm", "cumsum", "cumprod", "all", "any", "count_nonzero",
+    "nansum", "nanmean", "median", "mode", "aminmax", "cummax", "cummin", "diff", "dist",
+]
+
+_ndarray = np.ndarray
+return_types_max = collections.namedtuple("max", ["values", "indices"])
+return_types_min = collections.namedtuple("min", ["values", "indices"])
+return_types_median = collections.namedtuple("median", ["values", "indices"])
+return_types_mode = collections.namedtuple("mode", ["values", "indices"])
+return_types_aminmax = collections.namedtuple("aminmax", ["min", "max"])
+
+
+def _axes(dim, ndim):
+    """Normalise ``dim`` (None, int, tuple, list) into a tuple of axes or None for all."""
+    if dim is None:
+        return None
+    if isinstance(dim, (tuple, list)):
+        if len(dim) == 0:
+            return None
+        return tuple(sorted(_wrap_dim(d, ndim) for d in dim))
+    return (_wrap_dim(dim, ndim),)
+
+
+def _expand_back(g, in_shape, axes, keepdim):
+    """Reshape a reduced gradient so it broadcasts against the input."""
+    if axes is None:
+        return g.reshape((1,) * len(in_shape)) if len(in_shape) else g
+    if not keepdim:
+        shape = list(in_shape)
+        for a in axes:
+            shape[a] = 1
+        return g.reshape(shape)
+    return g
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, x, axes, keepdim):
+        ctx.info = (x.shape, axes, keepdim)
+        return np.asarray(x.sum(axis=axes, keepdims=keepdim))
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, axes, keepdim = ctx.info
+        return np.broadcast_to(_expand_back(g, shape, axes, keepdim), shape), None, None
+
+
+class Mean(Function):
+    @staticmethod
+    def forward(ctx, x, axes, keepdim):
+        ctx.info = (x.shape, axes, keepdim)
+        n = x.size if axes is None else int(np.prod([x.shape[a] for a in axes]))
+        ctx.n = n
+        return np.asarray(x.mean(axis=axes, keepdims=keepdim), dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, axes, keepdim = ctx.info
+        g = _expand_back(g, shape, axes, keepdim) * g.dtype.type(1.0 / ctx.n if ctx.n else np.nan)
+        return np.broadcast_to(g, shape), None, None
+
+
+def _int_sum_dtype(x, dtype):
+    if dtype is not None:
+        return x.to(dtype)
+    if x._data.dtype.kind in "biu":
+        return x.to(_dt.int64)
+    return x
+
+
+def sum(input, dim=None, keepdim=False, *, dtype=None):
+    input = _int_sum_dtype(input, dtype)
+    return Sum.apply(input, _axes(dim, input._data.ndim), keepdim)
+
+
+def nansum(input, dim=None, keepdim=False, *, dtype=None):
+    from ember.ops.elementwise import where, isnan
+
+    return sum(where(isnan(input), 0.0, input), dim, keepdim, dtype=dtype)
+
+
+def mean(input, dim=None, keepdim=False, *, dtype=None):
+    if dtype is not None:
+        input = input.to(dtype)
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(
+            f"mean(): could not infer output dtype. Input dtype must be either a floating point "
+            f"or complex dtype. Got: {input.dtype.name.capitalize()}"
+        )
+    return Mean.apply(input, _axes(dim, input._data.ndim), keepdim)
+
+
+def nanmean(input, dim=None, keepdim=False, *, dtype=None):
+    from ember.ops.elementwise import isnan, logical_not
+
+    keep = logical_not(isnan(input))
+    return nansum(input, dim, keepdim) / sum(keep, dim, keepdim).to(input.dtype)
+
+
+class Prod(Function):
+    @staticmethod
+    def forward(ctx, x, axis, keepdim):
+        y = np.asarray(x.prod(axis=axis, keepdims=keepdim))
+        ctx.save_for_backward(x)
+        ctx.info = (axis, keepdim)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        axis, keepdim = ctx.info
+        axes = None if axis is None else (axis,)
+        ge = _expand_back(g, x.shape, axes, keepdim)
+        # Product of all other elements, exact even where x has zeros.
+        if axis is None:
+            flat = x.reshape(-1)
+            left = np.cumprod(np.concatenate([[1], flat[:-1]])).astype(x.dtype)
+            right = np.cumprod(np.concatenate([[1], flat[::-1][:-1]]))[::-1].astype(x.dtype)
+            return (ge * (left * right).reshape(x.shape)), None, None
+        xm = np.moveaxis(x, axis, -1)
+        ones = np.ones(xm.shape[:-1] + (1,), dtype=x.dtype)
+        left = np.cumprod(np.concatenate([ones, xm[..., :-1]], -1), -1)
+        right = np.flip(np.cumprod(np.concatenate([ones, np.flip(xm, -1)[..., :-1]], -1), -1), -1)
+        others = np.moveaxis(left * right, -1, axis)
+        return ge * others, None, None
+
+
+def prod(input, dim=None, keepdim=False, *, dtype=None):
+    input = _int_sum_dtype(input, dtype)
+    axis = None if dim is None else _wrap_dim(dim, input._data.ndim)
+    return Prod.apply(input, axis, keepdim)
+
+
+class _Extreme(Function):
+    """max/min/amax/amin over axes: the gradient is shared evenly between ties (as amax does)."""
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdim, is_max):
+        y = (np.max if is_max else np.min)(x, axis=axes, keepdims=True)
+        ctx.save_for_backward(x, y)
+        ctx.info = (axes, keepdim)
+        return y if keepdim else np.asarray(y.reshape([s for i, s in enumerate(y.shape)
+                                                       if axes is not None and i not in axes]))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        axes, keepdim = ctx.info
+        mask = x == y
+        cnt = mask.sum(axis=axes, keepdims=True)
+        ge = _expand_back(g, x.shape, axes, keepdim)
+        return (ge * mask / cnt).astype(x.dtype, copy=False), None, None, None
+
+
+class _ExtremeDim(Function):
+    """max(dim)/min(dim): the gradient goes to the element at the returned index."""
+
+    @staticmethod
+    def forward(ctx, x, axis, keepdim, idx):
+        y = np.take_along_axis(x, np.expand_dims(idx, axis), axis)
+        ctx.info = (x.shape, axis, keepdim, idx)
+        return y if keepdim else np.squeeze(y, axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, axis, keepdim, idx = ctx.info
+        out = np.zeros(shape, dtype=g.dtype)
+        gi = g if keepdim else np.expand_dims(g, axis)
+        np.put_along_axis(out, np.expand_dims(idx, axis), gi, axis)
+        return out, None, None, None
+
+
+def _check_nonempty(input, name, axes):
+    if input._data.size == 0:
+        raise IndexError(
+            f"{name}(): Expected reduction dim to be specified for input.numel() == 0. Specify "
+            "the reduction dim with the 'dim' argument."
+            if axes is None else
+            f"{name}(): Expected reduction dim {axes[0]} to have non-zero size."
+        )
+
+
+def _max_min(input, dim, keepdim, is_max, other=None):
+    name = "max" if is_max else "min"
+    if isinstance(dim, Tensor):
+        from ember.ops.elementwise import maximum, minimum
+
+        return (maximum if is_max else minimum)(input, dim)
+    if dim is None:
+        _check_nonempty(input, name, None)
+        return _Extreme.apply(input, None, False, is_max)
+    axis = _wrap_dim(dim, input._data.ndim)
+    _check_nonempty(input, name, (axis,))
+    x = input._data
+    rt = return_types_max if is_max else return_types_min
+    if x.ndim == 0:
+        from ember.ops.shape import clone
+
+        return rt(clone(input), _wrap(np.zeros((), dtype=np.int64)))
+    idx = (np.argmax if is_max else np.argmin)(x, axis=axis)
+    vals = _ExtremeDim.apply(input, axis, keepdim, idx)
+    return rt(vals, _wrap(np.expand_dims(idx, axis) if keepdim else idx))
+
+
+def max(input, dim=None, keepdim=False, *, out=None):
+    """``max(x)`` -> scalar; ``max(x, dim)`` -> (values, indices); ``max(x, other)`` elementwise."""
+    return _max_min(input, dim, keepdim, True)
+
+
+def min(input, dim=None, keepdim=False, *, out=None):
+    return _max_min(input, dim, keepdim, False)
+
+
+def amax(input, dim=(), keepdim=False):
+    axes = _axes(dim, input._data.ndim)
+    _check_nonempty(input, "amax", axes)
+    return _Extreme.apply(input, axes, keepdim, True)
+
+
+def amin(input, dim=(), keepdim=False):
+    axes = _axes(dim, input._data.ndim)
+    _check_nonempty(input, "amin", axes)
+    return _Extreme.apply(input, axes, keepdim, False)
+
+
+def aminmax(input, *, dim=None, keepdim=False):
+    return return_types_aminmax(amin(input, () if dim is None else dim, keepdim),
+                                amax(input, () if dim is None else dim, keepdim))
+
+
+def _arg(input, dim, keepdim, f, name):
+    x = input._data
+    if dim is None:
+        _check_nonempty(input, name, None)
+        r = np.asarray(f(x.reshape(-1)))
+        return _wrap(r.reshape((1,) * x.ndim) if keepdim else r.astype(np.int64))
+    axis = _wrap_dim(dim, x.ndim)
+    _check_nonempty(input, name, (axis,))
+    if x.ndim == 0:
+        return _wrap(np.zeros((), dtype=np.int64))
+    return _wrap(np.asarray(f(x, axis=axis, keepdims=keepdim)).astype(np.int64))
+
+
+def argmax(input, dim=None, keepdim=False):
+    return _arg(input, dim, keepdim, np.argmax, "argmax")
+
+
+def argmin(input, dim=None, keepdim=False):
+    return _arg(input, dim, keepdim, np.argmin, "argmin")
+
+
+class Var(Function):
+    @staticmethod
+    def forward(ctx, x, axes, correction, keepdim):
+        m = x.mean(axis=axes, keepdims=True)
+        d = x - m
+        n = x.size if axes is None else int(np.prod([x.shape[a] for a in axes]))
+        denom = builtin_max(n - correction, 0)
+        v = np.asarray((d * d).sum(axis=axes, keepdims=keepdim) / x.dtype.type(denom) if denom else
+                       np.full((d * d).sum(axis=axes, keepdims=keepdim).shape, np.nan, x.dtype))
+        ctx.save_for_backward(d)
+        ctx.info = (axes, keepdim, denom)
+        return v.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        (d,) = ctx.saved_tensors
+        axes, keepdim, denom = ctx.info
+        ge = _expand_back(g, d.shape, axes, keepdim)
+        return (ge * d * d.dtype.type(2.0 / denom if denom else np.nan)), None, None, None
+
+
+builtin_max = __builtins__["max"] if isinstance(__builtins__, dict) else __builtins__.max
+
+
+def _correction(unbiased, correction):
+    if correction is not None:
+        return correction
+    if unbiased is None:
+        return 1
+    return 1 if unbiased else 0
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    if isinstance(dim, bool):
+        unbiased, dim = dim, None
+    return Var.apply(input, _axes(dim, input._data.ndim), _correction(unbiased, correction), keepdim)
+
+
+def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    from ember.ops.elementwise import sqrt
+
+    return sqrt(var(input, dim, unbiased, keepdim, correction=correction))
+
+
+def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return var(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim)
+
+
+def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return std(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim)
+
+
+class LogSumExp(Function):
+    @staticmethod
+    def forward(ctx, x, axes, keepdim):
+        m = np.max(x, axis=axes, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0).astype(x.dtype, copy=False)
+        s = np.exp(x - m).sum(axis=axes, keepdims=True)
+        y = np.log(s) + m
+        ctx.save_for_backward(x, y)
+        ctx.info = (axes, keepdim)
+        return y if keepdim else np.asarray(np.squeeze(y, axis=axes))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        axes, keepdim = ctx.info
+        ge = _expand_back(g, x.shape, axes, keepdim)
+        return ge * np.exp(x - y), None, None
+
+
+def logsumexp(input, dim, keepdim=False):
+    if input._data.dtype.kind != "f":
+        input = input.to(_dt.get_default_dtype())
+    return LogSumExp.apply(input, _axes(dim, input._data.ndim), keepdim)
+
+
+def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
+    from ember.ops import elementwise as E
+
+    if dtype is not None:
+        input = input.to(dtype)
+    if p in ("fro", 2, 2.0, None):
+        return E.sqrt(sum(E.mul(input, input), dim, keepdim))
+    if p == "nuc":
+        raise NotImplementedError("nuclear norm is not supported")
+    if p == float("inf"):
+        return amax(E.abs(input), () if dim is None else dim, keepdim)
+    if p == float("-inf"):
+        return amin(E.abs(input), () if dim is None else dim, keepdim)
+    if p == 0:
+        return sum(E.ne(input, 0).to(input.dtype), dim, keepdim)
+    if p == 1:
+        return sum(E.abs(input), dim, keepdim)
+    return E.pow(sum(E.pow(E.abs(input), p), dim, keepdim), 1.0 / p)
+
+
+def dist(input, other, p=2):
+    from ember.ops.elementwise import sub
+
+    return norm(sub(input, other), p)
+
+
+class CumSum(Function):
+    @staticmethod
+    def forward(ctx, x, axis):
+        ctx.axis = axis
+        return np.cumsum(x, axis=axis, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        a = ctx.axis
+        return np.flip(np.cumsum(np.flip(g, a), axis=a), a), None
+
+
+def cumsum(input, dim, *, dtype=None):
+    input = _int_sum_dtype(input, dtype)
+    return CumSum.apply(input, _wrap_dim(dim, input._data.ndim))
+
+
+def cumprod(input, dim, *, dtype=None):
+    input = _int_sum_dtype(input, dtype)
+    axis = _wrap_dim(dim, input._data.ndim)
+    return _CumProd.apply(input, axis)
+
+
+class _CumProd(Function):
+    @staticmethod
+    def forward(ctx, x, axis):
+        y = np.cumprod(x, axis=axis, dtype=x.dtype)
+        ctx.save_for_backward(x, y)
+        ctx.axis = axis
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        a = ctx.axis
+        # Valid where x has no zeros; PyTorch's zero-handling path is not reproduced.
+        s = np.flip(np.cumsum(np.flip(g * y, a), axis=a), a)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(x != 0, s / x, 0).astype(x.dtype), None
+
+
+def _cumext(input, dim, is_max):
+    x = input._data
+    axis = _wrap_dim(dim, x.ndim)
+    f = np.maximum if is_max else np.minimum
+    vals = f.accumulate(x, axis=axis)
+    n = x.shape[axis]
+    ar = np.arange(n).reshape([-1 if i == axis else 1 for i in range(x.ndim)])
+    hit = np.where(x == vals, ar, 0)
+    idx = np.maximum.accumulate(hit, axis=axis).astype(np.int64)
+    from ember.ops.indexing import gather
+
+    v = gather(input, axis, _wrap(idx))
+    return v, _wrap(idx)
+
+
+def cummax(input, dim):
+    return _cumext(input, dim, True)
+
+
+def cummin(input, dim):
+    return _cumext(input, dim, False)
+
+
+def all(input, dim=None, keepdim=False):
+    return _wrap(np.asarray(np.all(input._data, axis=_axes(dim, input._data.ndim), keepdims=keepdim)))
+
+
+def any(input, dim=None, keepdim=False):
+    return _wrap(np.asarray(np.any(input._data, axis=_axes(dim, input._data.ndim), keepdims=keepdim)))
+
+
+def count_nonzero(input, dim=None):
+    return _wrap(np.asarray(np.count_nonzero(input._data, axis=_axes(dim, input._data.ndim)),
+                            dtype=np.int64))
+
+
+def median(input, dim=None, keepdim=False):
+    x = input._data
+    if dim is None:
+        flat = x.reshape(-1)
+        k = (flat.size - 1) // 2
+        i = int(np.argsort(flat, kind="stable")[k])
+        from ember.ops.indexing import take
+
+        return take(input, _wrap(np.array(i)))
+    axis = _wrap_dim(dim, x.ndim)
+    k = (x.shape[axis] - 1) // 2
+    idx = np.take(np.argsort(x, axis=axis, kind="stable"), k, axis=axis)
+    vals = _ExtremeDim.apply(input, axis, keepdim, idx)
+    return return_types_median(vals, _wrap(np.expand_dims(idx, axis) if keepdim else idx))
+
+
+def mode(input, dim=-1, keepdim=False):
+    x = input._data
+    axis = _wrap_dim(dim, x.ndim)
+    xm = np.moveaxis(x, axis, -1)
+    flat = xm.reshape(-1, xm.shape[-1])
+    vals, idxs = [], []
+    for row in flat:
+        u, c = np.unique(row, return_counts=True)
+        v = u[np.argmax(c)]
+        vals.append(v)
+        idxs.append(np.nonzero(row == v)[0][-1])
+    shp = xm.shape[:-1]
+    v = np.array(vals, dtype=x.dtype).reshape(shp)
+    i = np.array(idxs, dtype=np.int64).reshape(shp)
+    if keepdim:
+        v, i = np.expand_dims(v, axis), np.expand_dims(i, axis)
+    return return_types_mode(_wrap(v), _wrap(i))
+
+
+def diff(input, n=1, dim=-1):
+    from ember.ops.elementwise import sub
+    from ember.ops.shape import narrow
+
+    out = input
+    for _ in range(n):
+        m = out.shape[dim]
+        out = sub(narrow(out, dim, 1, m - 1), narrow(out, dim, 0, m - 1))
+    return out

@@ -1,0 +1,16 @@
+import os
+import sys
+
+# Tests import the in-tree package and the harness next to them.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import ember  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    ember.manual_seed(0)
+    np.random.seed(0)
+    yield
