@@ -1,0 +1,3 @@
+"""activation modules (being written)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""attention modules (being written)."""
+
+__all__ = []

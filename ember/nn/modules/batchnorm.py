@@ -1,0 +1,3 @@
+"""batchnorm modules (being written)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""conv modules (being written)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""distance modules (being written)."""
+
+__all__ = []

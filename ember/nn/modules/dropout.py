@@ -1,0 +1,3 @@
+"""dropout modules (being written)."""
+
+__all__ = []

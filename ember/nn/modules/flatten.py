@@ -1,0 +1,3 @@
+"""flatten modules (being written)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""linear modules (being written)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""loss modules (being written)."""
+
+__all__ = []

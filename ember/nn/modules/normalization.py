@@ -1,0 +1,3 @@
+"""normalization modules (being written)."""
+
+__all__ = []

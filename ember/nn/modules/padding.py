@@ -1,0 +1,3 @@
+"""padding modules (being written)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""pixelshuffle modules (being written)."""
+
+__all__ = []

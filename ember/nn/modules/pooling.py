@@ -1,0 +1,3 @@
+"""pooling modules (being written)."""
+
+__all__ = []

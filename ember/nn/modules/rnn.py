@@ -1,0 +1,3 @@
+"""rnn modules (being written)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""sparse modules (being written)."""
+
+__all__ = []

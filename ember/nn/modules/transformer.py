@@ -1,0 +1,3 @@
+"""transformer modules (being written)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""upsampling modules (being written)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""linear ops (being written)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""normalization ops (being written)."""
+
+__all__ = []

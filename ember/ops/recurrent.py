@@ -1,0 +1,3 @@
+"""recurrent ops (being written)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""sampling ops (being written)."""
+
+__all__ = []
