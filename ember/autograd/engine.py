@@ -123,7 +123,7 @@ def run_backward(roots, retain_graph=False, capture=None, accumulate=True):
             grads = (buf[0],)
         else:
             grads = tuple(buf.get(i) for i in range(nout))
-            if None in grads:
+            if any(g is None for g in grads):
                 grads = _materialize(fn, grads)
         if fn._saved:
             if getattr(fn, "_vers", None):
