@@ -32,6 +32,7 @@ from ember.ops.indexing import getitem as _getitem  # noqa: E402,F401
 from ember import autograd  # noqa: E402
 from ember import cuda, accelerator, backends  # noqa: E402
 from ember._lazy import lazy_submodules  # noqa: E402
+from ember._format import set_printoptions  # noqa: E402,F401
 
 del _dtype_mod
 # Python builtins that the dtype names above shadow inside this module stay reachable as builtins.
@@ -56,15 +57,6 @@ def numel(input):
 
 def is_nonzero(input):
     return builtins_bool(input)
-
-
-def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None,
-                     sci_mode=None):
-    import numpy as _np
-
-    kw = {k: v for k, v in dict(precision=precision, threshold=threshold, edgeitems=edgeitems,
-                                 linewidth=linewidth).items() if v is not None}
-    _np.set_printoptions(**kw)
 
 
 def get_num_threads():

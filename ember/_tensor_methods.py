@@ -31,7 +31,8 @@ _SAME = {
        "addcmul addcdiv erf isclose allclose nan_to_num hypot xlogy signbit deg2rad rad2deg "
        "logaddexp",
     R: "sum mean prod max min amax amin argmax argmin var std logsumexp norm cumsum cumprod all "
-       "any count_nonzero nansum nanmean median mode aminmax cummax cummin diff dist",
+       "any count_nonzero nansum nanmean median mode aminmax cummax cummin diff dist softmax "
+       "log_softmax",
     S: "reshape view t flatten unflatten permute transpose swapaxes swapdims movedim moveaxis "
        "squeeze unsqueeze expand expand_as broadcast_to repeat tile flip fliplr flipud roll split "
        "chunk unbind narrow contiguous clone view_as reshape_as repeat_interleave ravel "
@@ -58,19 +59,28 @@ _T.where = _where
 def _add(a, b):
     # Fast path: two tensors of one dtype need no promotion.
     if type(b) is _T and a._data.dtype is b._data.dtype:
-        return E.Add.apply(a, b)
+        try:
+            return E.Add.apply(a, b)
+        except ValueError:
+            E._broadcast_error(a, b)
     return E.add(a, b)
 
 
 def _mul(a, b):
     if type(b) is _T and a._data.dtype is b._data.dtype:
-        return E.Mul.apply(a, b)
+        try:
+            return E.Mul.apply(a, b)
+        except ValueError:
+            E._broadcast_error(a, b)
     return E.mul(a, b)
 
 
 def _sub(a, b):
     if type(b) is _T and a._data.dtype is b._data.dtype and a._data.dtype.kind == "f":
-        return E.Sub.apply(a, b)
+        try:
+            return E.Sub.apply(a, b)
+        except ValueError:
+            E._broadcast_error(a, b)
     return E.sub(a, b)
 
 

@@ -394,7 +394,7 @@ class Tensor:
 
     # ---------------------------------------------------------------- autograd
     def detach(self):
-        return _wrap(self._data)
+        return _view_of(self, _wrap(self._data))
 
     def detach_(self):
         self.grad_fn = None
@@ -513,6 +513,16 @@ def _wrap(arr):
 
 
 _new = object.__new__
+
+
+def _view_of(src, out):
+    """Make ``out`` (a view of ``src``'s memory) share ``src``'s version counter, as PyTorch's
+    views do, so an in-place change through either invalidates what the graph saved of both."""
+    vc = src._vc
+    if vc is None:
+        vc = src._vc = [0]
+    out._vc = vc
+    return out
 
 
 def _rebuild(arr, rg):

@@ -54,7 +54,7 @@ def make_arrays(specs, seed=0, dtype=np.float32, low=None, high=None, positive=F
                 a = rng.standard_normal(s)
                 if positive:
                     a = np.abs(a) + 0.5
-            out.append(a.astype(dtype))
+            out.append(np.asarray(a, dtype=dtype))  # 0-d stays an array (abs() gives a scalar)
         else:
             out.append(s)
     return out

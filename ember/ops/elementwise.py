@@ -159,19 +159,25 @@ def add(input, other, *, alpha=1, out=None):
     if alpha != 1:
         other = mul(other, alpha)
     a, b = _prep(input, other)
-    return Add.apply(a, b)
+    try:
+        return Add.apply(a, b)
+    except ValueError:
+        _broadcast_error(a, b)
 
 
 def sub(input, other, *, alpha=1, out=None):
     if alpha != 1:
         other = mul(other, alpha)
     a, b = _prep(input, other)
-    if a._data.dtype.kind == "b":
+    if (a if isinstance(a, Tensor) else b)._data.dtype.kind == "b":
         raise RuntimeError(
             "Subtraction, the `-` operator, with two bool tensors is not supported. "
             "Use the `^` or `logical_xor()` operator instead."
         )
-    return Sub.apply(a, b)
+    try:
+        return Sub.apply(a, b)
+    except ValueError:
+        _broadcast_error(a, b)
 
 
 def rsub(input, other, *, alpha=1):
@@ -180,7 +186,10 @@ def rsub(input, other, *, alpha=1):
 
 def mul(input, other, *, out=None):
     a, b = _prep(input, other)
-    return Mul.apply(a, b)
+    try:
+        return Mul.apply(a, b)
+    except ValueError:
+        _broadcast_error(a, b)
 
 
 def div(input, other, *, rounding_mode=None, out=None):
@@ -189,14 +198,14 @@ def div(input, other, *, rounding_mode=None, out=None):
     if rounding_mode == "trunc":
         return trunc(div(input, other)) if _is_float(input, other) else _int_div(input, other, "trunc")
     a, b = _prep(input, other)
-    if a._data.dtype.kind != "f":
+    if (a if isinstance(a, Tensor) else b)._data.dtype.kind != "f":
         fd = _dt.get_default_dtype()
-        a = cast(a, fd)
-        if isinstance(b, Tensor):
-            b = cast(b, fd)
-        else:
-            b = float(b)
-    return Div.apply(a, b)
+        a = cast(a, fd) if isinstance(a, Tensor) else float(a)
+        b = cast(b, fd) if isinstance(b, Tensor) else float(b)
+    try:
+        return Div.apply(a, b)
+    except ValueError:
+        _broadcast_error(a, b)
 
 
 def _is_float(a, b):
@@ -224,7 +233,7 @@ def remainder(input, other):
     if a._rg and a._data.dtype.kind == "f":
         # x mod y = x - floor(x/y)*y: differentiable in x with slope 1, in y with -floor(x/y)
         return sub(a, mul(_wrap(np.floor(a._data / bd)), b))
-    return _wrap(np.remainder(a._data, bd))
+    return _nograd(np.remainder, a, b)
 
 
 def fmod(input, other):
@@ -232,11 +241,14 @@ def fmod(input, other):
     bd = b._data if isinstance(b, Tensor) else b
     if a._rg and a._data.dtype.kind == "f":
         return sub(a, mul(_wrap(np.trunc(a._data / bd)), b))
-    return _wrap(np.fmod(a._data, bd))
+    return _nograd(np.fmod, a, b)
 
 
 def _nograd(f, a, b):
-    return _wrap(np.asarray(f(a._data, b._data if isinstance(b, Tensor) else b)))
+    try:
+        return _wrap(np.asarray(f(a._data, b._data if isinstance(b, Tensor) else b)))
+    except ValueError:
+        _broadcast_error(a, b)
 
 
 def pow(input, exponent):
@@ -249,7 +261,10 @@ def pow(input, exponent):
     a, b = _prep(input, exponent)
     if isinstance(b, int) and b < 0 and a._data.dtype.kind in "iu":
         raise RuntimeError("Integers to negative integer powers are not allowed.")
-    return Pow.apply(a, b)
+    try:
+        return Pow.apply(a, b)
+    except ValueError:
+        _broadcast_error(a, b)
 
 
 subtract, multiply, divide, true_divide = sub, mul, div, div
@@ -520,12 +535,18 @@ class _MaxMin(Function):
 
 def maximum(input, other):
     a, b = _prep(input, _as_tensor(other))
-    return _MaxMin.apply(a, b, True)
+    try:
+        return _MaxMin.apply(a, b, True)
+    except ValueError:
+        _broadcast_error(a, b)
 
 
 def minimum(input, other):
     a, b = _prep(input, _as_tensor(other))
-    return _MaxMin.apply(a, b, False)
+    try:
+        return _MaxMin.apply(a, b, False)
+    except ValueError:
+        _broadcast_error(a, b)
 
 
 def fmax(input, other):
@@ -550,13 +571,17 @@ def _cmp(f):
 
 
 def _broadcast_error(a, b):
-    sa = tuple(a.shape)
+    """Raise PyTorch's broadcast error for ``a`` and ``b``; called from an ``except ValueError``
+    so that the check costs nothing when shapes agree. Other ValueErrors propagate unchanged."""
+    sa = tuple(a.shape) if isinstance(a, Tensor) else ()
     sb = tuple(b.shape) if isinstance(b, Tensor) else ()
+    x, y, dim = _mismatch(sa, sb)
+    if x == y:
+        raise
     raise RuntimeError(
-        f"The size of tensor a ({_mismatch(sa, sb)[0]}) must match the size of tensor b "
-        f"({_mismatch(sa, sb)[1]}) at non-singleton dimension {_mismatch(sa, sb)[2]}; shapes "
-        f"{list(sa)} and {list(sb)} cannot be broadcast together"
-    )
+        f"The size of tensor a ({x}) must match the size of tensor b ({y}) at non-singleton "
+        f"dimension {dim}; shapes {list(sa)} and {list(sb)} cannot be broadcast together"
+    ) from None
 
 
 def _mismatch(sa, sb):
@@ -583,8 +608,9 @@ def equal(input, other):
 
 def _logical(f):
     def op(input, other):
-        bd = other._data if isinstance(other, Tensor) else other
-        return _wrap(np.asarray(f(input._data, bd)))
+        if not isinstance(input, Tensor):
+            input = _as_tensor(input)
+        return _nograd(f, input, other)
 
     return op
 
@@ -603,8 +629,7 @@ def _bitwise(f):
         a, b = _prep(input, other)
         if a._data.dtype.kind == "f":
             raise RuntimeError(f"\"{f.__name__}_cpu\" not implemented for '{a.dtype.name}'")
-        bd = b._data if isinstance(b, Tensor) else b
-        return _wrap(np.asarray(f(a._data, bd)))
+        return _nograd(f, a, b)
 
     return op
 
@@ -682,7 +707,15 @@ def where(condition, input=None, other=None):
     a, b = _prep(input, other)
     if not isinstance(a, Tensor):
         a = _as_tensor(a)
-    return Where.apply(_wrap(c), a, b)
+    try:
+        return Where.apply(_wrap(c), a, b)
+    except ValueError:
+        shapes = [list(c.shape), list(a._data.shape),
+                  list(b._data.shape) if isinstance(b, Tensor) else []]
+        raise RuntimeError(
+            f"where(): condition, input and other of shapes {shapes[0]}, {shapes[1]} and "
+            f"{shapes[2]} cannot be broadcast together"
+        ) from None
 
 
 def lerp(input, end, weight):
@@ -701,7 +734,10 @@ def atan2(input, other):
     y, x = _prep(input, _as_tensor(other))
     if y._data.dtype.kind != "f":
         y, x = cast(y, _dt.get_default_dtype()), cast(x, _dt.get_default_dtype())
-    return _Atan2.apply(y, x)
+    try:
+        return _Atan2.apply(y, x)
+    except ValueError:
+        _broadcast_error(y, x)
 
 
 class _Atan2(Function):

@@ -9,7 +9,7 @@ import numpy as np
 
 from ember.autograd.function import Function
 from ember.backend import unbroadcast
-from ember.tensor import Tensor, _wrap, _wrap_dim
+from ember.tensor import Tensor, _view_of, _wrap, _wrap_dim
 
 __all__ = [
     "getitem", "setitem", "index_select", "gather", "scatter", "scatter_add", "scatter_reduce",
@@ -119,8 +119,10 @@ class GetItem(Function):
 def getitem(input, idx):
     index, basic = _convert_index(idx, input._data.shape)
     if not input._rg:
-        return _wrap(np.asarray(input._data[index]))
-    return GetItem.apply(input, index, basic)
+        out = _wrap(np.asarray(input._data[index]))
+    else:
+        out = GetItem.apply(input, index, basic)
+    return _view_of(input, out) if basic else out
 
 
 class SetItem(Function):

@@ -14,6 +14,7 @@ __all__ = [
     "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var", "std",
     "var_mean", "std_mean", "logsumexp", "norm", "cumsum", "cumprod", "all", "any", "count_nonzero",
     "nansum", "nanmean", "median", "mode", "aminmax", "cummax", "cummin", "diff", "dist",
+    "softmax", "log_softmax",
 ]
 
 _ndarray = np.ndarray
@@ -338,6 +339,64 @@ def logsumexp(input, dim, keepdim=False):
     if input._data.dtype.kind != "f":
         input = input.to(_dt.get_default_dtype())
     return LogSumExp.apply(input, _axes(dim, input._data.ndim), keepdim)
+
+
+class Softmax(Function):
+    @staticmethod
+    def forward(ctx, x, axis):
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        e /= e.sum(axis=axis, keepdims=True)
+        ctx.save_for_backward(e)
+        ctx.axis = axis
+        return e
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        gy = g * y
+        return gy - y * gy.sum(axis=ctx.axis, keepdims=True), None
+
+
+class LogSoftmax(Function):
+    @staticmethod
+    def forward(ctx, x, axis):
+        z = x - x.max(axis=axis, keepdims=True)
+        z -= np.log(np.exp(z).sum(axis=axis, keepdims=True))
+        ctx.save_for_backward(z)
+        ctx.axis = axis
+        return z
+
+    @staticmethod
+    def backward(ctx, g):
+        (z,) = ctx.saved_tensors
+        return g - np.exp(z) * g.sum(axis=ctx.axis, keepdims=True), None
+
+
+def _softmax_input(input, dim, dtype, name):
+    if dim is None:
+        raise TypeError(f"{name}() missing required argument 'dim' (int)")
+    if dtype is not None:
+        input = input.to(dtype)
+    elif input._data.dtype.kind != "f":
+        raise RuntimeError(f'"{name}_lastdim_kernel_impl" not implemented for '
+                           f"'{input.dtype.name.capitalize()}'")
+    return input, _wrap_dim(dim, input._data.ndim)
+
+
+def softmax(input, dim=None, dtype=None):
+    """``exp(x) / exp(x).sum(dim, keepdim=True)``, computed stably (``ember.softmax(x, dim=-1)``)."""
+    input, axis = _softmax_input(input, dim, dtype, "softmax")
+    if input._data.ndim == 0:
+        return Softmax.apply(input, None)
+    return Softmax.apply(input, axis)
+
+
+def log_softmax(input, dim=None, dtype=None):
+    """``x - logsumexp(x, dim, keepdim=True)`` (``ember.log_softmax(x, dim=-1)``)."""
+    input, axis = _softmax_input(input, dim, dtype, "log_softmax")
+    if input._data.ndim == 0:
+        return LogSoftmax.apply(input, None)
+    return LogSoftmax.apply(input, axis)
 
 
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None):

@@ -8,7 +8,7 @@ import numpy as np
 
 from ember.autograd.function import Function
 from ember.backend import unbroadcast
-from ember.tensor import Tensor, _wrap, _wrap_dim
+from ember.tensor import Tensor, _view_of, _wrap, _wrap_dim
 
 __all__ = [
     "reshape", "view", "t", "flatten", "unflatten", "permute", "transpose", "swapaxes", "swapdims",
@@ -59,9 +59,16 @@ def _resolve_shape(x, shape, what):
 
 def reshape(input, *shape):
     shape = _resolve_shape(input, _shape_arg(shape), "reshape")
-    if shape == input._data.shape:
-        return Reshape.apply(input, shape) if input._rg else _wrap(input._data)
-    return Reshape.apply(input, shape)
+    if shape == input._data.shape and not input._rg:
+        return _view_of(input, _wrap(input._data))
+    return _reshaped(input, Reshape.apply(input, shape))
+
+
+def _reshaped(input, out):
+    # reshape is a view when NumPy could reshape without copying (as in PyTorch).
+    if np.may_share_memory(out._data, input._data):
+        _view_of(input, out)
+    return out
 
 
 def view(input, *shape):
@@ -79,7 +86,7 @@ def view(input, *shape):
                 "view size is not compatible with input tensor's size and stride (at least one "
                 "dimension spans across two contiguous subspaces). Use .reshape(...) instead."
             ) from None
-    return Reshape.apply(input, shape)
+    return _view_of(input, Reshape.apply(input, shape))
 
 
 def view_as(input, other):
@@ -99,7 +106,7 @@ def flatten(input, start_dim=0, end_dim=-1):
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
     sh = input._data.shape
     new = sh[:s] + (int(np.prod(sh[s:e + 1])),) + sh[e + 1:]
-    return Reshape.apply(input, new)
+    return _reshaped(input, Reshape.apply(input, new))
 
 
 def ravel(input):
@@ -119,7 +126,7 @@ def unflatten(input, dim, sizes):
             f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} "
             f"({sh[d]}) in the input tensor"
         )
-    return Reshape.apply(input, sh[:d] + sizes + sh[d + 1:])
+    return _reshaped(input, Reshape.apply(input, sh[:d] + sizes + sh[d + 1:]))
 
 
 class Permute(Function):
@@ -145,7 +152,7 @@ def permute(input, *dims):
     axes = tuple(_wrap_dim(d, nd) for d in dims)
     if len(set(axes)) != nd:
         raise RuntimeError("permute(): duplicate dims are not allowed.")
-    return Permute.apply(input, axes)
+    return _view_of(input, Permute.apply(input, axes))
 
 
 def transpose(input, dim0, dim1):
@@ -155,7 +162,7 @@ def transpose(input, dim0, dim1):
     a, b = _wrap_dim(dim0, nd), _wrap_dim(dim1, nd)
     axes = list(range(nd))
     axes[a], axes[b] = axes[b], axes[a]
-    return Permute.apply(input, tuple(axes))
+    return _view_of(input, Permute.apply(input, tuple(axes)))
 
 
 swapaxes = swapdims = transpose
@@ -165,7 +172,7 @@ def t(input):
     nd = input._data.ndim
     if nd > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {nd}D")
-    return input if nd < 2 else Permute.apply(input, (1, 0))
+    return input if nd < 2 else _view_of(input, Permute.apply(input, (1, 0)))
 
 
 def movedim(input, source, destination):
@@ -177,7 +184,7 @@ def movedim(input, source, destination):
     order = [i for i in range(nd) if i not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
-    return Permute.apply(input, tuple(order))
+    return _view_of(input, Permute.apply(input, tuple(order)))
 
 
 moveaxis = movedim
@@ -191,13 +198,13 @@ def squeeze(input, dim=None):
         dims = (dim,) if isinstance(dim, int) else tuple(dim)
         dims = {_wrap_dim(d, len(sh)) for d in dims}
         new = tuple(s for i, s in enumerate(sh) if not (i in dims and s == 1))
-    return Reshape.apply(input, new)
+    return _view_of(input, Reshape.apply(input, new))
 
 
 def unsqueeze(input, dim):
     sh = input._data.shape
     d = _wrap_dim(dim, len(sh) + 1)
-    return Reshape.apply(input, sh[:d] + (1,) + sh[d:])
+    return _view_of(input, Reshape.apply(input, sh[:d] + (1,) + sh[d:]))
 
 
 class Expand(Function):
@@ -234,7 +241,7 @@ def expand(input, *sizes):
                 f"non-singleton dimension {i}.  Target sizes: {list(sizes)}.  Tensor sizes: {list(sh)}"
             )
         new.append(s)
-    return Expand.apply(input, tuple(new))
+    return _view_of(input, Expand.apply(input, tuple(new)))
 
 
 def expand_as(input, other):
@@ -288,7 +295,7 @@ class Flip(Function):
     @staticmethod
     def forward(ctx, x, axes):
         ctx.axes = axes
-        return np.flip(x, axes)
+        return np.flip(x, axes).copy()  # PyTorch's flip copies; a NumPy view would alias x
 
     @staticmethod
     def backward(ctx, g):
@@ -494,7 +501,13 @@ def split(tensor, split_size_or_sections, dim=0):
                 f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's size "
                 f"at dimension {dim}), but got split_sizes={sizes}"
             )
-    return SplitOp.apply(tensor, axis, _split_bounds(n, sizes), False)
+    return _views_of(tensor, SplitOp.apply(tensor, axis, _split_bounds(n, sizes), False))
+
+
+def _views_of(input, outs):
+    for o in outs:
+        _view_of(input, o)
+    return outs
 
 
 def tensor_split(input, indices_or_sections, dim=0):
@@ -507,7 +520,7 @@ def tensor_split(input, indices_or_sections, dim=0):
     else:
         idx = [0] + list(indices_or_sections) + [n]
         sizes = [max(0, min(b, n) - min(a, n)) for a, b in zip(idx[:-1], idx[1:])]
-    return SplitOp.apply(input, axis, _split_bounds(n, sizes), False)
+    return _views_of(input, SplitOp.apply(input, axis, _split_bounds(n, sizes), False))
 
 
 def dsplit(input, sections):
@@ -525,7 +538,7 @@ def chunk(input, chunks, dim=0):
 def unbind(input, dim=0):
     axis = _wrap_dim(dim, input._data.ndim)
     n = input._data.shape[axis]
-    return SplitOp.apply(input, axis, [(i, i + 1) for i in range(n)], True)
+    return _views_of(input, SplitOp.apply(input, axis, [(i, i + 1) for i in range(n)], True))
 
 
 def narrow(input, dim, start, length):
@@ -538,7 +551,7 @@ def narrow(input, dim, start, length):
         raise IndexError(
             f"start ({start}) + length ({length}) exceeds dimension size ({n})."
         )
-    return _Slice.apply(input, axis, start, start + length, False)
+    return _view_of(input, _Slice.apply(input, axis, start, start + length, False))
 
 
 class Clone(Function):

@@ -1,0 +1,185 @@
+"""Elementwise ops against torch: forward, every input gradient, broadcasting, non-contiguous
+inputs, hypothesis shapes, and float64 gradcheck."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import mutually_broadcastable_shapes
+
+import ember
+from tests.harness import check_gradcheck, check_op
+
+BINARY = {
+    "add": lambda t, a, b: a + b,
+    "radd": lambda t, a, b: 2.5 + a + b,
+    "sub": lambda t, a, b: a - b,
+    "rsub": lambda t, a, b: 1.5 - a - b,
+    "mul": lambda t, a, b: a * b,
+    "rmul": lambda t, a, b: 3 * a * b,
+    "div": lambda t, a, b: a / b,
+    "rdiv": lambda t, a, b: 2.0 / (a * a + 1) + b,
+    "add_fn": lambda t, a, b: t.add(a, b, alpha=2),
+    "sub_fn": lambda t, a, b: t.sub(a, b, alpha=0.5),
+    "mul_fn": lambda t, a, b: t.mul(a, b),
+    "div_fn": lambda t, a, b: t.div(a, b),
+    "maximum": lambda t, a, b: t.maximum(a, b),
+    "minimum": lambda t, a, b: t.minimum(a, b),
+    "atan2": lambda t, a, b: t.atan2(a, b),
+    "where": lambda t, a, b: t.where(a > b, a, b),
+    "lerp": lambda t, a, b: t.lerp(a, b, 0.3),
+    "hypot": lambda t, a, b: t.hypot(a, b),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+def test_binary_broadcast_transposed(name):
+    fn = BINARY[name]
+    check_op([(3, 1, 4), (2, 4)], fn)
+    check_op([(4, 3), (4, 3)], fn, transpose=(0, 1))
+    check_op([(5, 2), (1, 2)], fn, transpose=(0,))
+    check_gradcheck([(3, 1, 4), (2, 4)], fn)
+
+
+def test_pow_forms():
+    check_op([(3, 4), (3, 4)], lambda t, a, b: a ** b, positive=True)
+    check_op([(3, 4), (4,)], lambda t, a, b: t.pow(a, b), positive=True, transpose=(0,))
+    check_op([(3, 4)], lambda t, a: a ** 3)
+    check_op([(3, 4)], lambda t, a: a ** 2.5, positive=True)
+    check_op([(3, 4)], lambda t, a: a ** 0)
+    check_op([(3, 4)], lambda t, a: 2.0 ** a)
+    check_op([(3, 4)], lambda t, a: t.pow(a, -1.5), positive=True)
+    check_gradcheck([(3, 4), (3, 4)], lambda t, a, b: a ** b, positive=True)
+    check_gradcheck([(3, 4)], lambda t, a: 1.7 ** a)
+    check_gradcheck([(3, 4)], lambda t, a: a ** 3)
+
+
+@settings(max_examples=25, deadline=None)
+@given(shapes=mutually_broadcastable_shapes(num_shapes=2, max_dims=4, max_side=4),
+       op=st.sampled_from(["add", "sub", "mul", "div", "maximum", "where"]))
+def test_binary_hypothesis_shapes(shapes, op):
+    sa, sb = shapes.input_shapes
+    check_op([sa, sb], BINARY[op])
+
+
+UNARY = {
+    # name: (fn, data options)
+    "exp": (lambda t, x: t.exp(x), {}),
+    "log": (lambda t, x: t.log(x), {"positive": True}),
+    "log1p": (lambda t, x: t.log1p(x), {"positive": True}),
+    "expm1": (lambda t, x: t.expm1(x), {}),
+    "sqrt": (lambda t, x: t.sqrt(x), {"positive": True}),
+    "rsqrt": (lambda t, x: t.rsqrt(x), {"positive": True}),
+    "abs": (lambda t, x: t.abs(x), {}),
+    "sign": (lambda t, x: t.sign(x), {}),
+    "neg": (lambda t, x: -x, {}),
+    "reciprocal": (lambda t, x: t.reciprocal(x), {"positive": True}),
+    "sin": (lambda t, x: t.sin(x), {}),
+    "cos": (lambda t, x: t.cos(x), {}),
+    "tan": (lambda t, x: t.tan(x), {"low": -1.2, "high": 1.2}),
+    "tanh": (lambda t, x: t.tanh(x), {}),
+    "sigmoid": (lambda t, x: t.sigmoid(x), {}),
+    "relu": (lambda t, x: t.relu(x), {}),
+    "floor": (lambda t, x: t.floor(x), {}),
+    "ceil": (lambda t, x: t.ceil(x), {}),
+    "round": (lambda t, x: t.round(x), {}),
+    "trunc": (lambda t, x: t.trunc(x), {}),
+    "clamp": (lambda t, x: t.clamp(x, -0.5, 0.7), {}),
+    "clamp_min": (lambda t, x: t.clamp(x, min=-0.2), {}),
+    "clamp_max": (lambda t, x: x.clamp(max=0.3), {}),
+    "clip": (lambda t, x: t.clip(x, -0.5, 0.5), {}),
+    "square": (lambda t, x: t.square(x), {}),
+    "exp2": (lambda t, x: t.exp2(x), {}),
+    "log2": (lambda t, x: t.log2(x), {"positive": True}),
+    "log10": (lambda t, x: t.log10(x), {"positive": True}),
+    "asin": (lambda t, x: t.asin(x), {"low": -0.9, "high": 0.9}),
+    "acos": (lambda t, x: t.acos(x), {"low": -0.9, "high": 0.9}),
+    "atan": (lambda t, x: t.atan(x), {}),
+    "sinh": (lambda t, x: t.sinh(x), {}),
+    "cosh": (lambda t, x: t.cosh(x), {}),
+    "erf": (lambda t, x: t.erf(x), {}),
+    "frac": (lambda t, x: t.frac(x), {}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_unary(name):
+    fn, opts = UNARY[name]
+    check_op([(3, 5)], fn, **opts)
+    check_op([(4, 3)], fn, transpose=(0,), **opts)
+    check_op([()], fn, seed=3, **opts)
+    check_gradcheck([(3, 4)], fn, **opts)
+
+
+def test_unary_methods_match_functions():
+    x = ember.randn(3, 4).abs() + 0.1
+    for name in ["exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "abs", "sign", "neg",
+                 "reciprocal", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "floor", "ceil",
+                 "round", "trunc"]:
+        np.testing.assert_array_equal(getattr(x, name)().numpy(), getattr(ember, name)(x).numpy())
+
+
+@settings(max_examples=15, deadline=None)
+@given(shape=st.lists(st.integers(1, 4), min_size=0, max_size=4).map(tuple),
+       name=st.sampled_from(["exp", "tanh", "sigmoid", "relu", "abs", "sin", "clamp"]))
+def test_unary_hypothesis_shapes(shape, name):
+    fn, opts = UNARY[name]
+    check_op([shape], fn, **opts)
+
+
+def test_unary_on_integers_promotes_like_torch():
+    for fn in (lambda t, x: t.exp(x), lambda t, x: t.sqrt(x), lambda t, x: t.sigmoid(x),
+               lambda t, x: x / 2, lambda t, x: x * 1.5, lambda t, x: t.abs(x), lambda t, x: -x,
+               lambda t, x: x + True, lambda t, x: t.clamp(x, 1, 3), lambda t, x: t.relu(x)):
+        a = np.array([[1, 2, 3], [4, 5, 6]])
+        check_op([a], fn, grad=False)
+
+
+def test_comparisons_and_logical():
+    cmps = [lambda t, a, b: a == b, lambda t, a, b: a != b, lambda t, a, b: a < b,
+            lambda t, a, b: a <= b, lambda t, a, b: a > b, lambda t, a, b: a >= b,
+            lambda t, a, b: t.eq(a, b), lambda t, a, b: t.gt(a, 0.1), lambda t, a, b: a < 0,
+            lambda t, a, b: t.logical_and(a > 0, b > 0), lambda t, a, b: t.logical_or(a > 0, b > 0),
+            lambda t, a, b: t.logical_xor(a > 0, b > 0), lambda t, a, b: t.logical_not(a > 0),
+            lambda t, a, b: (a > 0) & (b > 0), lambda t, a, b: (a > 0) | (b > 0),
+            lambda t, a, b: (a > 0) ^ (b > 0), lambda t, a, b: ~(a > 0),
+            lambda t, a, b: t.isnan(a / b), lambda t, a, b: t.isfinite(a),
+            lambda t, a, b: t.isclose(a, b)]
+    a = np.array([[1., 2., -3.], [0., 5., 6.]], dtype=np.float32)
+    b = np.array([1., -2., 3.], dtype=np.float32)
+    for fn in cmps:
+        check_op([a, b], fn, grad=False)
+    assert ember.equal(ember.tensor([1, 2]), ember.tensor([1, 2]))
+    assert not ember.equal(ember.tensor([1, 2]), ember.tensor([1, 3]))
+    assert ember.allclose(ember.tensor([1.0]), ember.tensor([1.0 + 1e-9]))
+
+
+def test_bitwise_int():
+    a = np.array([1, 6, 12], dtype=np.int64)
+    b = np.array([3, 5, 10], dtype=np.int64)
+    for fn in (lambda t, x, y: x & y, lambda t, x, y: x | y, lambda t, x, y: x ^ y,
+               lambda t, x, y: ~x, lambda t, x, y: x // y, lambda t, x, y: x % y,
+               lambda t, x, y: x * y, lambda t, x, y: x - y, lambda t, x, y: x / y):
+        check_op([a, b], fn, grad=False)
+
+
+def test_remainder_floor_divide_float():
+    check_op([(3, 4), (3, 4)], lambda t, a, b: t.remainder(a, b.abs() + 0.5))
+    check_op([(3, 4), (3, 4)], lambda t, a, b: t.fmod(a, b.abs() + 0.5))
+    check_op([(3, 4)], lambda t, a: a % 0.7)
+
+
+def test_maximum_ties_split_gradient():
+    check_op([np.array([1., 2., 3.], np.float32), np.array([1., 0., 3.], np.float32)],
+             lambda t, a, b: t.maximum(a, b))
+
+
+def test_where_scalar_branch_and_addcmul():
+    check_op([(3, 4), (4,)], lambda t, a, b: t.where(a > 0, a, 0.0))
+    check_op([(3, 4), (3, 4), (4,)], lambda t, a, b, c: t.addcmul(a, b, c, value=0.5))
+    check_op([(3, 4), (3, 4), (4,)], lambda t, a, b, c: t.addcdiv(a, b, c.abs() + 1, value=2))
+
+
+def test_clamp_tensor_bounds():
+    check_op([(3, 4), (4,), (4,)], lambda t, x, lo, hi: t.clamp(x, lo, lo + hi.abs()))
