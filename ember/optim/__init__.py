@@ -1,0 +1,18 @@
+"""``ember.optim``: PyTorch's optimizers and learning-rate schedulers.
+
+    opt = ember.optim.AdamW(model.parameters(), lr=3e-4)
+    sched = ember.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=100)
+"""
+
+from ember.optim import lr_scheduler
+from ember.optim.adadelta import Adadelta
+from ember.optim.adagrad import Adagrad
+from ember.optim.adam import Adam
+from ember.optim.adamax import Adamax
+from ember.optim.adamw import AdamW
+from ember.optim.optimizer import Optimizer
+from ember.optim.rmsprop import RMSprop
+from ember.optim.sgd import SGD
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax",
+           "lr_scheduler"]
