@@ -1,3 +1,379 @@
-"""recurrent ops (being written)."""
+"""Recurrent layers as fused ops: one graph node per layer and direction over the whole sequence.
+
+Each op takes a time-major input ``x`` (T, B, I) and PyTorch's weights (``w_ih`` (G*H, I),
+``w_hh`` (G*H, H), biases (G*H,) or None) and returns ``(out (T, B, H), h_n (B, H)[, c_n])``.
+The forward pass computes the input projection of all time steps as ONE matmul before the loop, so
+the loop only does ``h @ W_hh.T`` and a few in-place elementwise calls on preallocated buffers.
+The backward pass runs the loop over time for the gate gradients only; the weight gradients are
+single matmuls over all steps afterwards (``dW_ih = dG.T @ X``, ``dW_hh = dG[1:].T @ H[:-1]``).
+
+Internally LSTM gates are reordered from PyTorch's (i, f, g, o) to (o, i, f, g) so the three
+sigmoid gates are contiguous, and their weight rows are pre-scaled by 0.5: one ``tanh`` over all
+four gates then gives ``sigmoid(x) = 0.5 * tanh(x / 2) + 0.5`` for three of them. GRU does the
+same for (r, z). Gradients are mapped back to PyTorch's layout before they leave the op.
+
+``ember.nn.LSTM`` / ``GRU`` / ``RNN`` and the cells are the public face (``torch.nn.functional``
+has no recurrent functions, so neither does ``ember.nn.functional``)::
+
+    out, h_n, c_n = LSTMLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, None, False)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ember.autograd.function import Function
 
 __all__ = []
+
+_LSTM_PERM = [3, 0, 1, 2]  # internal gate k is PyTorch gate _LSTM_PERM[k]: (o, i, f, g)
+_LSTM_INV = [1, 2, 3, 0]
+
+
+def _blocks(w, perm, n):
+    """Rows of ``w`` regrouped in ``n`` gate blocks taken in ``perm`` order (a fresh array)."""
+    return w.reshape((n, -1) + w.shape[1:])[perm].reshape(w.shape)
+
+
+def _prep_input(x, reverse):
+    """(T*B, I) contiguous input rows in processing order (time reversed for ``reverse``)."""
+    if reverse:
+        x = x[::-1]
+    return np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+
+
+def _weight_grads(dG, x2, hall, h0, need, perm=None):
+    """(d w_ih, d w_hh, d b) from the pre-activation gradients ``dG`` (T, B, G*H) of all steps:
+    one matmul each. ``hall`` holds the outputs (h_1..h_T); ``need`` flags the three results;
+    ``perm`` maps internal gate blocks back to PyTorch's order."""
+    T, B, GH = dG.shape
+    dG2 = dG.reshape(T * B, GH)
+    dwi = dwh = db = None
+    if need[0]:
+        dwi = dG2.T @ x2
+    if need[1]:
+        P = hall.shape[-1]
+        if T > 1:
+            dwh = dG2[B:].T @ hall[:-1].reshape(-1, P)
+            if h0 is not None:
+                dwh += dG2[:B].T @ h0
+        else:
+            dwh = dG2.T @ h0 if h0 is not None else np.zeros((GH, P), dG.dtype)
+    if need[2]:
+        db = dG2.sum(0)
+    if perm is not None:
+        n = len(perm)
+        dwi = None if dwi is None else _blocks(dwi, perm, n)
+        dwh = None if dwh is None else _blocks(dwh, perm, n)
+        db = None if db is None else _blocks(db, perm, n)
+    return dwi, dwh, db
+
+
+def _flip(a, reverse):
+    return a[::-1] if reverse else a
+
+
+class LSTMLayer(Function):
+    """One LSTM layer, one direction: (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse)."""
+
+    @staticmethod
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse):
+        T, B = x.shape[0], x.shape[1]
+        H = w_ih.shape[0] // 4
+        P = w_hh.shape[1]
+        dt = x.dtype
+        x2 = _prep_input(x, reverse)
+        wi = _blocks(w_ih, _LSTM_PERM, 4)
+        wh = _blocks(w_hh, _LSTM_PERM, 4)
+        wi_s = wi.copy()
+        wi_s[: 3 * H] *= 0.5
+        whT_s = wh.copy()
+        whT_s[: 3 * H] *= 0.5
+        whT_s = whT_s.T
+        A = (x2 @ wi_s.T).reshape(T, B, 4 * H)
+        if b_ih is not None:
+            b = _blocks(b_ih + b_hh, _LSTM_PERM, 4)
+            b[: 3 * H] *= 0.5
+            A += b
+        C = np.empty((T + 1, B, H), dt)
+        if c0 is None:
+            C[0] = 0
+        else:
+            C[0] = c0
+        TC = np.empty((T, B, H), dt)
+        out = np.empty((T, B, P), dt)
+        HR = out if w_hr is None else np.empty((T, B, H), dt)
+        buf = np.empty((B, 4 * H), dt)
+        tmp = np.empty((B, H), dt)
+        h = h0
+        for t in range(T):
+            g = A[t]
+            if h is not None:
+                np.matmul(h, whT_s, out=buf)
+                g += buf
+            np.tanh(g, out=g)
+            s = g[:, : 3 * H]
+            s *= 0.5
+            s += 0.5
+            c = C[t + 1]
+            np.multiply(g[:, 2 * H : 3 * H], C[t], out=c)
+            np.multiply(g[:, H : 2 * H], g[:, 3 * H :], out=tmp)
+            c += tmp
+            np.tanh(c, out=TC[t])
+            np.multiply(g[:, :H], TC[t], out=HR[t])
+            if w_hr is not None:
+                np.matmul(HR[t], w_hr.T, out=out[t])
+            h = out[t]
+        ctx._nout = 3
+        ctx.reverse, ctx.dims = reverse, (T, B, H, P)
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(x2, h0, A, C, TC, out, HR, wi, wh, w_hr)
+        return _flip(out, reverse), out[T - 1].copy(), C[T].copy()
+
+    @staticmethod
+    def backward(ctx, dout, dh_n, dc_n):
+        x2, h0, A, C, TC, out, HR, wi, wh, w_hr = ctx.saved_tensors
+        T, B, H, P = ctx.dims
+        dt = A.dtype
+        nig = ctx.needs_input_grad
+        if dout is not None:
+            dout = _flip(dout, ctx.reverse)
+        A4 = A.reshape(T, B, 4, H)
+        # Per-step factors for all steps at once (whole-array calls, outside the time loop):
+        # dpre_o = dh * tc*o(1-o); dpre_{i,f,g} = dc * {g*i(1-i), c_prev*f(1-f), i*(1-g^2)};
+        # dc = dh * o*(1-tc^2) + dc_next.
+        F = np.empty((T, B, 4, H), dt)
+        S = F[:, :, :3]
+        np.subtract(1, A4[:, :, :3], out=S)
+        S *= A4[:, :, :3]
+        F[:, :, 0] *= TC
+        F[:, :, 1] *= A4[:, :, 3]
+        F[:, :, 2] *= C[:-1]
+        Fg = F[:, :, 3]
+        np.multiply(A4[:, :, 3], A4[:, :, 3], out=Fg)
+        np.subtract(1, Fg, out=Fg)
+        Fg *= A4[:, :, 1]
+        K = np.multiply(TC, TC)
+        np.subtract(1, K, out=K)
+        K *= A4[:, :, 0]
+        dG = np.empty((T, B, 4 * H), dt)
+        dG4 = dG.reshape(T, B, 4, H)
+        dh_buf = np.empty((B, P), dt)
+        dhr = np.empty((B, P), dt)
+        dc, dcn = np.empty((B, H), dt), np.empty((B, H), dt)
+        dhh = np.empty((B, H), dt) if w_hr is not None else None
+        dHP = np.empty((T, B, P), dt) if w_hr is not None else None
+        need_h0 = h0 is not None and nig[1]
+        dh_rec, dc_next = dh_n, dc_n
+        for t in range(T - 1, -1, -1):
+            if dout is None:
+                dh = dh_rec if dh_rec is not None else np.zeros((B, P), dt)
+            elif dh_rec is None:
+                dh = dout[t]
+            else:
+                dh = np.add(dout[t], dh_rec, out=dh_buf)
+            if w_hr is not None:
+                dHP[t] = dh
+                dh = np.matmul(dh, w_hr, out=dhh)
+            np.multiply(dh, F[t, :, 0], out=dG4[t, :, 0])
+            np.multiply(dh, K[t], out=dc)
+            if dc_next is not None:
+                dc += dc_next
+            np.multiply(dc[:, None, :], F[t, :, 1:], out=dG4[t, :, 1:])
+            dc_next = np.multiply(dc, A4[t, :, 2], out=dcn)
+            if t > 0 or need_h0:
+                dh_rec = np.matmul(dG[t], wh, out=dhr)
+        dx = None
+        if nig[0]:
+            dx = _flip((dG.reshape(T * B, 4 * H) @ wi).reshape(T, B, -1), ctx.reverse)
+        dwi, dwh, db = _weight_grads(dG, x2, out, h0, (nig[3], nig[4], nig[5] or nig[6]), _LSTM_INV)
+        dwr = None
+        if w_hr is not None and nig[7]:
+            dwr = dHP.reshape(T * B, P).T @ HR.reshape(T * B, H)
+        dh0 = dh_rec if need_h0 else None
+        dc0 = dc_next if nig[2] else None
+        return (dx, dh0, dc0, dwi, dwh, db if nig[5] else None, db if nig[6] else None, dwr,
+                None)
+
+
+class GRULayer(Function):
+    """One GRU layer, one direction: (x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> (out, h_n).
+
+    PyTorch's gates: r, z = sigmoid(.), n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),
+    h' = (1 - z) * n + z * h.
+    """
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, reverse):
+        T, B = x.shape[0], x.shape[1]
+        H = w_hh.shape[1]
+        dt = x.dtype
+        x2 = _prep_input(x, reverse)
+        wi_s = w_ih.copy()
+        wi_s[: 2 * H] *= 0.5
+        whT_s = w_hh.copy()
+        whT_s[: 2 * H] *= 0.5
+        whT_s = whT_s.T
+        A = (x2 @ wi_s.T).reshape(T, B, 3 * H)
+        bhn = None
+        if b_ih is not None:
+            b = b_ih.copy()
+            b[: 2 * H] += b_hh[: 2 * H]
+            b[: 2 * H] *= 0.5
+            A += b
+            bhn = b_hh[2 * H :]
+        GHN = np.empty((T, B, H), dt)
+        out = np.empty((T, B, H), dt)
+        buf = np.empty((B, 3 * H), dt)
+        h = h0 if h0 is not None else np.zeros((B, H), dt)
+        for t in range(T):
+            g = A[t]
+            np.matmul(h, whT_s, out=buf)
+            rz = g[:, : 2 * H]
+            rz += buf[:, : 2 * H]
+            np.tanh(rz, out=rz)
+            rz *= 0.5
+            rz += 0.5
+            ghn = GHN[t]
+            if bhn is None:
+                ghn[...] = buf[:, 2 * H :]
+            else:
+                np.add(buf[:, 2 * H :], bhn, out=ghn)
+            n = g[:, 2 * H :]
+            np.multiply(g[:, :H], ghn, out=buf[:, :H])
+            n += buf[:, :H]
+            np.tanh(n, out=n)
+            o = out[t]
+            np.subtract(h, n, out=o)
+            o *= g[:, H : 2 * H]
+            o += n
+            h = o
+        ctx._nout = 2
+        ctx.reverse, ctx.dims = reverse, (T, B, H)
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(x2, h0, A, GHN, out, w_ih, w_hh)
+        return _flip(out, reverse), out[T - 1].copy()
+
+    @staticmethod
+    def backward(ctx, dout, dh_n):
+        x2, h0, A, GHN, out, w_ih, w_hh = ctx.saved_tensors
+        T, B, H = ctx.dims
+        dt = A.dtype
+        nig = ctx.needs_input_grad
+        if dout is not None:
+            dout = _flip(dout, ctx.reverse)
+        A3 = A.reshape(T, B, 3, H)
+        r, z, n = A3[:, :, 0], A3[:, :, 1], A3[:, :, 2]
+        # dpre_r = dpre_n * ghn*r(1-r); dpre_z = dh * (h_prev-n)*z(1-z); dpre_n = dh * (1-z)(1-n^2)
+        F = np.empty((T, B, 3, H), dt)
+        S = F[:, :, :2]
+        np.subtract(1, A3[:, :, :2], out=S)
+        S *= A3[:, :, :2]
+        F[:, :, 0] *= GHN
+        hp = np.empty((T, B, H), dt)
+        np.subtract(out[:-1], n[1:], out=hp[1:])
+        np.subtract(h0 if h0 is not None else 0, n[0], out=hp[0])
+        F[:, :, 1] *= hp
+        Fn = F[:, :, 2]
+        np.multiply(n, n, out=Fn)
+        np.subtract(1, Fn, out=Fn)
+        np.subtract(1, z, out=hp)
+        Fn *= hp
+        dGx = np.empty((T, B, 3 * H), dt)
+        dGh = np.empty((T, B, 3 * H), dt)
+        dh_buf = np.empty((B, H), dt)
+        dhr = np.empty((B, H), dt)
+        tmp = np.empty((B, H), dt)
+        need_h0 = h0 is not None and nig[1]
+        dh_rec = dh_n
+        for t in range(T - 1, -1, -1):
+            if dout is None:
+                dh = dh_rec if dh_rec is not None else np.zeros((B, H), dt)
+            elif dh_rec is None:
+                dh = dout[t]
+            else:
+                dh = np.add(dout[t], dh_rec, out=dh_buf)
+            gx, gh = dGx[t], dGh[t]
+            dn = np.multiply(dh, F[t, :, 2], out=gx[:, 2 * H :])
+            np.multiply(dh, F[t, :, 1], out=gx[:, H : 2 * H])
+            np.multiply(dn, F[t, :, 0], out=gx[:, :H])
+            gh[:, : 2 * H] = gx[:, : 2 * H]
+            np.multiply(dn, r[t], out=gh[:, 2 * H :])
+            if t > 0 or need_h0:
+                np.multiply(dh, z[t], out=tmp)
+                dh_rec = np.matmul(gh, w_hh, out=dhr)
+                dh_rec += tmp
+        dx = None
+        if nig[0]:
+            dx = _flip((dGx.reshape(T * B, 3 * H) @ w_ih).reshape(T, B, -1), ctx.reverse)
+        dwi, _, dbi = _weight_grads(dGx, x2, None, None, (nig[2], False, nig[4]))
+        _, dwh, dbh = _weight_grads(dGh, None, out, h0, (False, nig[3], nig[5]))
+        return dx, dh_rec if need_h0 else None, dwi, dwh, dbi, dbh, None
+
+
+class RNNLayer(Function):
+    """One Elman RNN layer, one direction: (x, h0, w_ih, w_hh, b_ih, b_hh, relu, reverse)
+    -> (out, h_n) with h' = act(W_ih x + b_ih + W_hh h + b_hh), act tanh or relu."""
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, relu, reverse):
+        T, B = x.shape[0], x.shape[1]
+        H = w_hh.shape[1]
+        dt = x.dtype
+        x2 = _prep_input(x, reverse)
+        out = (x2 @ w_ih.T).reshape(T, B, H)
+        if b_ih is not None:
+            out += b_ih + b_hh
+        whT = w_hh.T
+        buf = np.empty((B, H), dt)
+        h = h0
+        for t in range(T):
+            o = out[t]
+            if h is not None:
+                np.matmul(h, whT, out=buf)
+                o += buf
+            if relu:
+                np.maximum(o, 0, out=o)
+            else:
+                np.tanh(o, out=o)
+            h = o
+        ctx._nout = 2
+        ctx.reverse, ctx.relu, ctx.dims = reverse, relu, (T, B, H)
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(x2, h0, out, w_ih, w_hh)
+        return _flip(out, reverse), out[T - 1].copy()
+
+    @staticmethod
+    def backward(ctx, dout, dh_n):
+        x2, h0, out, w_ih, w_hh = ctx.saved_tensors
+        T, B, H = ctx.dims
+        dt = out.dtype
+        nig = ctx.needs_input_grad
+        if dout is not None:
+            dout = _flip(dout, ctx.reverse)
+        if ctx.relu:
+            D = (out > 0).astype(dt)
+        else:
+            D = np.multiply(out, out)
+            np.subtract(1, D, out=D)
+        dG = np.empty((T, B, H), dt)
+        dh_buf = np.empty((B, H), dt)
+        dhr = np.empty((B, H), dt)
+        need_h0 = h0 is not None and nig[1]
+        dh_rec = dh_n
+        for t in range(T - 1, -1, -1):
+            if dout is None:
+                dh = dh_rec if dh_rec is not None else np.zeros((B, H), dt)
+            elif dh_rec is None:
+                dh = dout[t]
+            else:
+                dh = np.add(dout[t], dh_rec, out=dh_buf)
+            np.multiply(dh, D[t], out=dG[t])
+            if t > 0 or need_h0:
+                dh_rec = np.matmul(dG[t], w_hh, out=dhr)
+        dx = None
+        if nig[0]:
+            dx = _flip((dG.reshape(T * B, H) @ w_ih).reshape(T, B, -1), ctx.reverse)
+        dwi, dwh, db = _weight_grads(dG, x2, out, h0, (nig[2], nig[3], nig[4] or nig[5]))
+        return (dx, dh_rec if need_h0 else None, dwi, dwh, db if nig[4] else None,
+                db if nig[5] else None, None, None)

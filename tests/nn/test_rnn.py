@@ -1,0 +1,256 @@
+"""RNN / LSTM / GRU layers and cells against torch with the same weights; float64 gradchecks of
+the fused recurrent ops; state_dict layout; default init; error messages."""
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+import ember.nn as nn
+from ember.ops.recurrent import GRULayer, LSTMLayer, RNNLayer
+from tests.harness import check_gradcheck, check_module
+
+# torch's LSTM/GRU (oneDNN kernels) sum in another order; long recurrences drift a few ulps
+RT, AT = 1e-5, 1e-5
+
+LAYERS = [("LSTM", {}), ("GRU", {}), ("RNN", {}), ("RNN", {"nonlinearity": "relu"})]
+CONFIGS = [
+    {},
+    {"num_layers": 2},
+    {"bidirectional": True},
+    {"num_layers": 2, "bidirectional": True, "batch_first": True},
+    {"bias": False, "num_layers": 2},
+    {"batch_first": True},
+]
+
+
+def _pair(name, *args, **kw):
+    torch.manual_seed(0)
+    return getattr(torch.nn, name)(*args, **kw), getattr(nn, name)(*args, **kw)
+
+
+@pytest.mark.parametrize("name,extra", LAYERS)
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_layer_matches_torch(name, extra, cfg):
+    tm, em = _pair(name, 4, 6, **extra, **cfg)
+    shape = (3, 5, 4) if cfg.get("batch_first") else (5, 3, 4)
+    check_module(tm, em, [shape], rtol=RT, atol=AT)
+
+
+@pytest.mark.parametrize("name,extra", LAYERS)
+@pytest.mark.parametrize("cfg", [{}, {"num_layers": 2, "bidirectional": True, "batch_first": True}])
+def test_layer_initial_states(name, extra, cfg):
+    tm, em = _pair(name, 4, 6, **extra, **cfg)
+    nd = cfg.get("num_layers", 1) * (2 if cfg.get("bidirectional") else 1)
+    shape = (3, 5, 4) if cfg.get("batch_first") else (5, 3, 4)
+    if name == "LSTM":
+        check_module(tm, em, [shape, (nd, 3, 6), (nd, 3, 6)], rtol=RT, atol=AT,
+                     forward=lambda m, x, h, c: m(x, (h, c)))
+    else:
+        check_module(tm, em, [shape, (nd, 3, 6)], rtol=RT, atol=AT)
+
+
+@pytest.mark.parametrize("name,extra", LAYERS)
+def test_unbatched(name, extra):
+    tm, em = _pair(name, 4, 6, num_layers=2, bidirectional=True, **extra)
+    check_module(tm, em, [(5, 4)], rtol=RT, atol=AT)
+    if name == "LSTM":
+        check_module(tm, em, [(5, 4), (4, 6), (4, 6)], rtol=RT, atol=AT,
+                     forward=lambda m, x, h, c: m(x, (h, c)))
+    else:
+        check_module(tm, em, [(5, 4), (4, 6)], rtol=RT, atol=AT)
+
+
+@pytest.mark.parametrize("name,extra", LAYERS)
+def test_only_final_state_used(name, extra):
+    """Gradients flow when only h_n is used (the output gets no gradient)."""
+    tm, em = _pair(name, 4, 6, num_layers=2, bidirectional=True, **extra)
+    check_module(tm, em, [(5, 3, 4)], rtol=RT, atol=AT,
+                 forward=lambda m, x: m(x)[1][0] if name == "LSTM" else m(x)[1])
+
+
+@pytest.mark.parametrize("name,extra", LAYERS)
+def test_dropout_eval_and_zero_dropout_train(name, extra):
+    tm, em = _pair(name, 4, 6, num_layers=3, dropout=0.4, **extra)
+    check_module(tm, em, [(5, 3, 4)], train=False, rtol=RT, atol=AT)
+    tm, em = _pair(name, 4, 6, num_layers=2, dropout=0.0, **extra)
+    check_module(tm, em, [(5, 3, 4)], train=True, rtol=RT, atol=AT)
+
+
+def test_dropout_train_is_random_and_seeded():
+    m = nn.LSTM(4, 6, num_layers=2, dropout=0.5)
+    x = ember.randn(5, 3, 4)
+    ember.manual_seed(1)
+    a = m(x)[0]
+    ember.manual_seed(1)
+    b = m(x)[0]
+    c = m(x)[0]
+    np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+    assert not np.array_equal(a.detach().numpy(), c.detach().numpy())
+    m.eval()
+    np.testing.assert_array_equal(m(x)[0].detach().numpy(), m(x)[0].detach().numpy())
+
+
+@pytest.mark.parametrize("cfg", [{}, {"num_layers": 2, "bidirectional": True, "batch_first": True}])
+def test_lstm_proj_size(cfg):
+    tm, em = _pair("LSTM", 4, 6, proj_size=3, **cfg)
+    nd = cfg.get("num_layers", 1) * (2 if cfg.get("bidirectional") else 1)
+    shape = (3, 5, 4) if cfg.get("batch_first") else (5, 3, 4)
+    check_module(tm, em, [shape], rtol=RT, atol=AT)
+    check_module(tm, em, [shape, (nd, 3, 3), (nd, 3, 6)], rtol=RT, atol=AT,
+                 forward=lambda m, x, h, c: m(x, (h, c)))
+
+
+def test_single_step_and_batch_one():
+    tm, em = _pair("LSTM", 4, 6, bidirectional=True)
+    check_module(tm, em, [(1, 1, 4)], rtol=RT, atol=AT)
+    tm, em = _pair("GRU", 4, 6)
+    check_module(tm, em, [(1, 2, 4), (1, 2, 6)], rtol=RT, atol=AT)
+
+
+# ---------------------------------------------------------------- cells
+@pytest.mark.parametrize("name,kw", [("RNNCell", {}), ("RNNCell", {"nonlinearity": "relu"}),
+                                     ("LSTMCell", {}), ("GRUCell", {}), ("GRUCell", {"bias": False}),
+                                     ("LSTMCell", {"bias": False})])
+def test_cells(name, kw):
+    tm, em = _pair(name, 4, 6, **kw)
+    check_module(tm, em, [(3, 4)])
+    check_module(tm, em, [(4,)])
+    if name == "LSTMCell":
+        check_module(tm, em, [(3, 4), (3, 6), (3, 6)], forward=lambda m, x, h, c: m(x, (h, c)))
+        check_module(tm, em, [(4,), (6,), (6,)], forward=lambda m, x, h, c: m(x, (h, c)))
+    else:
+        check_module(tm, em, [(3, 4), (3, 6)])
+        check_module(tm, em, [(4,), (6,)])
+
+
+def test_cell_loop_matches_layer():
+    cell, layer = nn.LSTMCell(4, 6), nn.LSTM(4, 6)
+    layer.load_state_dict({k + "_l0": v for k, v in cell.state_dict().items()})
+    x = ember.randn(5, 2, 4)
+    h = c = ember.zeros(2, 6)
+    for t in range(5):
+        h, c = cell(x[t], (h, c))
+    out, (hn, cn) = layer(x)
+    np.testing.assert_allclose(h.detach().numpy(), hn[0].detach().numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(c.detach().numpy(), cn[0].detach().numpy(), rtol=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------- fused ops, float64
+def test_gradcheck_lstm_layer():
+    for rev in (False, True):
+        check_gradcheck([(3, 2, 3), (2, 4), (2, 4), (16, 3), (16, 4), (16,), (16,)],
+                        lambda t, *a: LSTMLayer.apply(*a, None, rev))
+
+
+def test_gradcheck_lstm_layer_proj_and_no_state():
+    check_gradcheck([(3, 2, 3), (2, 2), (2, 4), (16, 3), (16, 2), (16,), (16,), (2, 4)],
+                    lambda t, x, h, c, *w: LSTMLayer.apply(x, h, c, *w[:4], w[4], True))
+    check_gradcheck([(3, 2, 3), (16, 3), (16, 4)],
+                    lambda t, x, wi, wh: LSTMLayer.apply(x, None, None, wi, wh, None, None, None,
+                                                         False))
+
+
+def test_gradcheck_gru_layer():
+    for rev in (False, True):
+        check_gradcheck([(3, 2, 3), (2, 4), (12, 3), (12, 4), (12,), (12,)],
+                        lambda t, *a: GRULayer.apply(*a, rev))
+    check_gradcheck([(3, 2, 3), (12, 3), (12, 4)],
+                    lambda t, x, wi, wh: GRULayer.apply(x, None, wi, wh, None, None, False))
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_gradcheck_rnn_layer(relu):
+    for rev in (False, True):
+        check_gradcheck([(3, 2, 3), (2, 4), (4, 3), (4, 4), (4,), (4,)],
+                        lambda t, *a: RNNLayer.apply(*a, relu, rev))
+
+
+def test_float32_stays_float32():
+    for m in (nn.LSTM(3, 4, bidirectional=True), nn.GRU(3, 4), nn.RNN(3, 4)):
+        x = ember.randn(2, 2, 3, requires_grad=True)
+        out, h = m(x)
+        assert out.dtype == ember.float32
+        out.sum().backward()
+        assert x.grad.dtype == ember.float32
+        assert all(p.grad.dtype == ember.float32 for p in m.parameters())
+
+
+# ---------------------------------------------------------------- layout, init, repr
+@pytest.mark.parametrize("name,kw", [("LSTM", {"num_layers": 2, "bidirectional": True}),
+                                     ("LSTM", {"proj_size": 3, "bias": False}),
+                                     ("GRU", {"num_layers": 2}), ("RNN", {"bidirectional": True}),
+                                     ("LSTMCell", {}), ("GRUCell", {"bias": False})])
+def test_state_dict_layout_and_round_trip(name, kw):
+    tm, em = _pair(name, 4, 6, **kw)
+    tsd, esd = tm.state_dict(), em.state_dict()
+    assert list(esd) == list(tsd)
+    assert [tuple(v.shape) for v in esd.values()] == [tuple(v.shape) for v in tsd.values()]
+    tm.load_state_dict({k: torch.tensor(v.numpy()) for k, v in esd.items()})
+
+
+def test_default_init_and_seed():
+    ember.manual_seed(3)
+    a = nn.LSTM(4, 16, num_layers=2)
+    ember.manual_seed(3)
+    b = nn.LSTM(4, 16, num_layers=2)
+    for (n, p), q in zip(a.named_parameters(), b.parameters()):
+        v = p.detach().numpy()
+        assert np.abs(v).max() <= 0.25 and np.abs(v).max() > 0.2, n
+        np.testing.assert_array_equal(v, q.detach().numpy())
+    c = nn.GRUCell(4, 16)
+    assert all(np.abs(p.detach().numpy()).max() <= 0.25 for p in c.parameters())
+
+
+def test_repr_and_attributes():
+    m = nn.LSTM(10, 20, num_layers=2, batch_first=True, dropout=0.5, bidirectional=True)
+    assert repr(m) == repr(torch.nn.LSTM(10, 20, num_layers=2, batch_first=True, dropout=0.5,
+                                         bidirectional=True))
+    assert repr(nn.RNN(3, 4, nonlinearity="relu", bias=False)) == "RNN(3, 4, bias=False)"
+    assert repr(nn.RNNCell(3, 4, nonlinearity="relu")) == "RNNCell(3, 4, nonlinearity=relu)"
+    assert len(m.all_weights) == 4 and m.all_weights[1][0] is m.weight_ih_l0_reverse
+    m.flatten_parameters()
+
+
+# ---------------------------------------------------------------- errors
+def _raises(exc, match, fn):
+    with pytest.raises(exc, match=match):
+        fn()
+
+
+def test_errors():
+    m = nn.LSTM(4, 6, num_layers=2)
+    _raises(ValueError, r"LSTM: Expected input to be 2D or 3D, got 4D instead",
+            lambda: m(ember.randn(1, 2, 3, 4)))
+    _raises(RuntimeError, r"input.size\(-1\) must be equal to input_size. Expected 4, got 5",
+            lambda: m(ember.randn(3, 2, 5)))
+    _raises(RuntimeError, r"Expected hidden\[0\] size \(2, 2, 6\), got \[1, 2, 6\]",
+            lambda: m(ember.randn(3, 2, 4), (ember.zeros(1, 2, 6), ember.zeros(2, 2, 6))))
+    _raises(RuntimeError, r"Expected hidden\[1\] size \(2, 2, 6\), got \[2, 2, 5\]",
+            lambda: m(ember.randn(3, 2, 4), (ember.zeros(2, 2, 6), ember.zeros(2, 2, 5))))
+    _raises(RuntimeError, r"hx and cx should also be 3-D but got \(2-D, 2-D\) tensors",
+            lambda: m(ember.randn(3, 2, 4), (ember.zeros(2, 6), ember.zeros(2, 6))))
+    _raises(ValueError, r"RNN input dtype \(ember.float64\) does not match weight dtype",
+            lambda: m(ember.randn(3, 2, 4, dtype=ember.float64)))
+    g = nn.GRU(4, 6)
+    _raises(RuntimeError, r"Expected hidden size \(1, 2, 6\), got \[1, 3, 6\]",
+            lambda: g(ember.randn(3, 2, 4), ember.zeros(1, 3, 6)))
+    _raises(RuntimeError, r"For unbatched 2-D input, hx should also be 2-D but got 3-D tensor",
+            lambda: g(ember.randn(3, 4), ember.zeros(1, 1, 6)))
+    _raises(ValueError, r"RNN: Expected input to be 2D or 3D, got 1D tensor instead",
+            lambda: nn.RNN(4, 6)(ember.randn(4)))
+    _raises(ValueError, r"Unknown nonlinearity 'gelu'", lambda: nn.RNN(4, 6, nonlinearity="gelu"))
+    _raises(ValueError, "proj_size argument is only supported for LSTM",
+            lambda: nn.GRU(4, 6, proj_size=2))
+    _raises(ValueError, "proj_size has to be smaller than hidden_size",
+            lambda: nn.LSTM(4, 6, proj_size=6))
+    _raises(ValueError, r"dropout should be a number in range \[0, 1\]",
+            lambda: nn.LSTM(4, 6, dropout=1.5))
+    with pytest.warns(UserWarning, match="non-zero dropout expects num_layers greater than 1"):
+        nn.LSTM(4, 6, dropout=0.5)
+    _raises(ValueError, r"LSTMCell: Expected input to be 1D or 2D, got 3D instead",
+            lambda: nn.LSTMCell(4, 6)(ember.randn(1, 2, 4)))
+    _raises(RuntimeError, r"Input batch size 2 doesn't match hidden0 batch size 3",
+            lambda: nn.GRUCell(4, 6)(ember.randn(2, 4), ember.zeros(3, 6)))
+    _raises(RuntimeError, r"input has inconsistent input_size: got 5 expected 4",
+            lambda: nn.RNNCell(4, 6)(ember.randn(2, 5)))
