@@ -34,6 +34,8 @@ class MatMul(Function):
             if nb:
                 gb = a.T @ g
             return ga, gb
+        if a.ndim == 1 and b.ndim == 1:
+            return (g * b if na else None), (g * a if nb else None)
         # General case: promote 1-D operands to matrices, then undo the promotion.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b

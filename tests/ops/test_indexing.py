@@ -1,0 +1,141 @@
+"""Indexing against torch: basic and advanced ``__getitem__``, ``__setitem__``, gather/scatter,
+masks, sort/topk, tril/triu; gradients and gradcheck; out-of-range errors."""
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+from tests.harness import check_gradcheck, check_op
+
+IDX = np.array([2, 0, 2])
+GETITEM = {
+    "int": lambda t, x: x[1],
+    "neg_int": lambda t, x: x[-1, 2],
+    "slice": lambda t, x: x[1:3],
+    "slice_step": lambda t, x: x[::2, 1:],
+    "none": lambda t, x: x[None, :, None],
+    "ellipsis": lambda t, x: x[..., 1],
+    "ellipsis_none": lambda t, x: x[..., None, 1:3],
+    "bool_mask": lambda t, x: x[x > 0],
+    "bool_row_mask": lambda t, x: x[t.tensor([True, False, True, True])],
+    "int_tensor": lambda t, x: x[t.tensor(IDX)],
+    "int_list": lambda t, x: x[[0, 3, 3]],
+    "int_tensor_dim1": lambda t, x: x[:, t.tensor(IDX)],
+    "two_int_tensors": lambda t, x: x[t.tensor([0, 1, 3]), t.tensor([4, 0, 4])],
+    "mixed": lambda t, x: x[1:, t.tensor([0, 2])],
+    "2d_index": lambda t, x: x[t.tensor([[0, 1], [3, 3]])],
+}
+
+
+@pytest.mark.parametrize("name", sorted(GETITEM))
+def test_getitem(name):
+    fn = GETITEM[name]
+    check_op([(4, 5)], fn)
+    check_op([(4, 5)], fn, transpose=(0,), seed=1)
+    check_gradcheck([(4, 5)], fn)
+
+
+SETITEM = {
+    "int": lambda x, v: x.__setitem__(1, v[0]),
+    "slice": lambda x, v: x.__setitem__(slice(0, 2), v[:2]),
+    "mask": lambda x, v: x.__setitem__(x > 0, 0.5),
+    "scalar": lambda x, v: x.__setitem__((0, 1), 7.0),
+    "int_tensor": lambda x, v: x.__setitem__(IDX[:2], v[:2]),
+    "broadcast": lambda x, v: x.__setitem__((slice(None), 0), v[0, 0]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SETITEM))
+def test_setitem(name):
+    op = SETITEM[name]
+
+    def fn(t, x, v):
+        y = x * 1
+        op(y, v)
+        return y * 2
+
+    check_op([(4, 5), (3, 5)], fn)
+    check_gradcheck([(4, 5), (3, 5)], fn)
+
+
+def test_setitem_without_grad_writes_in_place():
+    x = ember.zeros(3, 4)
+    x[1, 2] = 5
+    x[0] = ember.ones(4)
+    x[x > 4] = -1.0
+    assert x.tolist() == [[1, 1, 1, 1], [0, 0, -1, 0], [0, 0, 0, 0]]
+
+
+def test_gather_scatter_family():
+    idx = np.array([[0, 2, 1], [1, 1, 0]])
+    check_op([(2, 3), idx], lambda t, x, i: t.gather(x, 1, i))
+    check_op([(3, 3), idx], lambda t, x, i: x.gather(0, i))
+    check_op([(3, 3), (2, 3), np.array([[0, 1, 2], [2, 0, 1]])],
+             lambda t, x, s, i: t.scatter(x, 0, i, s))
+    check_op([(3, 3), (2, 3), idx], lambda t, x, s, i: t.scatter_add(x, 0, i, s))
+    check_op([(3, 3), (2, 3), idx], lambda t, x, s, i: x.scatter_add(1, i, s))
+    check_op([(4, 3), np.array([3, 0, 0])], lambda t, x, i: t.index_select(x, 0, i))
+    check_op([(4, 3), np.array([2, 0])], lambda t, x, i: x.index_select(1, i), transpose=(0,))
+    for fn in (lambda t, x, i: t.gather(x, 1, i), lambda t, x, i: x.index_select(0, i[0])):
+        check_gradcheck([(3, 3), idx], fn)
+    check_gradcheck([(3, 3), (2, 3), idx], lambda t, x, s, i: t.scatter_add(x, 0, i, s))
+    check_gradcheck([(3, 3), (2, 3), np.array([[0, 1, 2], [2, 0, 1]])],
+                    lambda t, x, s, i: t.scatter(x, 0, i, s))
+
+
+def test_masks_where_nonzero():
+    m = np.array([[True, False, True], [False, False, True]])
+    check_op([(2, 3), m], lambda t, x, k: x.masked_fill(k, -1.0))
+    check_op([(2, 3), m[0]], lambda t, x, k: t.masked_fill(x, k, 2.0))
+    check_op([(2, 3), m], lambda t, x, k: t.masked_select(x, k))
+    check_op([(2, 3), m[1]], lambda t, x, k: x.masked_select(k))
+    check_op([(2, 3), (2, 3), m], lambda t, x, y, k: t.where(k, x, y), transpose=(0,))
+    check_op([(2, 3), (3,), m], lambda t, x, y, k: t.where(k, x, y))
+    check_op([m], lambda t, k: t.nonzero(k), grad=False)
+    check_op([m], lambda t, k: k.nonzero(as_tuple=True), grad=False)
+    check_op([m], lambda t, k: t.where(k), grad=False)
+    for fn in (lambda t, x, k: x.masked_fill(k, -1.0), lambda t, x, k: x.masked_select(k)):
+        check_gradcheck([(2, 3), m], fn)
+
+
+def test_sort_topk_argsort():
+    x = np.array([[3., 1., 2., 5.], [0., -1., 4., 4.5]], dtype=np.float32)
+    for fn in (lambda t, a: t.sort(a), lambda t, a: a.sort(dim=0, descending=True),
+               lambda t, a: t.topk(a, 2), lambda t, a: a.topk(3, dim=1, largest=False),
+               lambda t, a: a.topk(1, 0)):
+        check_op([x], fn)
+    check_op([x], lambda t, a: t.argsort(a, 1), grad=False)
+    check_op([x], lambda t, a: a.argsort(0, descending=True), grad=False)
+    check_gradcheck([x.astype(np.float64)], lambda t, a: t.sort(a)[0])
+    check_gradcheck([x.astype(np.float64)], lambda t, a: t.topk(a, 2)[0])
+
+
+@pytest.mark.parametrize("k", [0, 1, -1])
+def test_tril_triu(k):
+    check_op([(4, 5)], lambda t, x: t.tril(x, k))
+    check_op([(2, 4, 4)], lambda t, x: x.triu(k), transpose=(0,))
+    check_gradcheck([(4, 5)], lambda t, x: t.triu(x, k))
+
+
+def test_index_out_of_range_errors():
+    x = ember.zeros(3, 4)
+    with pytest.raises(IndexError, match="index 3 is out of bounds for dimension 0 with size 3"):
+        x[3]
+    with pytest.raises(IndexError, match="index 7 is out of bounds for dimension 1 with size 4"):
+        x[0, 7]
+    with pytest.raises(IndexError, match="index 5 is out of bounds for dimension 0 with size 3"):
+        x[ember.tensor([0, 5])]
+    with pytest.raises(IndexError, match="too many indices for tensor of dimension 2"):
+        x[0, 0, 0]
+    with pytest.raises(IndexError, match="index out of range in self"):
+        x.index_select(0, ember.tensor([3]))
+    with pytest.raises(RuntimeError, match="index 9 is out of bounds for dimension 1 with size 4"):
+        x.gather(1, ember.tensor([[9]]))
+    with pytest.raises(IndexError, match="The shape of the mask"):
+        x[ember.tensor([True, False])]
+    with pytest.raises(RuntimeError, match="selected index k out of range"):
+        x.topk(5)
+    # torch agrees that these are errors of the same class
+    with pytest.raises(IndexError):
+        torch.zeros(3, 4)[3]

@@ -1,0 +1,86 @@
+"""Matrix products against torch: matmul in all its ranks (batched, broadcast, 1-D), mm, bmm,
+einsum; gradients, non-contiguous inputs, gradcheck and PyTorch's shape error messages."""
+
+import pytest
+
+import ember
+from tests.harness import check_gradcheck, check_op
+
+# BLAS sums in a different order than torch's kernels: 1e-5 absolute slack on products.
+MM = dict(atol=1e-5)
+
+MATMUL_SHAPES = [
+    ((3, 4), (4, 5)),
+    ((4,), (4, 5)),
+    ((3, 4), (4,)),
+    ((4,), (4,)),
+    ((2, 3, 4), (4, 5)),
+    ((3, 4), (2, 4, 5)),
+    ((2, 1, 3, 4), (3, 4, 2)),
+    ((2, 3, 4), (4,)),
+    ((4,), (2, 4, 3)),
+]
+
+
+@pytest.mark.parametrize("sa,sb", MATMUL_SHAPES)
+def test_matmul(sa, sb):
+    check_op([sa, sb], lambda t, a, b: a @ b, **MM)
+    check_op([sa, sb], lambda t, a, b: t.matmul(a, b), transpose=(0, 1), **MM)
+    check_gradcheck([sa, sb], lambda t, a, b: a @ b)
+
+
+def test_mm_bmm_mv_dot_outer():
+    check_op([(3, 4), (4, 2)], lambda t, a, b: t.mm(a, b), transpose=(0, 1), **MM)
+    check_op([(3, 4), (4, 2)], lambda t, a, b: a.mm(b), **MM)
+    check_op([(2, 3, 4), (2, 4, 5)], lambda t, a, b: t.bmm(a, b), transpose=(0, 1), **MM)
+    check_op([(3, 4), (4,)], lambda t, a, b: t.mv(a, b), **MM)
+    check_op([(4,), (4,)], lambda t, a, b: t.dot(a, b), **MM)
+    check_op([(3,), (4,)], lambda t, a, b: t.outer(a, b), **MM)
+    check_op([(3, 4), (3, 2), (2, 4)], lambda t, c, a, b: t.addmm(c, a, b, beta=0.5, alpha=2), **MM)
+    check_gradcheck([(2, 3, 4), (2, 4, 5)], lambda t, a, b: t.bmm(a, b))
+    check_gradcheck([(3, 4), (4, 2)], lambda t, a, b: t.mm(a, b))
+
+
+EINSUM = [
+    ("ij,jk->ik", [(3, 4), (4, 5)]),
+    ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
+    ("ij->ji", [(3, 4)]),
+    ("ij->", [(3, 4)]),
+    ("i,i->", [(4,), (4,)]),
+    ("i,j->ij", [(3,), (4,)]),
+    ("ij,ij->i", [(3, 4), (3, 4)]),
+    ("...ij,...jk->...ik", [(2, 3, 4), (2, 4, 2)]),
+    ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 2)]),
+    ("bhqd,bhkd->bhqk", [(2, 2, 3, 4), (2, 2, 5, 4)]),
+    ("ij,jk", [(3, 4), (4, 5)]),
+]
+
+
+@pytest.mark.parametrize("eq,shapes", EINSUM)
+def test_einsum(eq, shapes):
+    check_op(shapes, lambda t, *xs: t.einsum(eq, *xs), **MM)
+    check_gradcheck(shapes, lambda t, *xs: t.einsum(eq, *xs))
+
+
+def test_einsum_list_operands():
+    check_op([(3, 4), (4, 5)], lambda t, a, b: t.einsum("ij,jk->ik", [a, b]), **MM)
+
+
+def test_matmul_shape_errors():
+    with pytest.raises(RuntimeError,
+                       match=r"mat1 and mat2 shapes cannot be multiplied \(4x400 and 256x120\)"):
+        ember.zeros(4, 400) @ ember.zeros(256, 120)
+    with pytest.raises(RuntimeError, match=r"mat1 and mat2 shapes cannot be multiplied \(1x3 and 4x5\)"):
+        ember.matmul(ember.zeros(3), ember.zeros(4, 5))
+    with pytest.raises(RuntimeError, match="inconsistent tensor size"):
+        ember.dot(ember.zeros(3), ember.zeros(4))
+    with pytest.raises(RuntimeError, match=r"\[2, 3, 4\] and \[2, 5, 6\]"):
+        ember.zeros(2, 3, 4) @ ember.zeros(2, 5, 6)
+    with pytest.raises(RuntimeError, match="both arguments to matmul need to be at least 1D"):
+        ember.tensor(1.0) @ ember.zeros(3)
+    with pytest.raises(RuntimeError, match="batch1 must be a 3D tensor"):
+        ember.bmm(ember.zeros(3, 4), ember.zeros(4, 5))
+    with pytest.raises(RuntimeError, match="expected m1 and m2 to have the same dtype"):
+        ember.zeros(2, 2) @ ember.zeros(2, 2, dtype=ember.float64)
+    with pytest.raises(RuntimeError, match="number of subscripts"):
+        ember.einsum("ijk,jk->i", ember.zeros(2, 3), ember.zeros(3, 4))

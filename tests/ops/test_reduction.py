@@ -1,0 +1,109 @@
+"""Reductions against torch: dim/keepdim variants, (values, indices) returns, non-contiguous
+inputs, hypothesis shapes and float64 gradcheck."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ember
+from tests.harness import check_gradcheck, check_op
+
+# Reductions sum many float32 terms in a different order than torch: 1e-5 absolute slack.
+RED = dict(atol=1e-5)
+
+DIFF = {
+    "sum": lambda t, x: x.sum(),
+    "sum_dim": lambda t, x: t.sum(x, 1),
+    "sum_dims_keep": lambda t, x: x.sum((0, 2), keepdim=True),
+    "mean": lambda t, x: x.mean(),
+    "mean_dim": lambda t, x: t.mean(x, -1, keepdim=True),
+    "mean_dims": lambda t, x: x.mean((0, 1)),
+    "prod": lambda t, x: x.prod(),
+    "prod_dim": lambda t, x: t.prod(x, 1, keepdim=True),
+    "max": lambda t, x: x.max(),
+    "min": lambda t, x: t.min(x),
+    "max_dim": lambda t, x: x.max(1),
+    "min_dim_keep": lambda t, x: t.min(x, 0, keepdim=True),
+    "amax": lambda t, x: t.amax(x, (0, 2)),
+    "amin": lambda t, x: x.amin(-1, keepdim=True),
+    "var": lambda t, x: x.var(),
+    "var_dim": lambda t, x: t.var(x, 1, keepdim=True),
+    "var_unbiased0": lambda t, x: x.var(2, unbiased=False),
+    "var_correction": lambda t, x: t.var(x, (0, 1), correction=0),
+    "std": lambda t, x: x.std(),
+    "std_dim": lambda t, x: t.std(x, 0),
+    "logsumexp": lambda t, x: t.logsumexp(x, 1),
+    "logsumexp_keep": lambda t, x: x.logsumexp((1, 2), keepdim=True),
+    "norm": lambda t, x: x.norm(),
+    "norm_dim": lambda t, x: t.norm(x, dim=1),
+    "norm_p1": lambda t, x: x.norm(p=1, dim=-1),
+    "norm_p3": lambda t, x: t.norm(x, p=3),
+    "cumsum": lambda t, x: t.cumsum(x, 1),
+    "cumsum_neg": lambda t, x: x.cumsum(-1),
+    "cumprod": lambda t, x: t.cumprod(x, 2),
+    "softmax": lambda t, x: t.softmax(x, -1),
+    "softmax_dim0": lambda t, x: x.softmax(0),
+    "log_softmax": lambda t, x: t.log_softmax(x, 1),
+    "log_softmax_m": lambda t, x: x.log_softmax(-1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DIFF))
+def test_reduction(name):
+    fn = DIFF[name]
+    check_op([(2, 3, 4)], fn, **RED)
+    check_op([(4, 3)] if "2" in name or "(0, 1)" in name else [(2, 4, 3)], fn, transpose=(0,),
+             **RED)
+    check_gradcheck([(2, 3, 4)], fn)
+
+
+@settings(max_examples=20, deadline=None)
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=4).map(tuple),
+       data=st.data(),
+       op=st.sampled_from(["sum", "mean", "amax", "var", "logsumexp", "softmax"]),
+       keepdim=st.booleans())
+def test_reduction_hypothesis_shapes(shape, data, op, keepdim):
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    fns = {
+        "sum": lambda t, x: x.sum(dim, keepdim=keepdim),
+        "mean": lambda t, x: x.mean(dim, keepdim=keepdim),
+        "amax": lambda t, x: x.amax(dim, keepdim=keepdim),
+        "var": lambda t, x: x.var(dim, keepdim=keepdim, correction=0),
+        "logsumexp": lambda t, x: t.logsumexp(x, dim, keepdim=keepdim),
+        "softmax": lambda t, x: t.softmax(x, dim),
+    }
+    check_op([shape], fns[op], **RED)
+
+
+def test_argmax_argmin_all_any():
+    x = np.array([[1., 5., 3.], [7., 2., 7.]], dtype=np.float32)
+    for fn in (lambda t, a: a.argmax(), lambda t, a: t.argmin(a), lambda t, a: a.argmax(1),
+               lambda t, a: t.argmin(a, 0, keepdim=True), lambda t, a: (a > 2).all(),
+               lambda t, a: (a > 2).any(1), lambda t, a: t.all(a > 0, 0, keepdim=True),
+               lambda t, a: t.any(a > 6), lambda t, a: a.max(1).indices,
+               lambda t, a: a.min(0).indices, lambda t, a: t.count_nonzero(a - 1)):
+        check_op([x], fn, grad=False)
+
+
+def test_max_dim_returns_namedtuple():
+    x = ember.tensor([[1., 5.], [7., 2.]])
+    values, indices = x.max(dim=1)
+    r = x.max(1)
+    assert r.values.tolist() == [5., 7.] and r.indices.tolist() == [1, 0]
+    assert values.tolist() == [5., 7.] and indices.dtype == ember.int64
+
+
+def test_integer_sum_and_mean_errors():
+    check_op([np.array([[1, 2], [3, 4]], dtype=np.int32)], lambda t, a: a.sum(), grad=False)
+    check_op([np.array([True, False, True])], lambda t, a: a.sum(), grad=False)
+    check_op([np.array([[1, 2], [3, 4]])], lambda t, a: a.sum(0, dtype=t.float32), grad=False)
+    with pytest.raises(RuntimeError, match="mean\\(\\): could not infer output dtype"):
+        ember.tensor([1, 2]).mean()
+
+
+def test_empty_reduction_errors():
+    with pytest.raises(IndexError, match="numel\\(\\) == 0"):
+        ember.zeros(0).max()
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        ember.zeros(2, 3).sum(2)
