@@ -1,3 +1,300 @@
-"""conv ops (being written)."""
+"""Convolutions: ``conv1d``, ``conv2d``, ``conv_transpose1d``, ``conv_transpose2d``.
 
-__all__ = []
+Each is ONE fused op with a hand-written backward: the padded input is turned into columns
+(``ember.backend.im2col``) and multiplied by the weight in one BLAS call per direction (per group);
+the input gradient is the adjoint (col2im). 1-D convolutions run as 2-D ones of height 1.
+
+Example::
+
+    y = F.conv2d(x, w, b, stride=1, padding=1)        # x (N, C, H, W), w (O, C/groups, kh, kw)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ember.autograd.function import Function
+from ember.backend.im2col import col2im, conv_out_size, im2col, pad_cn, unpad_cn
+from ember.tensor import Tensor
+
+__all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
+
+
+def _ntuple(v, n, name="argument"):
+    """``3`` -> ``(3, 3)``; a tuple/list of length ``n`` (or 1) -> a tuple of ints."""
+    if isinstance(v, (tuple, list)):
+        if len(v) == 1:
+            return (int(v[0]),) * n
+        if len(v) != n:
+            raise RuntimeError(f"expected {name} to be a single integer value or a list of {n} "
+                               f"values to match the convolution dimensions, but got {name}={list(v)}")
+        return tuple(int(e) for e in v)
+    return (int(v),) * n
+
+
+def _bias_into(out_on, b, y_t):
+    """Write ``out_on`` (O, N, Ho, Wo) plus bias into the transposed view of the result."""
+    if b is None:
+        y_t[...] = out_on
+    else:
+        np.add(out_on, b.reshape(-1, 1, 1, 1), out=y_t)
+
+
+class Conv2dOp(Function):
+    """x (N, C, H, W), w (O, C/G, kh, kw), b (O,) or None; pads (top, bottom, left, right)."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, stride, pads, dilation, groups):
+        n, c, h, wd = x.shape
+        o, cg, kh, kw = w.shape
+        ho = conv_out_size(h, kh, stride[0], pads[0] + pads[1], dilation[0])
+        wo = conv_out_size(wd, kw, stride[1], pads[2] + pads[3], dilation[1])
+        xp = pad_cn(x, pads)
+        cols = im2col(xp, (kh, kw), stride, dilation, (ho, wo)).reshape(groups, cg * kh * kw, -1)
+        og = o // groups
+        wm = w.reshape(groups, og, cg * kh * kw)
+        out = np.empty((o, n * ho * wo), dtype=x.dtype)
+        for gi in range(groups):
+            np.matmul(wm[gi], cols[gi], out=out[gi * og:(gi + 1) * og])
+        y = np.empty((n, o, ho, wo), dtype=x.dtype)
+        _bias_into(out.reshape(o, n, ho, wo), b, y.transpose(1, 0, 2, 3))
+        # Save the padded input, not the columns (kh*kw times larger): backward rebuilds them.
+        ctx.save_for_backward(xp, w)
+        ctx.geom = (x.shape, stride, pads, dilation, groups, (ho, wo))
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        xp, w = ctx.saved_tensors
+        xshape, stride, pads, dilation, groups, (ho, wo) = ctx.geom
+        n = xshape[0]
+        o, cg, kh, kw = w.shape
+        og, kk = o // groups, cg * kh * kw
+        gt = np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(groups, og, n * ho * wo)
+        need = ctx.needs_input_grad
+        gx = gw = gb = None
+        if need[2]:
+            gb = gt.reshape(o, -1).sum(axis=1)
+        if need[1]:
+            cols = im2col(xp, (kh, kw), stride, dilation, (ho, wo)).reshape(groups, kk, -1)
+            gw = np.empty((groups, og, kk), dtype=w.dtype)
+            for gi in range(groups):
+                np.matmul(gt[gi], cols[gi].T, out=gw[gi])
+            del cols
+            gw = gw.reshape(w.shape)
+        if need[0]:
+            wm = w.reshape(groups, og, kk)
+            gcols = np.empty((groups, kk, n * ho * wo), dtype=w.dtype)
+            for gi in range(groups):
+                np.matmul(wm[gi].T, gt[gi], out=gcols[gi])
+            gcols = gcols.reshape(xshape[1], kh, kw, n, ho, wo)
+            gx = unpad_cn(col2im(gcols, xp.shape[2:], stride, dilation), pads, xshape)
+        return gx, gw, gb, None, None, None, None
+
+
+class ConvTranspose2dOp(Function):
+    """x (N, Cin, H, W), w (Cin, Cout/G, kh, kw): the adjoint of Conv2dOp with respect to input."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, stride, padding, output_padding, groups, dilation):
+        n, cin, h, wd = x.shape
+        _, og, kh, kw = w.shape
+        cg = cin // groups
+        full = tuple((s - 1) * st + d * (k - 1) + 1 + op for s, st, d, k, op in
+                     zip((h, wd), stride, dilation, (kh, kw), output_padding))
+        out_hw = tuple(f - 2 * p for f, p in zip(full, padding))
+        xt = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(groups, cg, n * h * wd)
+        wm = w.reshape(groups, cg, og * kh * kw)
+        cols = np.empty((groups, og * kh * kw, n * h * wd), dtype=x.dtype)
+        for gi in range(groups):
+            np.matmul(wm[gi].T, xt[gi], out=cols[gi])
+        cols = cols.reshape(groups * og, kh, kw, n, h, wd)
+        yp = col2im(cols, full, stride, dilation)
+        del cols
+        ph, pw = padding
+        y = np.empty((n, groups * og) + out_hw, dtype=x.dtype)
+        _bias_into(yp[:, :, ph:ph + out_hw[0], pw:pw + out_hw[1]], b, y.transpose(1, 0, 2, 3))
+        ctx.save_for_backward(xt, w)
+        ctx.geom = (x.shape, stride, padding, dilation, groups, full)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        xt, w = ctx.saved_tensors
+        xshape, stride, padding, dilation, groups, full = ctx.geom
+        n, cin, h, wd = xshape
+        _, og, kh, kw = w.shape
+        cg, kk = cin // groups, og * kh * kw
+        ph, pw = padding
+        ho, wo = g.shape[2:]
+        gp = pad_cn(g, (ph, full[0] - ph - ho, pw, full[1] - pw - wo))
+        cols = im2col(gp, (kh, kw), stride, dilation, (h, wd)).reshape(groups, kk, -1)
+        del gp
+        need = ctx.needs_input_grad
+        gx = gw = gb = None
+        if need[2]:
+            gb = g.sum(axis=(0, 2, 3))
+        if need[1]:
+            gw = np.empty((groups, cg, kk), dtype=w.dtype)
+            for gi in range(groups):
+                np.matmul(xt[gi], cols[gi].T, out=gw[gi])
+            gw = gw.reshape(w.shape)
+        if need[0]:
+            wm = w.reshape(groups, cg, kk)
+            gxt = np.empty((groups, cg, n * h * wd), dtype=w.dtype)
+            for gi in range(groups):
+                np.matmul(wm[gi], cols[gi], out=gxt[gi])
+            gx = np.ascontiguousarray(gxt.reshape(cin, n, h, wd).transpose(1, 0, 2, 3))
+        return gx, gw, gb, None, None, None, None, None
+
+
+# ----------------------------------------------------------------------------- public API
+def _size(shape):
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def _check_input(input, weight, nd, name, transposed=False, groups=1):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}(): argument 'input' must be Tensor, not {type(input).__name__}")
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to "
+                           f"{name}, but got input of size: {_size(input.shape)}")
+    if weight.ndim != nd + 2:
+        raise RuntimeError(f"Expected {nd + 2}-dimensional weight for {nd + 2}-dimensional input "
+                           f"{_size(input.shape)}, but got weight of size {_size(weight.shape)}")
+    if input.dtype != weight.dtype:
+        raise RuntimeError(f"Input type ({input.dtype}) and weight type ({weight.dtype}) should be "
+                           "the same")
+    shape = tuple(input.shape) if input.ndim == nd + 2 else (1,) + tuple(input.shape)
+    cin = weight.shape[0] if transposed else weight.shape[1] * groups
+    if shape[1] != cin:
+        if transposed:
+            raise RuntimeError(
+                f"Given transposed=1, weight of size {_size(weight.shape)}, expected input"
+                f"{_size(shape)} to have {cin} channels, but got {shape[1]} channels instead")
+        raise RuntimeError(
+            f"Given groups={groups}, weight of size {_size(weight.shape)}, expected input"
+            f"{_size(shape)} to have {cin} channels, but got {shape[1]} channels instead")
+    return shape
+
+
+def _pads(padding, kernel, dilation, stride, nd):
+    """Normalise ``padding`` (int, tuple, 'same', 'valid') to ``(top, bottom, left, right)``."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0,) * (2 * nd)
+        if padding != "same":
+            raise ValueError(f"Invalid padding string '{padding}', should be one of "
+                             "{'valid', 'same'}")
+        if any(s != 1 for s in stride):
+            raise ValueError("padding='same' is not supported for strided convolutions")
+        out = []
+        for k, d in zip(kernel, dilation):
+            total = d * (k - 1)
+            out += [total // 2, total - total // 2]
+        return tuple(out)
+    p = _ntuple(padding, nd, "padding")
+    if any(v < 0 for v in p):
+        raise RuntimeError("negative padding is not supported")
+    return (p[0], p[0], p[1], p[1]) if nd == 2 else (p[0], p[0])
+
+
+def _convnd(input, weight, bias, stride, padding, dilation, groups, nd, name):
+    shape = _check_input(input, weight, nd, name, groups=groups)
+    kernel = tuple(weight.shape[2:])
+    stride, dilation = _ntuple(stride, nd, "stride"), _ntuple(dilation, nd, "dilation")
+    if any(s <= 0 for s in stride):
+        raise RuntimeError(f"non-positive stride is not supported, got stride={list(stride)}")
+    pads = _pads(padding, kernel, dilation, stride, nd)
+    if weight.shape[0] % groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at "
+                           f"dimension 0, but got weight of size {_size(weight.shape)} instead")
+    spatial = shape[2:]
+    padded = [s + pads[2 * i] + pads[2 * i + 1] for i, s in enumerate(spatial)]
+    eff = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    if any(p < e for p, e in zip(padded, eff)):
+        raise RuntimeError(
+            f"Calculated padded input size per channel: ({' x '.join(map(str, padded))}). "
+            f"Kernel size: ({' x '.join(map(str, eff))}). Kernel size can't be greater than actual "
+            "input size")
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise RuntimeError(f"Given weight of size {_size(weight.shape)}, expected bias to be "
+                           f"1-dimensional with {weight.shape[0]} elements, but got bias of size "
+                           f"{_size(bias.shape)} instead")
+    x = input if input.ndim == nd + 2 else input.unsqueeze(0)
+    if nd == 1:
+        y = Conv2dOp.apply(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, stride[0]),
+                           (0, 0) + pads, (1, dilation[0]), groups).squeeze(2)
+    else:
+        y = Conv2dOp.apply(x, weight, bias, stride, pads, dilation, groups)
+    return y if input.ndim == nd + 2 else y.squeeze(0)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation) over ``(N, C, H, W)`` or unbatched ``(C, H, W)`` input.
+
+    Args:
+        weight: ``(out_channels, in_channels / groups, kH, kW)``; bias: ``(out_channels,)``.
+        padding: int, pair, ``'valid'`` or ``'same'`` (stride 1 only).
+
+    Example::
+
+        y = F.conv2d(ember.randn(8, 3, 32, 32), ember.randn(16, 3, 3, 3), padding=1)
+    """
+    return _convnd(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D convolution over ``(N, C, L)`` or unbatched ``(C, L)``; weight ``(O, C/groups, k)``."""
+    return _convnd(input, weight, bias, stride, padding, dilation, groups, 1, "conv1d")
+
+
+def _conv_transposend(input, weight, bias, stride, padding, output_padding, groups, dilation, nd,
+                      name):
+    shape = _check_input(input, weight, nd, name, transposed=True, groups=groups)
+    stride, dilation = _ntuple(stride, nd, "stride"), _ntuple(dilation, nd, "dilation")
+    padding = _ntuple(padding, nd, "padding")
+    output_padding = _ntuple(output_padding, nd, "output_padding")
+    if shape[1] % groups:
+        raise RuntimeError(f"Given groups={groups}, expected input channels {shape[1]} to be "
+                           f"divisible by groups")
+    for op, s, d in zip(output_padding, stride, dilation):
+        if op >= s and op >= d:
+            raise RuntimeError(
+                "output padding must be smaller than either stride or dilation, but got "
+                f"output_padding={list(output_padding)}, stride={list(stride)}, "
+                f"dilation={list(dilation)}")
+    kernel = tuple(weight.shape[2:])
+    out = [(s - 1) * st - 2 * p + d * (k - 1) + op + 1 for s, st, p, d, k, op in
+           zip(shape[2:], stride, padding, dilation, kernel, output_padding)]
+    if any(o <= 0 for o in out):
+        raise RuntimeError(f"Given input size per channel: {list(shape[2:])}. Calculated output "
+                           f"size per channel: {out}. Output size is too small")
+    x = input if input.ndim == nd + 2 else input.unsqueeze(0)
+    if nd == 1:
+        y = ConvTranspose2dOp.apply(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, stride[0]),
+                                    (0, padding[0]), (0, output_padding[0]), groups,
+                                    (1, dilation[0])).squeeze(2)
+    else:
+        y = ConvTranspose2dOp.apply(x, weight, bias, stride, padding, output_padding, groups,
+                                    dilation)
+    return y if input.ndim == nd + 2 else y.squeeze(0)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """2-D transposed convolution ("deconvolution"); weight ``(in_channels, out/groups, kH, kW)``.
+
+    Example::
+
+        y = F.conv_transpose2d(ember.randn(1, 8, 4, 4), ember.randn(8, 3, 3, 3), stride=2)
+    """
+    return _conv_transposend(input, weight, bias, stride, padding, output_padding, groups,
+                             dilation, 2, "conv_transpose2d")
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """1-D transposed convolution; weight ``(in_channels, out/groups, k)``."""
+    return _conv_transposend(input, weight, bias, stride, padding, output_padding, groups,
+                             dilation, 1, "conv_transpose1d")

@@ -1,3 +1,284 @@
-"""pooling ops (being written)."""
+"""Pooling: max/avg (1-D, 2-D), adaptive avg/max, max_unpool2d. Each pooling is ONE op.
 
-__all__ = []
+Windows are strided views (``ember.backend.im2col.window``); the ops loop over the kernel
+positions (4 for the common 2x2 pool), never over the batch, and need no copy of the input when
+there is no padding. Max-pool gradients go to the first maximal element of each window and
+``return_indices`` gives PyTorch's flat index inside each ``H*W`` channel plane.
+
+Example::
+
+    y, idx = F.max_pool2d(x, 2, return_indices=True)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ember.autograd.function import Function
+from ember.backend.im2col import window
+from ember.ops.conv import _ntuple
+from ember.tensor import Tensor, _wrap
+
+__all__ = ["max_pool1d", "max_pool2d", "max_pool1d_with_indices", "max_pool2d_with_indices",
+           "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+           "adaptive_max_pool1d", "adaptive_max_pool2d", "max_unpool1d", "max_unpool2d"]
+
+
+def _out_len(size, k, s, p, d, ceil):
+    eff = d * (k - 1) + 1
+    num = size + 2 * p - eff
+    o = (num + (s - 1 if ceil else 0)) // s + 1
+    if ceil and (o - 1) * s >= size + p:
+        o -= 1
+    return o
+
+
+def _pad_to(x, pads, extent, value):
+    """Pad the last two axes of ``x`` by ``pads`` (top, left) up to ``extent`` (Hp, Wp)."""
+    t, l = pads
+    h, w = x.shape[-2:]
+    if t == 0 and l == 0 and extent[0] <= h and extent[1] <= w:
+        return x
+    out = np.full(x.shape[:-2] + (max(extent[0], h + t), max(extent[1], w + l)), value, x.dtype)
+    out[..., t:t + h, l:l + w] = x
+    return out
+
+
+def _nonoverlap(kernel, stride, dilation):
+    return all(s >= d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))
+
+
+def _scatter_windows(gshape, parts, kernel, stride, dilation, out_hw, nonoverlap, dtype):
+    """Sum per-kernel-position gradients ``parts(i, j)`` back onto a zero image ``gshape``."""
+    gx = np.zeros(gshape, dtype=dtype)
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            win = window(gx, i, j, stride, dilation, out_hw)
+            if nonoverlap:
+                parts(i, j, win)
+            else:
+                win += parts(i, j, None)
+    return gx
+
+
+class MaxPool2dOp(Function):
+    """Max over windows of the last two axes; saves the winning kernel position (uint8/int32)."""
+
+    @staticmethod
+    def forward(ctx, x, kernel, stride, padding, dilation, out_hw):
+        kh, kw = kernel
+        ext = tuple((o - 1) * s + d * (k - 1) + 1 for o, s, d, k in
+                    zip(out_hw, stride, dilation, kernel))
+        xp = _pad_to(x, padding, ext, -np.inf)
+        best = window(xp, 0, 0, stride, dilation, out_hw).copy()
+        for p in range(1, kh * kw):
+            np.maximum(best, window(xp, p // kw, p % kw, stride, dilation, out_hw), out=best)
+        idx = np.empty(best.shape, np.uint8 if kh * kw < 256 else np.int32)
+        # Descending scan: the first maximal position wins, as in PyTorch.
+        for p in range(kh * kw - 1, -1, -1):
+            np.copyto(idx, p, where=window(xp, p // kw, p % kw, stride, dilation, out_hw) == best)
+        if kh * kw > 1 and np.isnan(best).any():
+            for p in range(kh * kw):  # PyTorch picks the last NaN of a window
+                win = window(xp, p // kw, p % kw, stride, dilation, out_hw)
+                np.copyto(idx, p, where=np.isnan(win))
+        ctx.save_for_backward(idx)
+        ctx.geom = (x.shape, xp.shape, kernel, stride, padding, dilation, out_hw)
+        ctx._nout = 2
+        return best, idx
+
+    @staticmethod
+    def backward(ctx, g, _gidx):
+        (idx,) = ctx.saved_tensors
+        xshape, pshape, kernel, stride, padding, dilation, out_hw = ctx.geom
+        kw = kernel[1]
+
+        def part(i, j, out):
+            return np.multiply(g, idx == i * kw + j, out=out)
+
+        gx = _scatter_windows(pshape, part, kernel, stride, dilation, out_hw,
+                              _nonoverlap(kernel, stride, dilation), g.dtype)
+        t, l = padding
+        if gx.shape != xshape:
+            gx = np.ascontiguousarray(gx[..., t:t + xshape[-2], l:l + xshape[-1]])
+        return gx, None, None, None, None, None
+
+
+def _flat_indices(idx, kernel, stride, padding, dilation, width):
+    """Kernel-position indices -> PyTorch's flat index into each input plane (int64)."""
+    oh, ow = idx.shape[-2:]
+    ki, kj = np.divmod(idx.astype(np.int64), kernel[1])
+    rows = (np.arange(oh) * stride[0] - padding[0])[:, None] + ki * dilation[0]
+    cols = (np.arange(ow) * stride[1] - padding[1]) + kj * dilation[1]
+    return rows * width + cols
+
+
+def _pool_args(x, kernel_size, stride, padding, dilation, nd, name, ndims=(3, 4)):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}(): argument 'input' must be Tensor, not {type(x).__name__}")
+    if x.ndim not in ndims or x.numel() == 0:
+        raise RuntimeError(f"{name}: Expected {ndims[0]}D or {ndims[1]}D (batch mode) tensor with "
+                           f"optional 0 dim batch size for input, but got:{list(x.shape)}")
+    k = _ntuple(kernel_size, nd, "kernel_size")
+    s = k if stride is None or (isinstance(stride, (tuple, list)) and not stride) else \
+        _ntuple(stride, nd, "stride")
+    if any(v == 0 for v in s):
+        raise RuntimeError("stride should not be zero")
+    return k, s, _ntuple(padding, nd, "padding"), _ntuple(dilation, nd, "dilation")
+
+
+def _check_out(x, out_hw, nd):
+    if any(o <= 0 for o in out_hw):
+        lead = "x".join(str(v) for v in (x.shape[-nd - 1],) + tuple(x.shape[-nd:]))
+        outs = "x".join(str(v) for v in (x.shape[-nd - 1],) + tuple(out_hw))
+        raise RuntimeError(f"Given input size: ({lead}). Calculated output size: ({outs}). "
+                           "Output size is too small")
+
+
+def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, nd, name):
+    k, s, p, d = _pool_args(input, kernel_size, stride, padding, dilation, nd, name,
+                            (nd + 1, nd + 2))
+    for pv, kv, dv in zip(p, k, d):
+        if pv > (dv * (kv - 1) + 1) // 2:
+            raise RuntimeError(f"pad should be at most half of effective kernel size, but got "
+                               f"pad={pv}, kernel_size={kv} and dilation={dv}")
+    spatial = tuple(input.shape[-nd:])
+    out = tuple(_out_len(n, kv, sv, pv, dv, ceil_mode) for n, kv, sv, pv, dv in
+                zip(spatial, k, s, p, d))
+    _check_out(input, out, nd)
+    if nd == 1:
+        k, s, p, d, out = (1,) + k, (1,) + s, (0,) + p, (1,) + d, (1,) + out
+        x = input.unsqueeze(-2)
+    else:
+        x = input
+    y, idx = MaxPool2dOp.apply(x, k, s, p, d, out)
+    if not return_indices:
+        return y.squeeze(-2) if nd == 1 else y
+    flat = _flat_indices(idx._data, k, s, p, d, x.shape[-1])
+    if nd == 1:
+        y, flat = y.squeeze(-2), flat.squeeze(-2)
+    return y, _wrap(np.ascontiguousarray(flat, dtype=np.int64))
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """2-D max pooling over ``(N, C, H, W)`` or ``(C, H, W)``; ``stride`` defaults to the kernel.
+
+    Example::
+
+        y = F.max_pool2d(x, 2)                     # halves H and W
+        y, idx = F.max_pool2d(x, 3, 2, 1, return_indices=True)
+    """
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 2,
+                     "max_pool2d")
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """1-D max pooling over ``(N, C, L)`` or ``(C, L)``."""
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 1,
+                     "max_pool1d")
+
+
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=True):
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, True, 2,
+                     "max_pool2d")
+
+
+def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=True):
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, True, 1,
+                     "max_pool1d")
+
+
+# ----------------------------------------------------------------------------- average
+def _divisors(size, k, s, p, o, include_pad):
+    """Per-output-position divisor along one axis (PyTorch's pool_size rule)."""
+    start = np.arange(o) * s - p
+    end = np.minimum(start + k, size + p)
+    if include_pad:
+        return (end - start).astype(np.float64)
+    return (np.minimum(end, size) - np.maximum(start, 0)).astype(np.float64)
+
+
+class AvgPool2dOp(Function):
+    """Sum over windows of the last two axes divided by a per-position divisor map."""
+
+    @staticmethod
+    def forward(ctx, x, kernel, stride, padding, out_hw, div):
+        ext = tuple((o - 1) * s + k for o, s, k in zip(out_hw, stride, kernel))
+        xp = _pad_to(x, padding, ext, 0.0)
+        acc = window(xp, 0, 0, stride, (1, 1), out_hw).copy()
+        for p in range(1, kernel[0] * kernel[1]):
+            acc += window(xp, p // kernel[1], p % kernel[1], stride, (1, 1), out_hw)
+        div = div.astype(x.dtype)
+        ctx.geom = (x.shape, xp.shape, kernel, stride, padding, out_hw, div)
+        acc /= div
+        return acc
+
+    @staticmethod
+    def backward(ctx, g):
+        xshape, pshape, kernel, stride, padding, out_hw, div = ctx.geom
+        gs = g / div
+
+        def part(i, j, out):
+            if out is None:
+                return gs
+            out[...] = gs
+
+        gx = _scatter_windows(pshape, part, kernel, stride, (1, 1), out_hw,
+                              _nonoverlap(kernel, stride, (1, 1)), g.dtype)
+        t, l = padding
+        if gx.shape != xshape:
+            gx = np.ascontiguousarray(gx[..., t:t + xshape[-2], l:l + xshape[-1]])
+        return gx, None, None, None, None, None
+
+
+def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+              nd, name):
+    k, s, p, _ = _pool_args(input, kernel_size, stride, padding, 1, nd, name, (nd + 1, nd + 2))
+    for pv, kv in zip(p, k):
+        if pv > kv // 2:
+            raise RuntimeError(f"pad should be at most half of kernel size, but got pad={pv} and "
+                               f"kernel_size={kv}")
+    spatial = tuple(input.shape[-nd:])
+    out = tuple(_out_len(n, kv, sv, pv, 1, ceil_mode) for n, kv, sv, pv in zip(spatial, k, s, p))
+    _check_out(input, out, nd)
+    if divisor_override:
+        div = np.full(out, float(divisor_override))
+    elif nd == 1:
+        div = _divisors(spatial[0], k[0], s[0], p[0], out[0], count_include_pad)[None, :]
+    else:
+        div = np.multiply.outer(*[_divisors(n, kv, sv, pv, o, count_include_pad)
+                                  for n, kv, sv, pv, o in zip(spatial, k, s, p, out)])
+    if nd == 1:
+        return AvgPool2dOp.apply(input.unsqueeze(-2), (1,) + k, (1,) + s, (0,) + p, (1,) + out,
+                                 div).squeeze(-2)
+    return AvgPool2dOp.apply(input, k, s, p, out, div)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """2-D average pooling over ``(N, C, H, W)`` or ``(C, H, W)``.
+
+    Example::
+
+        y = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+    """
+    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, 2, "avg_pool2d")
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True):
+    """1-D average pooling over ``(N, C, L)`` or ``(C, L)``."""
+    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, None, 1,
+                     "avg_pool1d")
+
+
+from ember.ops._adaptive_pool import (  # noqa: E402
+    adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d, adaptive_max_pool2d,
+    max_unpool1d, max_unpool2d,
+)

@@ -1,0 +1,85 @@
+"""Array kernels shared by convolution, transposed convolution, unfold/fold and pooling.
+
+Layout: the kernels work on a *channel-major* padded input ``xp`` of shape ``(C, N, Hp, Wp)``.
+``im2col`` turns it into columns ``(C, kh, kw, N, Ho, Wo)``: reshaped to ``(C*kh*kw, N*Ho*Wo)``
+(or ``(G, Cg*kh*kw, N*Ho*Wo)`` with groups) the convolution is ONE matrix product with the weight
+``(O, C*kh*kw)`` and the result ``(O, N*Ho*Wo)`` is one transpose away from ``(N, O, Ho, Wo)``.
+Both directions loop over the ``kh*kw`` kernel positions only (each a whole-array strided copy or
+add), never over the batch, and never use ``np.add.at``.
+
+Example::
+
+    xp = pad_cn(x, (1, 1, 1, 1))                      # (C, N, H+2, W+2)
+    cols = im2col(xp, (3, 3), (1, 1), (1, 1), (H, W))  # (C, 3, 3, N, H, W)
+    y = w.reshape(O, -1) @ cols.reshape(C * 9, -1)     # (O, N*H*W)
+"""
+
+from __future__ import annotations
+
+__all__ = ["conv_out_size", "pad_cn", "unpad_cn", "im2col", "col2im", "window"]
+
+
+def conv_out_size(size, k, s, pad_total, d):
+    """Output length of a convolution/pooling window sweep (floor mode)."""
+    return (size + pad_total - d * (k - 1) - 1) // s + 1
+
+
+def pad_cn(x, pads, value=0.0):
+    """``x`` ``(N, C, H, W)`` -> channel-major padded copy ``(C, N, H+t+b, W+l+r)``.
+
+    ``pads`` is ``(top, bottom, left, right)``; the border is filled with ``value``.
+    """
+    n, c, h, w = x.shape
+    t, b, l, r = pads
+    out = x.__array_namespace__().empty((c, n, h + t + b, w + l + r), dtype=x.dtype)
+    if t or b or l or r:
+        out[:, :, :t] = value
+        out[:, :, h + t:] = value
+        out[:, :, t:h + t, :l] = value
+        out[:, :, t:h + t, w + l:] = value
+    out[:, :, t:t + h, l:l + w] = x.transpose(1, 0, 2, 3)
+    return out
+
+
+def unpad_cn(gxp, pads, shape):
+    """Inverse layout of ``pad_cn``: crop ``(C, N, Hp, Wp)`` to ``shape`` ``(N, C, H, W)``
+    as a contiguous array."""
+    n, c, h, w = shape
+    t, _, l, _ = pads
+    xp = gxp.__array_namespace__()
+    out = xp.empty(shape, dtype=gxp.dtype)
+    out.transpose(1, 0, 2, 3)[...] = gxp[:, :, t:t + h, l:l + w]
+    return out
+
+
+def window(xp, i, j, stride, dilation, out_hw):
+    """The strided view of ``xp`` (``(..., Hp, Wp)``) seen by kernel position ``(i, j)``."""
+    sh, sw = stride
+    dh, dw = dilation
+    ho, wo = out_hw
+    r0, c0 = i * dh, j * dw
+    return xp[..., r0:r0 + sh * (ho - 1) + 1:sh, c0:c0 + sw * (wo - 1) + 1:sw]
+
+
+def im2col(xp, kernel, stride, dilation, out_hw):
+    """Columns ``(C, kh, kw, N, Ho, Wo)`` of the channel-major padded input ``xp``."""
+    c, n = xp.shape[:2]
+    kh, kw = kernel
+    cols = xp.__array_namespace__().empty((c, kh, kw, n) + tuple(out_hw), dtype=xp.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, i, j] = window(xp, i, j, stride, dilation, out_hw)
+    return cols
+
+
+def col2im(cols, padded_hw, stride, dilation):
+    """Adjoint of ``im2col``: sum columns ``(C, kh, kw, N, Ho, Wo)`` back into a channel-major
+    padded image ``(C, N, Hp, Wp)``."""
+    c, kh, kw, n, ho, wo = cols.shape
+    xp = cols.__array_namespace__()
+    out = xp.zeros((c, n) + tuple(padded_hw), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            win = window(out, i, j, stride, dilation, (ho, wo))
+            win += cols[:, i, j]
+    return out
