@@ -12,4 +12,4 @@ from ember.ops.normalization import *  # noqa: F401,F403
 from ember.ops.sampling import *  # noqa: F401,F403
 from ember.ops.recurrent import *  # noqa: F401,F403
 from ember.ops.attention import *  # noqa: F401,F403
-from ember.ops.elementwise import relu, sigmoid, tanh  # noqa: F401
+from ember.ops.elementwise import sigmoid, tanh  # noqa: F401
