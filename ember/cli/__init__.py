@@ -15,6 +15,11 @@ def register(name, module, help):
     _COMMANDS[name] = (module, help)
 
 
+register("train", "ember.cli.train", "train a model (default: a CNN on the bundled digits)")
+register("evaluate", "ember.cli.evaluate", "test accuracy, per-class table, confusion matrix")
+register("predict", "ember.cli.predict", "top classes of image files with a trained run")
+
+
 def build_parser():
     import ember
 
