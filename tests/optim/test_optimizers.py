@@ -1,0 +1,285 @@
+"""Every optimizer follows torch.optim's trajectory: 100 steps on the same 2-layer MLP.
+
+Two drives: (1) torch's gradients copied into ember's parameters each step (isolates the update
+rule), (2) each library computes its own loss and gradients (the whole training loop).
+"""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+import ember.optim as eo
+from ember.nn import Parameter
+from tests.harness import assert_close
+
+SHAPES = [(8, 5), (8,), (3, 8), (3,)]
+
+CONFIGS = [
+    ("SGD", dict(lr=0.05)),
+    ("SGD", dict(lr=0.05, momentum=0.9)),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=1e-2)),
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-2)),
+    ("SGD", dict(lr=0.01, momentum=0.5, maximize=True)),
+    ("Adam", dict(lr=1e-2)),
+    ("Adam", dict(lr=1e-2, betas=(0.8, 0.99), weight_decay=1e-2, amsgrad=True)),
+    ("Adam", dict(lr=1e-2, maximize=True, eps=1e-6)),
+    ("Adam", dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True)),
+    ("AdamW", dict(lr=1e-2)),
+    ("AdamW", dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
+    ("AdamW", dict(lr=1e-2, maximize=True)),
+    ("RMSprop", dict(lr=1e-3)),
+    ("RMSprop", dict(lr=1e-3, momentum=0.9, centered=True)),
+    ("RMSprop", dict(lr=1e-3, alpha=0.9, weight_decay=1e-2, centered=True, maximize=True)),
+    ("RMSprop", dict(lr=1e-3, momentum=0.5, eps=1e-5)),
+    ("Adagrad", dict(lr=0.05)),
+    ("Adagrad", dict(lr=0.05, lr_decay=1e-2, weight_decay=1e-2, initial_accumulator_value=0.1)),
+    ("Adagrad", dict(lr=0.05, maximize=True)),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.8, weight_decay=1e-2, maximize=True)),
+    ("Adamax", dict()),
+    ("Adamax", dict(lr=1e-2, betas=(0.8, 0.99), weight_decay=1e-2, maximize=True)),
+]
+IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'default'}" for n, kw in CONFIGS]
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    params = [(rng.standard_normal(s) * 0.5).astype(np.float32) for s in SHAPES]
+    x = rng.standard_normal((16, 5)).astype(np.float32)
+    y = rng.standard_normal((16, 3)).astype(np.float32)
+    return params, x, y
+
+
+def _loss(lib, ps, x, y):
+    w1, b1, w2, b2 = ps
+    h = (x @ w1.T + b1).tanh()
+    return ((h @ w2.T + b2 - y) ** 2).mean()
+
+
+def _pair(name, kw, params):
+    tp = [torch.tensor(a.copy(), requires_grad=True) for a in params]
+    ep = [Parameter(ember.tensor(a.copy())) for a in params]
+    return tp, getattr(torch.optim, name)(tp, **kw), ep, getattr(eo, name)(ep, **kw)
+
+
+def _torch_grads(tp, x, y):
+    loss = _loss(torch, tp, torch.tensor(x), torch.tensor(y))
+    loss.backward()
+    return [p.grad.numpy().copy() for p in tp]
+
+
+@pytest.mark.parametrize("name,kw", CONFIGS, ids=IDS)
+def test_trajectory_with_torch_grads(name, kw):
+    params, x, y = _data()
+    tp, topt, ep, eopt = _pair(name, kw, params)
+    for _ in range(100):
+        topt.zero_grad()
+        grads = _torch_grads(tp, x, y)
+        eopt.zero_grad()
+        for p, g in zip(ep, grads):
+            p.grad = ember.tensor(g)
+        topt.step()
+        eopt.step()
+    for i, (a, b) in enumerate(zip(ep, tp)):
+        assert a.dtype == ember.float32
+        assert_close(a, b, rtol=1e-4, atol=1e-6, what=f"{name} param {i}")
+    esd, tsd = eopt.state_dict(), topt.state_dict()
+    assert esd["param_groups"] == tsd["param_groups"]
+    for k in tsd["state"]:
+        assert set(esd["state"][k]) == set(tsd["state"][k])
+        for key, tv in tsd["state"][k].items():
+            assert_close(esd["state"][k][key], tv, rtol=1e-4, atol=1e-6, what=f"state {key}")
+
+
+@pytest.mark.parametrize("name,kw", [CONFIGS[1], CONFIGS[6], CONFIGS[13], CONFIGS[17]],
+                         ids=[IDS[1], IDS[6], IDS[13], IDS[17]])
+def test_trajectory_own_gradients(name, kw):
+    params, x, y = _data(1)
+    tp, topt, ep, eopt = _pair(name, kw, params)
+    ex, ey, tx, ty = ember.tensor(x), ember.tensor(y), torch.tensor(x), torch.tensor(y)
+    for _ in range(100):
+        topt.zero_grad()
+        _loss(torch, tp, tx, ty).backward()
+        topt.step()
+        eopt.zero_grad()
+        _loss(ember, ep, ex, ey).backward()
+        eopt.step()
+    for i, (a, b) in enumerate(zip(ep, tp)):
+        assert_close(a, b, rtol=1e-4, atol=1e-5, what=f"{name} param {i}")
+
+
+def _run(opt, ps, grads):
+    for g in grads:
+        opt.zero_grad()
+        for p, gi in zip(ps, g):
+            p.grad = ember.tensor(gi)
+        opt.step()
+
+
+@pytest.mark.parametrize("name,kw", [CONFIGS[i] for i in (3, 6, 10, 13, 17, 20, 22)],
+                         ids=[IDS[i] for i in (3, 6, 10, 13, 17, 20, 22)])
+def test_state_dict_round_trip_continues_trajectory(name, kw):
+    params, _, _ = _data()
+    rng = np.random.default_rng(3)
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in SHAPES] for _ in range(40)]
+    ref = [Parameter(ember.tensor(a.copy())) for a in params]
+    ref_opt = getattr(eo, name)(ref, **kw)
+    _run(ref_opt, ref, grads)
+
+    ps = [Parameter(ember.tensor(a.copy())) for a in params]
+    opt = getattr(eo, name)(ps, **kw)
+    _run(opt, ps, grads[:20])
+    buf = io.BytesIO()
+    ember.save({"model": [p.detach() for p in ps], "optim": opt.state_dict()}, buf)
+    buf.seek(0)
+    ck = ember.load(buf)
+    ps2 = [Parameter(t) for t in ck["model"]]
+    opt2 = getattr(eo, name)(ps2, lr=123.0)  # the loaded groups replace these options
+    opt2.load_state_dict(ck["optim"])
+    assert opt2.param_groups[0]["lr"] == kw.get("lr", opt.defaults["lr"])
+    _run(opt2, ps2, grads[20:])
+    for a, b in zip(ps2, ref):
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+
+
+def test_torch_state_dict_loads_and_continues():
+    params, x, y = _data()
+    tp, topt, ep, eopt = _pair("Adam", dict(lr=1e-2, amsgrad=True), params)
+    for _ in range(10):
+        topt.zero_grad()
+        _torch_grads(tp, x, y)
+        topt.step()
+    tsd = topt.state_dict()
+    conv = {"state": {k: {n: ember.tensor(v.numpy()) for n, v in s.items()}
+                      for k, s in tsd["state"].items()},
+            "param_groups": tsd["param_groups"]}
+    for p, t in zip(ep, tp):
+        p.data = ember.tensor(t.detach().numpy().copy())
+    eopt.load_state_dict(conv)
+    for _ in range(10):
+        topt.zero_grad()
+        grads = _torch_grads(tp, x, y)
+        for p, g in zip(ep, grads):
+            p.grad = ember.tensor(g)
+        topt.step()
+        eopt.step()
+    for a, b in zip(ep, tp):
+        assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_param_groups_and_closure():
+    params, x, y = _data()
+    tp = [torch.tensor(a.copy(), requires_grad=True) for a in params]
+    ep = [Parameter(ember.tensor(a.copy())) for a in params]
+    topt = torch.optim.SGD([{"params": tp[:2]}, {"params": tp[2:], "lr": 0.2}], lr=0.01,
+                           momentum=0.9)
+    eopt = eo.SGD([{"params": ep[:2]}, {"params": ep[2:], "lr": 0.2}], lr=0.01, momentum=0.9)
+    ex, ey = ember.tensor(x), ember.tensor(y)
+
+    def closure():
+        eopt.zero_grad()
+        loss = _loss(ember, ep, ex, ey)
+        loss.backward()
+        return loss
+
+    for _ in range(20):
+        topt.zero_grad()
+        tl = _loss(torch, tp, torch.tensor(x), torch.tensor(y))
+        tl.backward()
+        topt.step()
+        el = eopt.step(closure)
+        np.testing.assert_allclose(el.item(), tl.item(), rtol=1e-4)
+    assert [g["lr"] for g in eopt.param_groups] == [0.01, 0.2]
+    for a, b in zip(ep, tp):
+        assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_zero_grad_and_skipped_params():
+    p, q = Parameter(ember.ones(3)), Parameter(ember.ones(2))
+    opt = eo.SGD([p, q], lr=0.5)
+    p.grad = ember.tensor([1.0, 2.0, 3.0])
+    opt.step()  # q has no gradient: untouched
+    np.testing.assert_allclose(p.detach().numpy(), [0.5, 0.0, -0.5])
+    np.testing.assert_array_equal(q.detach().numpy(), [1.0, 1.0])
+    g = p.grad
+    opt.zero_grad(set_to_none=False)
+    assert p.grad is g and not p.grad.numpy().any()
+    opt.zero_grad()
+    assert p.grad is None
+
+
+def test_add_param_group_and_hooks():
+    p, q = Parameter(ember.ones(3)), Parameter(ember.ones(2))
+    opt = eo.Adam([p], lr=0.1)
+    opt.add_param_group({"params": q, "lr": 0.5})
+    assert opt.param_groups[1]["betas"] == (0.9, 0.999) and opt.param_groups[1]["lr"] == 0.5
+    with pytest.raises(ValueError, match="some parameters appear in more than one parameter group"):
+        opt.add_param_group({"params": [p]})
+    calls = []
+    h1 = opt.register_step_pre_hook(lambda o, a, k: calls.append("pre"))
+    opt.register_step_post_hook(lambda o, a, k: calls.append("post"))
+    opt.step()
+    h1.remove()
+    opt.step()
+    assert calls == ["pre", "post", "post"]
+
+
+def test_named_parameters_are_accepted():
+    p = Parameter(ember.ones(2))
+    opt = eo.SGD([("w", p)], lr=0.1)
+    assert opt.param_groups[0]["param_names"] == ["w"]
+    assert opt.state_dict()["param_groups"][0]["param_names"] == ["w"]
+
+
+@pytest.mark.parametrize("make,msg", [
+    (lambda p: eo.SGD([], lr=0.1), "optimizer got an empty parameter list"),
+    (lambda p: eo.SGD([p], lr=-1), "Invalid learning rate: -1"),
+    (lambda p: eo.SGD([p], lr=0.1, momentum=-0.5), "Invalid momentum value: -0.5"),
+    (lambda p: eo.SGD([p], lr=0.1, nesterov=True), "Nesterov momentum requires a momentum"),
+    (lambda p: eo.Adam([p], betas=(1.0, 0.9)), "Invalid beta parameter at index 0: 1.0"),
+    (lambda p: eo.Adam([p], eps=-1e-8), "Invalid epsilon value: -1e-08"),
+    (lambda p: eo.AdamW([p], weight_decay=-1), "Invalid weight_decay value: -1"),
+    (lambda p: eo.RMSprop([p], alpha=-0.1), "Invalid alpha value: -0.1"),
+    (lambda p: eo.Adagrad([p], lr_decay=-1), "Invalid lr_decay value: -1"),
+    (lambda p: eo.Adadelta([p], rho=1.5), "Invalid rho value: 1.5"),
+    (lambda p: eo.Adamax([p], betas=(0.9, -0.1)), "Invalid beta parameter at index 1: -0.1"),
+    (lambda p: eo.SGD([p * 2], lr=0.1), "can't optimize a non-leaf Tensor"),
+    (lambda p: eo.SGD(p, lr=0.1), "should be an iterable of Tensors or dicts"),
+    (lambda p: eo.SGD([{"params": {p}}], lr=0.1), "ordered collections"),
+    (lambda p: eo.SGD([1.0], lr=0.1), "optimizer can only optimize Tensors"),
+])
+def test_errors(make, msg):
+    p = Parameter(ember.ones(2))
+    with pytest.raises((ValueError, TypeError), match=msg.replace("(", r"\(").replace(")", r"\)")
+                       .replace("[", r"\[").replace("+", r"\+")):
+        make(p)
+
+
+def test_load_state_dict_mismatch_errors():
+    a, b = Parameter(ember.ones(2)), Parameter(ember.ones(2))
+    sd = eo.SGD([a, b], lr=0.1).state_dict()
+    with pytest.raises(ValueError, match="doesn't match the size of optimizer's group"):
+        eo.SGD([a], lr=0.1).load_state_dict(sd)
+    with pytest.raises(ValueError, match="different number of parameter groups"):
+        eo.SGD([{"params": [a]}, {"params": [b]}], lr=0.1).load_state_dict(sd)
+
+
+def test_duplicate_parameter_warns():
+    p = Parameter(ember.ones(2))
+    with pytest.warns(UserWarning, match="duplicate parameters"):
+        eo.SGD([p, p], lr=0.1)
+
+
+def test_updates_in_place_float32():
+    p = Parameter(ember.ones(4))
+    arr = p.detach().numpy()
+    for cls in (eo.SGD, eo.Adam, eo.AdamW, eo.RMSprop, eo.Adagrad, eo.Adadelta, eo.Adamax):
+        opt = cls([p], lr=0.1)
+        p.grad = ember.ones(4)
+        opt.step()
+        assert p.detach().numpy() is arr and arr.dtype == np.float32
+        for v in opt.state[p].values():
+            assert v.dtype == ember.float32
