@@ -127,7 +127,8 @@ def _decode_tag(tag, node, blobs):
         return _SEQ_TYPES[tag](decode(v, blobs) for v in node["items"])
     if tag in ("dict", "odict", "counter"):
         cls = {"dict": dict, "odict": OrderedDict, "counter": Counter}[tag]
-        out = cls((_key(decode(k, blobs)), decode(v, blobs)) for k, v in node["items"])
+        pairs = [(_key(decode(k, blobs)), decode(v, blobs)) for k, v in node["items"]]
+        out = Counter(dict(pairs)) if cls is Counter else cls(pairs)
         if tag == "odict" and "attrs" in node:
             for k, v in decode(node["attrs"], blobs).items():
                 setattr(out, k, v)
