@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ember.autograd.function import Function
 from ember.autograd.grad_mode import _State
+from ember.backend import unbroadcast
 from ember.ops import creation as C
 from ember.ops import elementwise as E
 from ember.ops import indexing as I
@@ -16,7 +18,7 @@ from ember.ops import linalg as L
 from ember.ops import reduction as R
 from ember.ops import shape as S
 from ember.random import _gen
-from ember.tensor import Tensor, _wrap
+from ember.tensor import Tensor, _bump, _wrap
 
 _T = Tensor
 
@@ -128,8 +130,7 @@ def _inplace_from(fn, fast=None):
                 isinstance(a, _T) and a._rg for a in args))):
             r = fast(self, *args, **kwargs)
             if r is not NotImplemented:
-                if self._vc is not None:
-                    self._vc[0] += 1
+                _bump(self)
                 return self
         return self._inplace(fn(self, *args, **kwargs))
 
@@ -195,6 +196,27 @@ def _check_leaf_inplace(self):
         )
 
 
+class _Overwrite(Function):
+    """``x`` replaced by ``value`` (broadcast): zero gradient to x, the gradient to a tensor value."""
+
+    @staticmethod
+    def forward(ctx, x, value):
+        out = np.empty_like(x)
+        out[...] = value
+        ctx.vshape = value.shape if type(value) is np.ndarray else None
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        nx, nv = ctx.needs_input_grad
+        gv = unbroadcast(g, ctx.vshape) if nv and ctx.vshape is not None else None
+        return (np.zeros_like(g) if nx else None), gv
+
+
+def _overwrite(self, value):
+    return _Overwrite.apply(self, value)
+
+
 def _fill_(self, value):
     _check_leaf_inplace(self)
     if isinstance(value, _T):
@@ -204,13 +226,12 @@ def _fill_(self, value):
                 f"{value._data.ndim} dimensions."
             )
         if _State.enabled and (value._rg or self._rg):
-            return self._inplace(E.add(E.mul(self, 0), value.to(self.dtype)).expand(self.shape).clone())
+            return self._inplace(_overwrite(self, value.to(self.dtype)))
         value = value.item()
     if self._rg and _State.enabled:
-        return self._inplace(_wrap(np.full(self._data.shape, value, dtype=self._data.dtype)))
+        return self._inplace(_overwrite(self, value))
     self._data.fill(value)
-    if self._vc is not None:
-        self._vc[0] += 1
+    _bump(self)
     return self
 
 
@@ -233,11 +254,9 @@ def _copy_(self, src, non_blocking=False):
             f"from shape {list(src._data.shape)} into shape {list(self._data.shape)}"
         )
     if _State.enabled and (src._rg or self._rg):
-        res = E.add(E.mul(self.detach(), 0), src.to(self.dtype))
-        return self._inplace(res)
+        return self._inplace(_overwrite(self, src.to(self.dtype)))
     self._data[...] = src._data
-    if self._vc is not None:
-        self._vc[0] += 1
+    _bump(self)
     return self
 
 
@@ -246,8 +265,7 @@ def _random_fill(draw):
         _check_leaf_inplace(self)
         arr = draw(_gen(generator), self._data.shape, *args, **kwargs)
         self._data[...] = arr
-        if self._vc is not None:
-            self._vc[0] += 1
+        _bump(self)
         return self
 
     return method

@@ -466,15 +466,35 @@ class Tensor:
                 f"output with shape {list(self._data.shape)} doesn't match the broadcast shape "
                 f"{list(rd.shape)}"
             )
+        if res._rg:
+            if res.grad_fn._saved:
+                _unalias_saved(res.grad_fn, self._data)
+        elif self._rg and _State.enabled:
+            # The new value does not depend on the old graph: it receives zero gradients.
+            from ember._tensor_methods import _overwrite
+
+            res = _overwrite(self, res)
+            rd = res._data
         if self._data.flags.writeable:
             self._data[...] = rd
         else:
             self._data = rd.astype(self._data.dtype)
         if res._rg:
             self._rg, self.grad_fn, self._oi = True, res.grad_fn, res._oi
-        if self._vc is not None:
-            self._vc[0] += 1
+        _bump(self)
         return self
+
+
+def _unalias_saved(fn, arr):
+    """An in-place op is about to overwrite ``arr``: the node that computed the new value may
+    have saved ``arr`` itself (x.mul_(y) saves x for y's gradient), so it keeps a copy."""
+    saved = fn._saved
+    if type(saved) is not tuple:
+        return
+    hit = {i for i, a in enumerate(saved) if type(a) is _ndarray and np.may_share_memory(a, arr)}
+    if hit:
+        fn._saved = tuple(a.copy() if i in hit else a for i, a in enumerate(saved))
+        fn._vers = [v for v in getattr(fn, "_vers", ()) if v[0] not in hit]
 
 
 class _HookHandle:
@@ -513,6 +533,15 @@ def _wrap(arr):
 
 
 _new = object.__new__
+
+
+def _bump(t):
+    """Count one in-place modification of ``t`` (and of every view sharing its counter)."""
+    vc = t._vc
+    if vc is None:
+        t._vc = [1]
+    else:
+        vc[0] += 1
 
 
 def _view_of(src, out):

@@ -233,7 +233,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     if inputs is not None:
         inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
         capture, keys = _capture_map(inputs)
-        got = run_backward(roots, retain, capture)
+        got = run_backward(roots, retain, capture, accumulate=False)
         for t, k in zip(inputs, keys):
             if k in got:
                 _accumulate(t, got[k], set())

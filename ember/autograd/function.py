@@ -208,6 +208,8 @@ class TensorFunction(Function):
             for a in args
         )
         ctx._nout = len(outs)
+        # Unused outputs get zero gradients of their shape (PyTorch's materialize_grads).
+        ctx._out_shapes = [o._data.shape if isinstance(o, Tensor) else () for o in outs]
         nondiff = {id(o) for o in ctx._nondiff}
         res = []
         for i, o in enumerate(outs):

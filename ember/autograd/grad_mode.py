@@ -88,6 +88,11 @@ class set_grad_enabled(_Mode):
         _State.enabled = self._prev
         return False
 
+    def __call__(self, fn):
+        # As a decorator the mode applies only inside ``fn``: undo the switch made by __init__.
+        _State.enabled = self._prev
+        return super().__call__(fn)
+
     def _clone(self):
         return enable_grad() if self._target else no_grad()
 

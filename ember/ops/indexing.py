@@ -9,7 +9,7 @@ import numpy as np
 
 from ember.autograd.function import Function
 from ember.backend import unbroadcast
-from ember.tensor import Tensor, _view_of, _wrap, _wrap_dim
+from ember.tensor import Tensor, _bump, _view_of, _wrap, _wrap_dim
 
 __all__ = [
     "getitem", "setitem", "index_select", "gather", "scatter", "scatter_add", "scatter_reduce",
@@ -165,8 +165,7 @@ def setitem(input, idx, value):
         input._data[index] = value._data if isinstance(value, Tensor) else value
     except ValueError as e:
         raise RuntimeError(f"shape mismatch in index assignment: {e}") from None
-    if input._vc is not None:
-        input._vc[0] += 1
+    _bump(input)
     return input
 
 

@@ -1,0 +1,239 @@
+"""The autograd API: backward with and without ``gradient``, accumulation, ``retain_graph``,
+``autograd.grad``, grad modes as context managers and decorators, detach, hooks, retain_grad."""
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+
+
+def _both(fn):
+    """Run ``fn(lib)`` for ember and torch; return (ember result, torch result)."""
+    return fn(ember), fn(torch)
+
+
+def _close(e, t):
+    np.testing.assert_allclose(np.asarray(e.detach().numpy() if hasattr(e, "detach") else e),
+                               t.detach().numpy() if hasattr(t, "detach") else t, rtol=1e-6)
+
+
+def test_backward_scalar_and_with_gradient():
+    def run(t):
+        x = t.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        (x * x).sum().backward()
+        g1 = x.grad.clone()
+        y = x * 3
+        y.backward(t.tensor([1.0, 0.5, 2.0]))
+        return g1, x.grad
+
+    (e1, e2), (t1, t2) = _both(run)
+    _close(e1, t1)
+    _close(e2, t2)
+
+
+def test_accumulation_and_zeroing():
+    x = ember.tensor([1.0, 2.0], requires_grad=True)
+    for _ in range(3):
+        (x * 2).sum().backward()
+    assert x.grad.tolist() == [6.0, 6.0]
+    x.grad = None
+    (x * x).sum().backward()
+    assert x.grad.tolist() == [2.0, 4.0]
+    x.grad.zero_()
+    assert x.grad.tolist() == [0.0, 0.0]
+
+
+def test_shared_subexpression_and_diamond():
+    def run(t):
+        x = t.tensor([0.5, -1.0], requires_grad=True)
+        a = x.exp()
+        b = a * a + a.sin() * x
+        c = (b + a).sum()
+        c.backward()
+        return x.grad
+
+    _close(*_both(run))
+
+
+def test_retain_graph_and_second_backward_error():
+    x = ember.tensor([1.0, 2.0], requires_grad=True)
+    y = (x.exp() * x).sum()
+    y.backward(retain_graph=True)
+    g = x.grad.clone()
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * g.numpy())
+    with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+        y.backward()
+
+
+def test_backward_non_scalar_needs_gradient():
+    y = ember.ones(2, 3, requires_grad=True) * 2
+    with pytest.raises(RuntimeError, match=r"grad can be implicitly created only for scalar "
+                                           r"outputs; this output has shape \(2, 3\)"):
+        y.backward()
+    with pytest.raises(RuntimeError, match="Mismatch in shape"):
+        y.backward(ember.ones(3))
+
+
+def test_backward_on_tensor_without_grad():
+    with pytest.raises(RuntimeError, match="does not require grad and does not have a grad_fn"):
+        ember.ones(2).sum().backward()
+
+
+def test_autograd_grad():
+    x = ember.tensor([1.0, 2.0], requires_grad=True)
+    w = ember.tensor([3.0, 4.0], requires_grad=True)
+    unused = ember.tensor([1.0], requires_grad=True)
+    y = (x * w).sum()
+    gx, gw = ember.autograd.grad(y, (x, w), retain_graph=True)
+    assert gx.tolist() == [3.0, 4.0] and gw.tolist() == [1.0, 2.0]
+    assert x.grad is None and w.grad is None
+    (gx,) = ember.autograd.grad([x * 2], [x], grad_outputs=[ember.tensor([1.0, -1.0])])
+    assert gx.tolist() == [2.0, -2.0]
+    with pytest.raises(RuntimeError, match="appears to not have been used in the graph"):
+        ember.autograd.grad(y, [x, unused], retain_graph=True)
+    gx, gu = ember.autograd.grad(y, [x, unused], allow_unused=True, retain_graph=True)
+    assert gu is None and gx.tolist() == [3.0, 4.0]
+    gx, gu = ember.autograd.grad(y, [x, unused], materialize_grads=True, allow_unused=True)
+    assert gu.tolist() == [0.0]
+    h = x * 2
+    z = (h * h).sum()
+    (gh,) = ember.autograd.grad(z, h)
+    assert gh.tolist() == [4.0, 8.0]
+
+
+def test_grad_modes_context_and_decorator():
+    x = ember.ones(2, requires_grad=True)
+    with ember.no_grad():
+        assert not (x * 2).requires_grad and not ember.is_grad_enabled()
+        with ember.enable_grad():
+            assert (x * 2).requires_grad
+    assert ember.is_grad_enabled()
+
+    @ember.no_grad()
+    def f(a):
+        return a * 2
+
+    @ember.no_grad
+    def f2(a):
+        return a * 2
+
+    @ember.enable_grad()
+    def g(a):
+        return a * 2
+
+    assert not f(x).requires_grad and not f2(x).requires_grad
+    with ember.no_grad():
+        assert g(x).requires_grad
+    with ember.set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+    assert (x * 2).requires_grad
+    ember.set_grad_enabled(False)
+    assert not ember.is_grad_enabled()
+    ember.set_grad_enabled(True)
+
+    @ember.set_grad_enabled(False)
+    def h(a):
+        return a * 2
+
+    assert not h(x).requires_grad and ember.is_grad_enabled()
+    with ember.inference_mode():
+        assert not (x * 2).requires_grad and ember.is_inference_mode_enabled()
+    with ember.inference_mode(False):
+        assert (x * 2).requires_grad
+
+    @ember.inference_mode()
+    def k(a):
+        return a * 2
+
+    @ember.inference_mode
+    def k2(a):
+        return a * 2
+
+    assert not k(x).requires_grad and not k2(x).requires_grad and ember.is_grad_enabled()
+
+
+def test_no_grad_restores_on_exception():
+    with pytest.raises(ValueError):
+        with ember.no_grad():
+            raise ValueError
+    assert ember.is_grad_enabled()
+
+
+def test_detach_requires_grad_():
+    x = ember.ones(2, requires_grad=True)
+    y = (x * 2).detach()
+    assert not y.requires_grad and y.grad_fn is None and y.is_leaf
+    z = ember.ones(2).requires_grad_()
+    assert z.requires_grad and z.is_leaf
+    z.requires_grad_(False)
+    assert not z.requires_grad
+    with pytest.raises(RuntimeError, match="only Tensors of floating point and complex dtype "
+                                           r"can require gradients \(got ember.int64\)"):
+        ember.tensor([1, 2]).requires_grad_()
+    with pytest.raises(RuntimeError, match="you can only change requires_grad flags of leaf"):
+        (x * 2).requires_grad_(False)
+
+
+def test_retain_grad_and_hooks():
+    def run(t):
+        x = t.tensor([1.0, 2.0], requires_grad=True)
+        h = x * 3
+        h.retain_grad()
+        seen = []
+        h.register_hook(lambda g: seen.append(g.clone()))
+        x.register_hook(lambda g: g * 10)  # leaf hook replaces the gradient
+        (h * h).sum().backward()
+        return h.grad, seen[0], x.grad, h.retains_grad
+
+    (eh, es, ex, er), (th, ts, tx, tr) = _both(run)
+    _close(eh, th)
+    _close(es, ts)
+    _close(ex, tx)
+    assert er == tr is True
+
+
+def test_hook_handle_remove_and_nonleaf_replace():
+    x = ember.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 2
+    handle = h.register_hook(lambda g: g * 0)
+    handle.remove()
+    h.register_hook(lambda g: g + 1)
+    h.sum().backward()
+    assert x.grad.tolist() == [4.0, 4.0]
+    with pytest.raises(RuntimeError, match="cannot register a hook on a tensor that doesn't"):
+        ember.ones(2).register_hook(lambda g: g)
+
+
+def test_backward_inputs_argument():
+    a = ember.tensor([1.0], requires_grad=True)
+    b = ember.tensor([2.0], requires_grad=True)
+    (a * b).sum().backward(inputs=[a])
+    assert a.grad.tolist() == [2.0] and b.grad is None
+
+
+def test_create_graph_is_a_clear_error():
+    x = ember.ones(1, requires_grad=True)
+    with pytest.raises(NotImplementedError, match="create_graph=True"):
+        (x * x).sum().backward(create_graph=True)
+
+
+def test_gradcheck_api():
+    x = ember.tensor([0.3, -0.7], dtype=ember.float64, requires_grad=True)
+    assert ember.autograd.gradcheck(lambda a: (a.sin() * a).sum(), (x,))
+    with pytest.raises(ember.autograd.GradcheckError, match="float64"):
+        ember.autograd.gradcheck(lambda a: a.sum(), (ember.ones(2, requires_grad=True),))
+
+    class Wrong(ember.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 3
+
+    with pytest.raises(ember.autograd.GradcheckError, match="Jacobian mismatch"):
+        ember.autograd.gradcheck(Wrong.apply, (x,))
+    assert ember.autograd.gradcheck(Wrong.apply, (x,), raise_exception=False) is False

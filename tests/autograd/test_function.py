@@ -1,0 +1,143 @@
+"""Custom ``ember.autograd.Function`` exactly as PyTorch's: save_for_backward/saved_tensors,
+needs_input_grad, mark_non_differentiable, non-tensor arguments, several outputs."""
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+from tests.harness import check_op
+
+
+def _square_cls(lib):
+    class Square(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, scale):
+            ctx.save_for_backward(x)
+            ctx.scale = scale
+            return x * x * scale
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return 2 * x * grad * ctx.scale, None
+
+    return Square
+
+
+def test_custom_function_matches_torch():
+    sq = {ember: _square_cls(ember), torch: _square_cls(torch)}
+    check_op([(3, 4)], lambda t, x: sq[t].apply(x.sin(), 1.5).sum(dim=0))
+    check_op([(3, 4)], lambda t, x: sq[t].apply(x, 2.0), transpose=(0,))
+
+
+def test_custom_function_gradcheck():
+    sq = _square_cls(ember)
+    x = ember.randn(3, dtype=ember.float64, requires_grad=True)
+    assert ember.autograd.gradcheck(lambda a: sq.apply(a, 3.0), (x,))
+
+
+def test_needs_input_grad_and_multiple_outputs():
+    seen = {}
+
+    class SplitMul(ember.autograd.Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            ctx.save_for_backward(a, b)
+            seen["needs"] = ctx.needs_input_grad
+            return a * b, a + b
+
+        @staticmethod
+        def backward(ctx, g1, g2):
+            a, b = ctx.saved_tensors
+            ga = g1 * b + g2 if ctx.needs_input_grad[0] else None
+            gb = g1 * a + g2 if ctx.needs_input_grad[1] else None
+            return ga, gb
+
+    a = ember.tensor([1.0, 2.0], requires_grad=True)
+    b = ember.tensor([3.0, 4.0])
+    p, s = SplitMul.apply(a, b)
+    assert seen["needs"] == (True, False)
+    assert p.grad_fn is s.grad_fn and p.grad_fn.name() == "SplitMulBackward"
+    (p.sum() + 2 * s.sum()).backward()
+    assert a.grad.tolist() == [5.0, 6.0] and b.grad is None
+    a.grad = None
+    p, s = SplitMul.apply(a, b)
+    p.sum().backward()  # the unused output's gradient arrives as zeros
+    assert a.grad.tolist() == [3.0, 4.0]
+
+
+def test_mark_non_differentiable_and_no_grad_inside_forward():
+    class SortIdx(ember.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            assert not ember.is_grad_enabled()
+            vals, idx = x.sort()
+            ctx.mark_non_differentiable(idx)
+            ctx.save_for_backward(idx)
+            return vals, idx
+
+        @staticmethod
+        def backward(ctx, gv, gi):
+            (idx,) = ctx.saved_tensors
+            out = ember.zeros(gv.shape)
+            out[idx] = gv
+            return out
+
+    x = ember.tensor([3.0, 1.0, 2.0], requires_grad=True)
+    v, i = SortIdx.apply(x)
+    assert v.requires_grad and not i.requires_grad and i.dtype is ember.int64
+    (v * ember.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert x.grad.tolist() == [3.0, 1.0, 2.0]
+
+
+def test_function_without_grad_inputs_returns_plain_tensor():
+    sq = _square_cls(ember)
+    y = sq.apply(ember.ones(2), 1.0)
+    assert not y.requires_grad and y.grad_fn is None
+
+
+def test_saved_tensors_freed_after_backward():
+    sq = _square_cls(ember)
+    x = ember.ones(2, requires_grad=True)
+    y = sq.apply(x, 1.0).sum()
+    fn = y.grad_fn
+    y.backward()
+    with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+        y.backward()
+    del fn
+
+
+def test_wrong_number_of_gradients_is_clear():
+    class Bad(ember.autograd.Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            return a + b
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+    y = Bad.apply(ember.ones(2, requires_grad=True), ember.ones(2, requires_grad=True))
+    with pytest.raises(RuntimeError, match="returned an incorrect number of gradients"):
+        y.sum().backward()
+
+
+def test_array_face_function_for_ops():
+    from ember.autograd.function import Function
+
+    class Cube(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x ** 3
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            assert isinstance(x, np.ndarray)
+            return 3 * x * x * g
+
+    x = ember.tensor([1.0, 2.0], requires_grad=True)
+    Cube.apply(x).sum().backward()
+    assert x.grad.tolist() == [3.0, 12.0]

@@ -1,0 +1,128 @@
+"""In-place safety: version counters catch a saved tensor modified before backward (also through
+a view), in-place ops on leaves that require grad raise, and correct in-place ops differentiate."""
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+from tests.harness import check_op
+
+MODIFIED = "modified by an inplace operation"
+
+
+def test_modifying_saved_input_raises():
+    x = ember.randn(3, requires_grad=True)
+    h = x * 1
+    y = h.sin()  # sin saves its input
+    h.mul_(2)
+    with pytest.raises(RuntimeError, match=MODIFIED) as e:
+        y.sum().backward()
+    assert "is at version 1; expected version 0" in str(e.value)
+
+
+def test_modifying_saved_output_raises():
+    x = ember.randn(3, requires_grad=True)
+    y = x.exp()  # exp saves its output
+    y.add_(1)
+    with pytest.raises(RuntimeError, match=MODIFIED):
+        y.sum().backward()
+
+
+def test_modifying_through_a_view_raises():
+    x = ember.randn(2, 3, requires_grad=True)
+    h = x * 1
+    y = h.sin()
+    h[0].mul_(2)
+    with pytest.raises(RuntimeError, match=MODIFIED):
+        y.sum().backward()
+    a = ember.randn(2, 3)
+    w = ember.randn(3, requires_grad=True)
+    out = (a * w).sum()  # mul saves a
+    a.view(6)[0] = 5.0
+    with pytest.raises(RuntimeError, match=MODIFIED):
+        out.backward()
+    b = ember.randn(2, 3)
+    out = (b * w).sum()
+    b.t().zero_()
+    with pytest.raises(RuntimeError, match=MODIFIED):
+        out.backward()
+
+
+def test_modifying_unsaved_tensor_is_fine():
+    x = ember.randn(3, requires_grad=True)
+    h = x * 1
+    y = h + 2  # add saves nothing
+    h.mul_(2)
+    y.sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_inplace_on_leaf_requiring_grad_raises():
+    x = ember.ones(3, requires_grad=True)
+    msg = "a leaf Variable that requires grad is being used in an in-place operation"
+    for op in (lambda: x.add_(1), lambda: x.mul_(2), lambda: x.zero_(), lambda: x.fill_(1.0),
+               lambda: x.copy_(ember.zeros(3)), lambda: x.clamp_(0, 1), lambda: x.exp_(),
+               lambda: x.__setitem__(0, 2.0), lambda: x.uniform_()):
+        with pytest.raises(RuntimeError, match=msg):
+            op()
+    with ember.no_grad():
+        x.add_(1)  # allowed under no_grad, as in PyTorch (optimizer updates)
+        x[0] = 5.0
+    assert x.tolist() == [5.0, 2.0, 2.0] and x.requires_grad and x.is_leaf
+
+
+INPLACE = {
+    "add_": lambda h, o: h.add_(o),
+    "sub_": lambda h, o: h.sub_(o, alpha=2),
+    "mul_": lambda h, o: h.mul_(o),
+    "div_": lambda h, o: h.div_(o.abs() + 1),
+    "iadd": lambda h, o: h.__iadd__(o),
+    "clamp_": lambda h, o: h.clamp_(-0.5, 0.5),
+    "exp_": lambda h, o: h.exp_(),
+    "tanh_": lambda h, o: h.tanh_(),
+    "copy_": lambda h, o: h.copy_(o),
+    "masked_fill_": lambda h, o: h.masked_fill_(o > 0, 0.0),
+    "setitem": lambda h, o: h.__setitem__(slice(0, 1), o[:1]),
+    "zero_": lambda h, o: h.zero_(),
+    "fill_": lambda h, o: h.fill_(2.0),
+    "pow_": lambda h, o: h.pow_(2),
+    "sigmoid_": lambda h, o: h.sigmoid_(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INPLACE))
+def test_inplace_ops_differentiate_like_torch(name):
+    op = INPLACE[name]
+
+    def fn(t, x, o):
+        h = x * 1.5
+        r = op(h, o)
+        assert r is h or name == "setitem"
+        return h * 2
+
+    check_op([(3, 4), (3, 4)], fn)
+
+
+def test_inplace_without_graph_writes_memory():
+    a = np.ones(3, dtype=np.float32)
+    t = ember.from_numpy(a)
+    t.mul_(3).add_(1).sub_(ember.ones(3)).div_(2)
+    assert a.tolist() == [1.5, 1.5, 1.5]
+    i = ember.tensor([1, 2])
+    i.add_(1)
+    assert i.tolist() == [2, 3] and i.dtype is ember.int64
+    with pytest.raises(RuntimeError, match="result type float32 can't be cast to the desired "
+                                           "output type int64"):
+        i.add_(ember.tensor([0.5, 0.5]))
+    with pytest.raises(RuntimeError, match="doesn't match the broadcast shape"):
+        ember.ones(3).requires_grad_().mul(1).add_(ember.ones(2, 3))
+
+
+def test_version_counter_matches_torch():
+    e, t = ember.zeros(2), torch.zeros(2)
+    for lib, x in ((ember, e), (torch, t)):
+        x.add_(1)
+        x.mul_(2)
+        x[0] = 3
+    assert e._version == t._version == 3
