@@ -186,11 +186,6 @@ def _check_class_target(input, target, weight, ignore_index, name):
                            "0-d tensor")
     if input._data.dtype.kind != "f":
         raise RuntimeError(f"{name}(): expected a floating input, got {input.dtype}")
-    if target._data.dtype.kind not in "iu":
-        raise RuntimeError(
-            f"expected target dtype to be Long or Byte, but got {_tname(target)} "
-            f"(class-index targets are integers; for class probabilities pass a float target "
-            f"of the input's shape {list(input.shape)})")
     c = input.shape[1] if input.ndim >= 2 else input.shape[0]
     if input.ndim == 1:
         if target.ndim != 0:
@@ -201,6 +196,11 @@ def _check_class_target(input, target, weight, ignore_index, name):
         raise RuntimeError(
             f"0D or 1D target tensor expected, multi-target not supported (input "
             f"{list(input.shape)}, target {list(target.shape)})")
+    if target._data.dtype.kind not in "iu":
+        raise RuntimeError(
+            f"expected target dtype to be Long or Byte, but got {_tname(target)} "
+            f"(class-index targets are integers; for class probabilities pass a float target "
+            f"of the input's shape {list(input.shape)})")
     if input.ndim >= 2 and target.shape[:1] != input.shape[:1]:
         raise ValueError(
             f"Expected input batch_size ({input.shape[0]}) to match target batch_size "

@@ -1,0 +1,161 @@
+"""Activations: every functional vs torch (forward + grad), float64 gradcheck, every module vs
+torch's with the same weights, reprs, in-place variants and bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+from tests.harness import check_gradcheck, check_module, check_op
+
+# (name, fn(lib, x)); inputs avoid the kinks at 0 / ±3 / thresholds by construction of the data
+ACTS = [
+    ("relu", lambda t, x: t.nn.functional.relu(x)),
+    ("relu6", lambda t, x: t.nn.functional.relu6(x * 4)),
+    ("leaky_relu", lambda t, x: t.nn.functional.leaky_relu(x, 0.2)),
+    ("elu", lambda t, x: t.nn.functional.elu(x, alpha=0.7)),
+    ("selu", lambda t, x: t.nn.functional.selu(x)),
+    ("celu", lambda t, x: t.nn.functional.celu(x, alpha=1.3)),
+    ("gelu", lambda t, x: t.nn.functional.gelu(x)),
+    ("gelu_tanh", lambda t, x: t.nn.functional.gelu(x, approximate="tanh")),
+    ("silu", lambda t, x: t.nn.functional.silu(x)),
+    ("mish", lambda t, x: t.nn.functional.mish(x)),
+    ("sigmoid", lambda t, x: t.sigmoid(x)),
+    ("tanh", lambda t, x: t.tanh(x)),
+    ("softplus", lambda t, x: t.nn.functional.softplus(x, beta=2.0, threshold=1.5)),
+    ("hardtanh", lambda t, x: t.nn.functional.hardtanh(x, -0.5, 0.8)),
+    ("hardswish", lambda t, x: t.nn.functional.hardswish(x * 4)),
+    ("hardsigmoid", lambda t, x: t.nn.functional.hardsigmoid(x * 4)),
+    ("logsigmoid", lambda t, x: t.nn.functional.logsigmoid(x * 10)),
+    ("tanhshrink", lambda t, x: t.nn.functional.tanhshrink(x)),
+    ("softsign", lambda t, x: t.nn.functional.softsign(x)),
+    ("softshrink", lambda t, x: t.nn.functional.softshrink(x, 0.3)),
+    ("hardshrink", lambda t, x: t.nn.functional.hardshrink(x, 0.3)),
+    ("threshold", lambda t, x: t.nn.functional.threshold(x, 0.1, -2.0)),
+    ("glu", lambda t, x: t.nn.functional.glu(x, dim=1)),
+    ("softmax", lambda t, x: t.nn.functional.softmax(x, dim=1)),
+    ("softmax_last", lambda t, x: t.nn.functional.softmax(x * 30, dim=-1)),
+    ("log_softmax", lambda t, x: t.nn.functional.log_softmax(x * 30, dim=0)),
+    ("softmin", lambda t, x: t.nn.functional.softmin(x, dim=2)),
+]
+
+
+@pytest.mark.parametrize("name,fn", ACTS, ids=[a[0] for a in ACTS])
+def test_functional_matches_torch(name, fn):
+    check_op([(3, 4, 5)], fn, rtol=1e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("name,fn", ACTS, ids=[a[0] for a in ACTS])
+def test_functional_gradcheck(name, fn):
+    check_gradcheck([(2, 4, 3)], fn)
+
+
+def test_softmax_dtype_and_implicit_dim():
+    check_op([(4, 6)], lambda t, x: t.nn.functional.softmax(x, -1, dtype=t.float64))
+    x = ember.randn(2, 3)
+    with pytest.warns(UserWarning, match="Implicit dimension choice for softmax"):
+        y = ember.nn.functional.softmax(x)
+    np.testing.assert_allclose(y.sum(1).numpy(), np.ones(2), rtol=1e-6)
+
+
+def test_softmax_extreme_values_are_stable():
+    x = ember.tensor([[1000.0, -1000.0, 0.0]])
+    assert np.isfinite(ember.nn.functional.log_softmax(x, 1).numpy()).all()
+    assert np.isfinite(ember.nn.functional.softmax(x, 1).numpy()).all()
+
+
+def test_prelu_functional():
+    w = np.array([0.1, 0.2, 0.3], np.float32)
+    check_op([(2, 3, 4), w], lambda t, x, a: t.nn.functional.prelu(x, a))
+    check_op([(2, 3), np.array([0.25], np.float32)], lambda t, x, a: t.nn.functional.prelu(x, a))
+    check_gradcheck([(2, 3, 4), w.astype(np.float64)], lambda t, x, a: t.nn.functional.prelu(x, a))
+    with pytest.raises(RuntimeError, match="parameter numbers = 3 and channel size = 1"):
+        ember.nn.functional.prelu(ember.randn(3), ember.tensor(w))
+
+
+MODULES = [
+    lambda n: n.ReLU(), lambda n: n.ReLU6(), lambda n: n.LeakyReLU(0.3), lambda n: n.ELU(0.5),
+    lambda n: n.SELU(), lambda n: n.CELU(0.8), lambda n: n.GELU(), lambda n: n.GELU("tanh"),
+    lambda n: n.SiLU(), lambda n: n.Mish(), lambda n: n.Sigmoid(), lambda n: n.Tanh(),
+    lambda n: n.Softmax(dim=1), lambda n: n.LogSoftmax(dim=-1), lambda n: n.Softmin(0),
+    lambda n: n.Softmax2d(), lambda n: n.Softplus(2.0, 5.0), lambda n: n.Hardtanh(-2.0, 2.0),
+    lambda n: n.PReLU(), lambda n: n.PReLU(4, init=0.1), lambda n: n.Hardswish(),
+    lambda n: n.Hardsigmoid(), lambda n: n.LogSigmoid(), lambda n: n.Tanhshrink(),
+    lambda n: n.Softsign(), lambda n: n.Softshrink(0.2), lambda n: n.Hardshrink(0.2),
+    lambda n: n.Threshold(0.1, 20.0), lambda n: n.GLU(1), lambda n: n.RReLU(),
+]
+
+
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("make", MODULES)
+def test_module_matches_torch(make, train):
+    tm, em = make(torch.nn), make(ember.nn)
+    assert repr(em) == repr(tm)
+    assert list(em.state_dict()) == list(tm.state_dict())
+    if isinstance(tm, torch.nn.RReLU) and train:
+        return  # random slopes: compared in eval mode only
+    check_module(tm, em, [(2, 4, 3, 2) if isinstance(tm, torch.nn.Softmax2d) else (2, 4, 3)],
+                 train=train)
+
+
+def test_module_reprs_with_options():
+    for make in [lambda n: n.ReLU(inplace=True), lambda n: n.LeakyReLU(0.1, True),
+                 lambda n: n.ELU(inplace=True), lambda n: n.Hardtanh(inplace=True),
+                 lambda n: n.ReLU6(inplace=True), lambda n: n.Softmax(), lambda n: n.GLU(),
+                 lambda n: n.Threshold(0.5, 1.0, True), lambda n: n.RReLU(0.1, 0.2, True)]:
+        assert repr(make(ember.nn)) == repr(make(torch.nn))
+
+
+@pytest.mark.parametrize("fn", [
+    lambda t, x: t.nn.functional.relu(x, inplace=True),
+    lambda t, x: t.nn.functional.leaky_relu(x, 0.1, inplace=True),
+    lambda t, x: t.nn.functional.elu(x, inplace=True),
+    lambda t, x: t.nn.functional.hardtanh(x, inplace=True),
+    lambda t, x: t.nn.functional.silu(x, inplace=True),
+])
+def test_inplace_on_non_leaf(fn):
+    def run(t, x):
+        y = x * 2
+        out = fn(t, y)
+        assert out is y
+        return out * 1.5
+
+    check_op([(3, 4)], run)
+
+
+def test_inplace_on_leaf_requiring_grad_raises():
+    x = ember.randn(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        ember.nn.functional.relu(x, inplace=True)
+
+
+def test_inplace_without_grad_overwrites_input():
+    x = ember.tensor([-1.0, 2.0])
+    ember.nn.functional.relu_(x)
+    assert x.tolist() == [0.0, 2.0]
+
+
+def test_bad_arguments():
+    F = ember.nn.functional
+    with pytest.raises(RuntimeError, match="approximate argument must be either none or tanh"):
+        F.gelu(ember.randn(2), approximate="fast")
+    with pytest.raises(RuntimeError, match="Halving dimension must be even, but dimension 1 is size 3"):
+        F.glu(ember.randn(2, 3), 1)
+    with pytest.raises(RuntimeError, match="not implemented for 'int64'"):
+        F.gelu(ember.tensor([1, 2]))
+    with pytest.raises(TypeError, match="must be Tensor"):
+        F.silu([1.0, 2.0])
+    with pytest.raises(ValueError, match="Softmax2d: expected input to be 3D or 4D"):
+        ember.nn.Softmax2d()(ember.randn(2, 3))
+
+
+def test_float32_stays_float32():
+    x = ember.randn(4, 5, requires_grad=True)
+    F = ember.nn.functional
+    for f in [F.gelu, F.silu, F.mish, F.elu, F.softplus, F.logsigmoid, F.hardswish,
+              lambda v: F.softmax(v, 1), lambda v: F.log_softmax(v, 1)]:
+        y = f(x)
+        assert y.dtype == ember.float32
+        y.sum().backward()
+        assert x.grad.dtype == ember.float32
+        x.grad = None
