@@ -58,11 +58,12 @@ class ExceptionWrapper:
     def __init__(self, exc_info=None, where="in background"):
         exc_info = exc_info or sys.exc_info()
         self.exc_type = exc_info[0]
+        self.exc_name = exc_info[0].__name__
         self.exc_msg = "".join(traceback.format_exception(*exc_info))
         self.where = where
 
     def reraise(self):
-        msg = f"Caught {self.exc_type.__name__} {self.where}.\nOriginal {self.exc_msg}"
+        msg = f"Caught {self.exc_name} {self.where}.\nOriginal {self.exc_msg}"
         if self.exc_type is KeyError:
             msg = _KeyErrorMessage(msg)
         try:
@@ -115,8 +116,12 @@ def encode(idx, data):
         body = pickle.dumps(data, protocol=5, buffer_callback=buffers.append)
     except Exception:
         buffers = []
-        body = pickle.dumps(ExceptionWrapper(where="while sending a batch from a DataLoader "
-                                                   "worker process"), protocol=5)
+        if isinstance(data, ExceptionWrapper):  # an exception class pickle cannot name
+            data.exc_type = RuntimeError
+        else:
+            data = ExceptionWrapper(where="while sending a batch from a DataLoader worker "
+                                          "process (is everything in the batch picklable?)")
+        body = pickle.dumps(data, protocol=5)
     raws = [b.raw() for b in buffers]
     header = pickle.dumps((idx, body, [r.nbytes for r in raws]), protocol=5)
     return header, raws
