@@ -1,0 +1,174 @@
+"""Convolution layers and functional forms against torch: outputs, input/weight/bias gradients,
+float64 gradcheck, default init, state_dict keys, reprs and error messages."""
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+import ember.nn as nn
+import ember.nn.functional as F
+from tests.harness import check_gradcheck, check_module, check_op
+
+# im2col + BLAS sums in a different order than oneDNN: float32 round-off grows with C*kh*kw.
+TOL = dict(rtol=1e-4, atol=1e-5)
+
+CONV2D = [
+    dict(args=(3, 4, 3), kw={}, x=(2, 3, 8, 8)),
+    dict(args=(3, 6, (3, 2)), kw=dict(stride=(2, 1), padding=(1, 2)), x=(2, 3, 9, 7)),
+    dict(args=(4, 6, 3), kw=dict(dilation=2, groups=2, padding=2, bias=False), x=(2, 4, 9, 9)),
+    dict(args=(4, 4, 3), kw=dict(groups=4, padding="same"), x=(2, 4, 6, 7)),
+    dict(args=(3, 5, (4, 2)), kw=dict(padding="same", dilation=(1, 2)), x=(1, 3, 7, 8)),
+    dict(args=(3, 4, 3), kw=dict(padding="valid", stride=3), x=(2, 3, 10, 11)),
+    dict(args=(3, 4, 3), kw=dict(padding=1), x=(3, 6, 5)),  # unbatched
+    dict(args=(3, 4, 3), kw=dict(padding=2, padding_mode="reflect"), x=(2, 3, 6, 6)),
+    dict(args=(3, 4, 3), kw=dict(padding=1, padding_mode="replicate", stride=2), x=(2, 3, 6, 6)),
+    dict(args=(3, 4, 3), kw=dict(padding=(1, 2), padding_mode="circular"), x=(2, 3, 6, 6)),
+    dict(args=(2, 4, 4), kw=dict(padding="same", padding_mode="reflect"), x=(2, 2, 6, 6)),
+]
+
+
+@pytest.mark.parametrize("cfg", CONV2D)
+@pytest.mark.parametrize("train", [True, False])
+def test_conv2d_module(cfg, train):
+    t = torch.nn.Conv2d(*cfg["args"], **cfg["kw"])
+    e = nn.Conv2d(*cfg["args"], **cfg["kw"])
+    check_module(t, e, [cfg["x"]], train=train, **TOL)
+
+
+CONV1D = [
+    dict(args=(3, 4, 3), kw={}, x=(2, 3, 10)),
+    dict(args=(4, 6, 3), kw=dict(stride=2, padding=1, dilation=2, groups=2), x=(2, 4, 11)),
+    dict(args=(3, 4, 4), kw=dict(padding="same"), x=(3, 9)),
+    dict(args=(3, 4, 3), kw=dict(padding=2, padding_mode="circular", bias=False), x=(2, 3, 7)),
+]
+
+
+@pytest.mark.parametrize("cfg", CONV1D)
+def test_conv1d_module(cfg):
+    t, e = torch.nn.Conv1d(*cfg["args"], **cfg["kw"]), nn.Conv1d(*cfg["args"], **cfg["kw"])
+    check_module(t, e, [cfg["x"]], **TOL)
+
+
+CONVT = [
+    dict(args=(3, 4, 3), kw={}, x=(2, 3, 5, 5)),
+    dict(args=(4, 6, 3), kw=dict(stride=2, padding=1, output_padding=1, groups=2), x=(2, 4, 4, 5)),
+    dict(args=(3, 2, (3, 2)), kw=dict(stride=(2, 3), dilation=(1, 2), output_padding=(1, 2),
+                                      bias=False), x=(2, 3, 4, 3)),
+    dict(args=(3, 2, 4), kw=dict(stride=2, padding=1), x=(3, 4, 4)),  # unbatched
+]
+
+
+@pytest.mark.parametrize("cfg", CONVT)
+def test_conv_transpose2d_module(cfg):
+    t = torch.nn.ConvTranspose2d(*cfg["args"], **cfg["kw"])
+    e = nn.ConvTranspose2d(*cfg["args"], **cfg["kw"])
+    check_module(t, e, [cfg["x"]], **TOL)
+
+
+def test_conv_transpose_output_size_and_1d():
+    t, e = torch.nn.ConvTranspose2d(3, 2, 3, stride=2), nn.ConvTranspose2d(3, 2, 3, stride=2)
+    check_module(t, e, [(1, 3, 4, 4)], forward=lambda m, x: m(x, output_size=[10, 10]), **TOL)
+    t, e = torch.nn.ConvTranspose1d(4, 2, 3, stride=3, padding=1, groups=2), \
+        nn.ConvTranspose1d(4, 2, 3, stride=3, padding=1, groups=2)
+    check_module(t, e, [(2, 4, 5)], **TOL)
+    with pytest.raises(ValueError, match="requested an output size of"):
+        e2 = nn.ConvTranspose2d(3, 2, 3, stride=2)
+        e2(ember.randn(1, 3, 4, 4), output_size=[20, 20])
+
+
+def test_functional_forms_vs_torch():
+    check_op([(2, 4, 9, 8), (6, 2, 3, 2), (6,)],
+             lambda t, x, w, b: t.nn.functional.conv2d(x, w, b, stride=(2, 1), padding=(1, 2),
+                                                       dilation=(2, 1), groups=2), **TOL)
+    check_op([(2, 4, 9), (6, 2, 3)],
+             lambda t, x, w: t.nn.functional.conv1d(x, w, stride=2, groups=2), **TOL)
+    check_op([(2, 4, 5, 6), (4, 3, 3, 2)],
+             lambda t, x, w: t.nn.functional.conv_transpose2d(
+                 x, w, stride=(2, 3), padding=(0, 1), output_padding=(0, 2), dilation=(1, 2)),
+             **TOL)
+    check_op([(2, 4, 5), (4, 3, 3), (3,)],
+             lambda t, x, w, b: t.nn.functional.conv_transpose1d(x, w, b, stride=3, padding=2,
+                                                                 output_padding=1), **TOL)
+    # weight does not require grad / input does not: only the needed gradients are computed
+    check_op([(2, 3, 6, 6), np.ones((4, 3, 3, 3), np.float32)],
+             lambda t, x, w: t.nn.functional.conv2d(x, w, padding=1), **TOL)
+
+
+def test_gradcheck():
+    check_gradcheck([(2, 4, 5, 5), (4, 2, 3, 2), (4,)],
+                    lambda t, x, w, b: t.nn.functional.conv2d(x, w, b, stride=2, padding=1,
+                                                              groups=2, dilation=(1, 2)))
+    check_gradcheck([(2, 3, 7), (2, 3, 3)], lambda t, x, w: t.nn.functional.conv1d(x, w, padding=1))
+    check_gradcheck([(2, 4, 3, 3), (4, 2, 3, 2), (4,)],
+                    lambda t, x, w, b: t.nn.functional.conv_transpose2d(
+                        x, w, b, stride=2, padding=1, output_padding=1, groups=2))
+
+
+def test_float32_stays_float32():
+    x = ember.randn(2, 3, 8, 8, requires_grad=True)
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    y = conv(x)
+    y.sum().backward()
+    assert y.dtype == ember.float32 and x.grad.dtype == ember.float32
+    assert conv.weight.grad.dtype == ember.float32
+
+
+@pytest.mark.parametrize("cls,args", [(nn.Conv2d, (6, 8, 3)), (nn.Conv1d, (6, 8, 5)),
+                                      (nn.ConvTranspose2d, (6, 8, 3)),
+                                      (nn.Conv2d, (6, 8, 3, 1, 0, 1, 2))])
+def test_default_init_and_state_dict(cls, args):
+    tcls = getattr(torch.nn, cls.__name__)
+    e, t = cls(*args), tcls(*args)
+    assert list(e.state_dict().keys()) == list(t.state_dict().keys())
+    for k, v in t.state_dict().items():
+        assert tuple(e.state_dict()[k].shape) == tuple(v.shape)
+    fan_in = e.weight.shape[1] * int(np.prod(e.weight.shape[2:]))
+    bound = 1 / np.sqrt(fan_in)
+    w = e.weight.detach().numpy()
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.8 * bound
+    assert np.abs(e.bias.detach().numpy()).max() <= bound
+    # a torch state_dict loads unchanged and ember's loads back into torch
+    e.load_state_dict(t.state_dict())
+    t.load_state_dict({k: torch.tensor(v.numpy()) for k, v in e.state_dict().items()})
+
+
+def test_repr_matches_torch():
+    for args, kw in [((3, 6, (3, 5)), dict(stride=2, padding=1, groups=3, bias=False)),
+                     ((3, 6, 3), dict(padding_mode="reflect", dilation=2)),
+                     ((3, 6, 3), dict(padding="same"))]:
+        assert repr(nn.Conv2d(*args, **kw)) == repr(torch.nn.Conv2d(*args, **kw))
+    assert repr(nn.Conv1d(3, 6, 3)) == repr(torch.nn.Conv1d(3, 6, 3))
+    kw = dict(stride=2, output_padding=1)
+    assert repr(nn.ConvTranspose2d(3, 6, 3, **kw)) == repr(torch.nn.ConvTranspose2d(3, 6, 3, **kw))
+
+
+def _msg(fn, lib):
+    with pytest.raises(Exception) as ei:
+        fn(lib)
+    return type(ei.value).__name__, str(ei.value)
+
+
+@pytest.mark.parametrize("case", [
+    lambda L: L.nn.Conv2d(3, 6, 5)(L.zeros(2, 3)),
+    lambda L: L.nn.Conv2d(3, 6, 5)(L.zeros(1, 2, 3, 4, 5)),
+    lambda L: L.nn.Conv2d(3, 6, 5)(L.zeros(4, 1, 32, 32)),
+    lambda L: L.nn.Conv2d(3, 6, 5)(L.zeros(1, 32, 32)),
+    lambda L: L.nn.Conv2d(3, 6, 5)(L.zeros(4, 3, 2, 2)),
+    lambda L: L.nn.Conv2d(3, 6, 3, dilation=2, padding=1)(L.zeros(4, 3, 2, 2)),
+    lambda L: L.nn.Conv1d(3, 6, 5)(L.zeros(4, 1, 32)),
+    lambda L: L.nn.Conv1d(3, 6, 5)(L.zeros(4, 3, 2)),
+    lambda L: L.nn.Conv1d(3, 6, 5)(L.zeros(4, 3, 2, 2)),
+    lambda L: L.nn.Conv2d(4, 6, 3, groups=2)(L.zeros(4, 3, 8, 8)),
+    lambda L: L.nn.Conv2d(3, 6, 3, groups=2),
+    lambda L: L.nn.Conv2d(4, 6, 3, padding="same", stride=2),
+    lambda L: L.nn.Conv2d(4, 6, 3, padding="foo"),
+])
+def test_errors_match_torch(case):
+    assert _msg(case, ember) == _msg(case, torch)
+
+
+def test_kernel_larger_than_input_message():
+    with pytest.raises(RuntimeError, match=r"padded input size per channel: \(2 x 2\). Kernel "
+                                           r"size: \(5 x 5\)"):
+        nn.Conv2d(3, 6, 5)(ember.zeros(4, 3, 2, 2))
