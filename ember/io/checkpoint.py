@@ -19,6 +19,7 @@ import io
 import json
 import os
 import pickle
+import struct
 import zipfile
 
 import numpy as np
@@ -26,7 +27,7 @@ import numpy as np
 from ember import dtypes as _dt
 from ember.io import _pickle
 from ember.io._atomic import atomic_write
-from ember.io._codec import DecodeError, Encoder, Unencodable, decode
+from ember.io._codec import Encoder, Unencodable, decode
 from ember.tensor import Tensor, _wrap
 
 __all__ = ["save", "load", "CheckpointError", "FORMAT", "VERSION"]
@@ -34,6 +35,11 @@ __all__ = ["save", "load", "CheckpointError", "FORMAT", "VERSION"]
 FORMAT, VERSION = "ember.checkpoint", 1
 _CHUNK = 1 << 24  # read blobs 16 MiB at a time: bounded extra memory, writable arrays
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same object gives the same bytes
+
+
+# What zipfile and json raise on damaged bytes (CheckpointError itself is re-raised first).
+_DAMAGE = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError,
+           ValueError, LookupError, OverflowError, RuntimeError, struct.error, RecursionError)
 
 
 class CheckpointError(RuntimeError):
@@ -194,17 +200,32 @@ def _load(fh, name, weights_only):
         _fail(name, "is not an ember checkpoint (bad zip header)")
     try:
         zf = zipfile.ZipFile(fh)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+    except _DAMAGE as e:
         _fail(name, f"is truncated or corrupted (cannot read the zip directory: {e})")
     with zf:
         try:
-            return _read_archive(zf, name, weights_only)
-        except (zipfile.BadZipFile, EOFError, DecodeError, UnicodeDecodeError,
-                json.JSONDecodeError, RecursionError) as e:
+            obj, pkl, blobs = _read_archive(zf, name)
+        except (CheckpointError, MemoryError):
+            raise
+        except _DAMAGE as e:
             _fail(name, f"is corrupted ({type(e).__name__}: {e})")
+    if pkl is None:
+        return obj
+    try:
+        return _pickle.loads(pkl, blobs, weights_only)
+    except _pickle.WeightsOnlyUnpicklingError as e:
+        raise _pickle.WeightsOnlyUnpicklingError(
+            f"ember.load: weights_only=True refused {name!r}: it was saved with pickle (it holds "
+            f"an object the safe format cannot, such as a whole nn.Module). {e}") from None
+    except (pickle.UnpicklingError, EOFError, LookupError, TypeError, ValueError,
+            AttributeError) as e:
+        if not weights_only:  # trusted code ran: its own errors are the caller's to see
+            raise
+        _fail(name, f"has corrupted pickle data ({type(e).__name__}: {e})")
 
 
-def _read_archive(zf, name, weights_only):
+def _read_archive(zf, name):
+    """``(obj, None, blobs)`` for the JSON kind, ``(None, pickle_bytes, blobs)`` otherwise."""
     infos = {i.filename: i for i in zf.infolist()}
     if "data.json" not in infos:
         if any(n.endswith("/data.pkl") or n == "data.pkl" for n in infos):
@@ -226,21 +247,10 @@ def _read_archive(zf, name, weights_only):
     if kind == "json":
         if "root" not in header:
             _fail(name, "is corrupted (data.json has no root object)")
-        return decode(header["root"], blobs)
+        return decode(header["root"], blobs), None, blobs
     if kind != "pickle" or "data.pkl" not in infos:
         _fail(name, f"is corrupted (unknown kind {kind!r} or missing data.pkl)")
-    data = zf.read("data.pkl")
-    try:
-        return _pickle.loads(data, blobs, weights_only)
-    except _pickle.WeightsOnlyUnpicklingError as e:
-        raise _pickle.WeightsOnlyUnpicklingError(
-            f"ember.load: weights_only=True refused {name!r}: it was saved with pickle (it holds "
-            f"an object the safe format cannot, such as a whole nn.Module). {e}") from None
-    except (pickle.UnpicklingError, EOFError, IndexError, KeyError, TypeError,
-            ValueError, AttributeError) as e:
-        if not weights_only:
-            raise
-        _fail(name, f"has corrupted pickle data ({type(e).__name__}: {e})")
+    return None, zf.read("data.pkl"), blobs
 
 
 def _read_blob(zf, infos, name, i, m):
