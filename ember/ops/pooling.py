@@ -241,8 +241,8 @@ def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
     k, s, p, _ = _pool_args(input, kernel_size, stride, padding, 1, nd, name, (nd + 1, nd + 2))
     for pv, kv in zip(p, k):
         if pv > kv // 2:
-            raise RuntimeError(f"pad should be at most half of kernel size, but got pad={pv} and "
-                               f"kernel_size={kv}")
+            raise RuntimeError(f"pad should be at most half of effective kernel size, but got "
+                               f"pad={pv}, kernel_size={kv} and dilation=1")
     spatial = tuple(input.shape[-nd:])
     out = tuple(_out_len(n, kv, sv, pv, 1, ceil_mode) for n, kv, sv, pv in zip(spatial, k, s, p))
     _check_out(input, out, nd)

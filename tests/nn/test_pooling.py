@@ -1,0 +1,141 @@
+"""Pooling layers and functional forms against torch (values, indices, gradients)."""
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+import ember.nn as nn
+from tests.harness import check_gradcheck, check_module, check_op
+
+MAX2D = [
+    dict(kernel_size=2),
+    dict(kernel_size=3, stride=2, padding=1),
+    dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), dilation=(2, 1)),
+    dict(kernel_size=2, ceil_mode=True),
+    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+    dict(kernel_size=3, stride=1, dilation=2),
+]
+
+
+@pytest.mark.parametrize("cfg", MAX2D)
+@pytest.mark.parametrize("shape", [(2, 3, 9, 7), (3, 8, 8)])
+def test_maxpool2d(cfg, shape):
+    check_module(torch.nn.MaxPool2d(**cfg), nn.MaxPool2d(**cfg), [shape])
+    check_module(torch.nn.MaxPool2d(**cfg, return_indices=True),
+                 nn.MaxPool2d(**cfg, return_indices=True), [shape])
+
+
+@pytest.mark.parametrize("cfg", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1,
+                                                           ceil_mode=True, dilation=1),
+                                 dict(kernel_size=2, dilation=3, return_indices=True)])
+def test_maxpool1d(cfg):
+    check_module(torch.nn.MaxPool1d(**cfg), nn.MaxPool1d(**cfg), [(2, 3, 11)])
+    check_module(torch.nn.MaxPool1d(**cfg), nn.MaxPool1d(**cfg), [(3, 11)])
+
+
+def test_maxpool_ties_go_to_first_and_nan_propagates():
+    x = np.ones((1, 2, 4, 4), np.float32)
+    check_op([x], lambda t, x: t.nn.functional.max_pool2d(x, 2, return_indices=True))
+    check_op([x], lambda t, x: t.nn.functional.max_pool2d(x, 3, 1, 1, return_indices=True))
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 1] = np.nan
+    y, i = ember.nn.functional.max_pool2d(ember.tensor(x), 2, return_indices=True)
+    ty, ti = torch.nn.functional.max_pool2d(torch.tensor(x), 2, return_indices=True)
+    np.testing.assert_array_equal(y.numpy(), ty.numpy())
+    np.testing.assert_array_equal(i.numpy(), ti.numpy())
+
+
+AVG2D = [
+    dict(kernel_size=2),
+    dict(kernel_size=3, stride=2, padding=1),
+    dict(kernel_size=3, stride=2, padding=1, count_include_pad=False),
+    dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), ceil_mode=True),
+    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+    dict(kernel_size=2, divisor_override=3),
+]
+
+
+@pytest.mark.parametrize("cfg", AVG2D)
+@pytest.mark.parametrize("shape", [(2, 3, 9, 7), (3, 8, 8)])
+def test_avgpool2d(cfg, shape):
+    check_module(torch.nn.AvgPool2d(**cfg), nn.AvgPool2d(**cfg), [shape])
+
+
+@pytest.mark.parametrize("cfg", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1,
+                                                           ceil_mode=True, count_include_pad=False)])
+def test_avgpool1d(cfg):
+    check_module(torch.nn.AvgPool1d(**cfg), nn.AvgPool1d(**cfg), [(2, 3, 11)])
+
+
+@pytest.mark.parametrize("out", [1, (3, 3), (2, 4), (5, 3), (None, 2), (9, 8)])
+def test_adaptive_2d(out):
+    check_module(torch.nn.AdaptiveAvgPool2d(out), nn.AdaptiveAvgPool2d(out), [(2, 3, 9, 8)])
+    check_module(torch.nn.AdaptiveMaxPool2d(out, return_indices=True),
+                 nn.AdaptiveMaxPool2d(out, return_indices=True), [(2, 3, 9, 8)])
+    check_module(torch.nn.AdaptiveMaxPool2d(out), nn.AdaptiveMaxPool2d(out), [(3, 9, 8)])
+
+
+@pytest.mark.parametrize("out", [1, 4, 3])
+def test_adaptive_1d(out):
+    check_module(torch.nn.AdaptiveAvgPool1d(out), nn.AdaptiveAvgPool1d(out), [(2, 3, 9)])
+    check_module(torch.nn.AdaptiveMaxPool1d(out, return_indices=True),
+                 nn.AdaptiveMaxPool1d(out, return_indices=True), [(2, 3, 9)])
+
+
+@pytest.mark.parametrize("k,s,p,size", [(2, None, 0, None), (3, 2, 1, (9, 9))])
+def test_max_unpool2d(k, s, p, size):
+    def fn(t, x):
+        y, i = t.nn.functional.max_pool2d(x, k, s, p, return_indices=True)
+        return t.nn.functional.max_unpool2d(y, i, k, s, p, output_size=size)
+
+    check_op([(2, 3, 9, 9) if size else (2, 3, 8, 8)], fn)
+    m, tm = nn.MaxUnpool2d(k, s, p), torch.nn.MaxUnpool2d(k, s, p)
+    assert repr(m) == repr(tm)
+
+
+def test_max_unpool1d():
+    def fn(t, x):
+        y, i = t.nn.functional.max_pool1d(x, 2, return_indices=True)
+        return t.nn.MaxUnpool1d(2)(y, i)
+
+    check_op([(2, 3, 8)], fn)
+
+
+def test_gradcheck():
+    F = lambda t: t.nn.functional  # noqa: E731
+    check_gradcheck([(2, 2, 5, 5)], lambda t, x: F(t).max_pool2d(x, 3, 2, 1))
+    check_gradcheck([(2, 2, 6, 6)], lambda t, x: F(t).max_pool2d(x, 2))
+    check_gradcheck([(2, 2, 5, 5)], lambda t, x: F(t).avg_pool2d(x, 3, 2, 1, ceil_mode=True,
+                                                                  count_include_pad=False))
+    check_gradcheck([(2, 2, 7)], lambda t, x: F(t).avg_pool1d(x, 3, 2, 1))
+    check_gradcheck([(2, 2, 5, 5)], lambda t, x: F(t).adaptive_avg_pool2d(x, 3))
+    check_gradcheck([(2, 2, 6, 6)], lambda t, x: F(t).adaptive_avg_pool2d(x, 2))
+    check_gradcheck([(2, 2, 5, 5)], lambda t, x: F(t).adaptive_max_pool2d(x, 3))
+
+
+def test_reprs():
+    pairs = [("MaxPool2d", (2,)), ("MaxPool2d", (3, 2, 1)), ("AvgPool2d", (2,)),
+             ("AdaptiveAvgPool2d", ((1, 1),)), ("AdaptiveMaxPool2d", (2,)), ("MaxPool1d", (3,)),
+             ("AvgPool1d", (3,)), ("AdaptiveAvgPool1d", (4,))]
+    for name, args in pairs:
+        assert repr(getattr(nn, name)(*args)) == repr(getattr(torch.nn, name)(*args))
+
+
+def _msg(fn, lib):
+    with pytest.raises(Exception) as ei:
+        fn(lib)
+    return type(ei.value).__name__, str(ei.value)
+
+
+@pytest.mark.parametrize("case", [
+    lambda L: L.nn.MaxPool2d(3)(L.zeros(1, 1, 2, 2)),
+    lambda L: L.nn.MaxPool2d(3, padding=2)(L.zeros(1, 1, 8, 8)),
+    lambda L: L.nn.functional.avg_pool2d(L.zeros(1, 1, 8, 8), 3, padding=2),
+    lambda L: L.nn.functional.max_pool2d(L.zeros(1, 1, 8, 8), 3, stride=0),
+    lambda L: L.nn.functional.max_pool1d(L.zeros(8), 3),
+    lambda L: L.nn.functional.adaptive_avg_pool2d(L.zeros(8, 8), 3),
+    lambda L: L.nn.functional.adaptive_avg_pool2d(L.zeros(1, 1, 8, 8), (3,)),
+])
+def test_errors_match_torch(case):
+    assert _msg(case, ember) == _msg(case, torch)
