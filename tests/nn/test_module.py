@@ -1,0 +1,209 @@
+"""nn.Module against torch's behaviour: registration, iteration, state_dict/load_state_dict
+reports, forward/backward hooks, repr, to/apply/zero_grad, containers."""
+
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+from tests.harness import copy_params
+
+
+def net(n):
+    class Net(n.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = n.Linear(4, 8)
+            self.act = n.ReLU()
+            self.block = n.Sequential(n.Linear(8, 8), n.Tanh())
+            self.head = n.Linear(8, 3, bias=False)
+            self.register_buffer("steps", (torch if n is torch.nn else ember).zeros(1))
+            self.register_buffer("scratch", (torch if n is torch.nn else ember).zeros(2),
+                                 persistent=False)
+
+        def forward(self, x):
+            return self.head(self.block(self.act(self.fc1(x))))
+
+    return Net()
+
+
+def test_names_and_iteration_match_torch():
+    t, e = net(torch.nn), net(ember.nn)
+    assert [k for k, _ in e.named_parameters()] == [k for k, _ in t.named_parameters()]
+    assert [k for k, _ in e.named_buffers()] == [k for k, _ in t.named_buffers()]
+    assert [k for k, _ in e.named_modules()] == [k for k, _ in t.named_modules()]
+    assert [k for k, _ in e.named_children()] == [k for k, _ in t.named_children()]
+    assert list(e.state_dict()) == list(t.state_dict())
+    assert repr(e) == repr(t)
+    assert e.get_submodule("block.0") is e.block[0]
+    assert e.get_parameter("block.0.bias") is e.block[0].bias
+
+
+def test_state_dict_interchange_and_outputs():
+    t, e = net(torch.nn), net(ember.nn)
+    copy_params(t, e)
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    np.testing.assert_allclose(e(ember.tensor(x)).detach().numpy(), t(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
+    t2 = net(torch.nn)
+    t2.load_state_dict({k: torch.tensor(v.numpy()) for k, v in e.state_dict().items()})
+    np.testing.assert_allclose(t2(torch.tensor(x)).detach().numpy(), t(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-6)
+
+
+def _msg(fn):
+    with pytest.raises(RuntimeError) as ei:
+        fn()
+    return str(ei.value)
+
+
+def test_load_state_dict_reports_like_torch():
+    t, e = net(torch.nn), net(ember.nn)
+    sd_t = t.state_dict()
+    del sd_t["fc1.bias"]
+    sd_t["extra.weight"] = torch.zeros(1)
+    sd_e = {k: ember.tensor(v.numpy()) for k, v in sd_t.items()}
+    mt, me = _msg(lambda: t.load_state_dict(sd_t)), _msg(lambda: e.load_state_dict(sd_e))
+    assert me == mt.replace("torch.", "ember.")
+    rt, re_ = t.load_state_dict(sd_t, strict=False), e.load_state_dict(sd_e, strict=False)
+    assert re_.missing_keys == rt.missing_keys and re_.unexpected_keys == rt.unexpected_keys
+    ok = e.load_state_dict(e.state_dict())
+    assert repr(ok) == "<All keys matched successfully>"
+
+
+def test_load_state_dict_size_mismatch():
+    e = ember.nn.Linear(3, 2)
+    msg = _msg(lambda: e.load_state_dict({"weight": ember.zeros(3, 3), "bias": ember.zeros(2)}))
+    assert "size mismatch for weight: copying a param with shape ember.Size([3, 3]) from " \
+           "checkpoint, the shape in current model is ember.Size([2, 3])." in msg
+    assert msg.startswith("Error(s) in loading state_dict for Linear:")
+
+
+def test_forward_hooks_match_torch():
+    def run(n, lib):
+        lib.manual_seed(0)
+        m = n.Linear(3, 2)
+        log = []
+        m.register_forward_pre_hook(lambda mod, args: (args[0] * 2,))
+        m.register_forward_pre_hook(lambda mod, args, kw: log.append(sorted(kw)) or None,
+                                    with_kwargs=True)
+        h = m.register_forward_hook(lambda mod, args, out: out + 1)
+        m.register_forward_hook(lambda mod, args, kw, out: log.append(tuple(out.shape)),
+                                with_kwargs=True, prepend=True)
+        x = lib.ones(4, 3)
+        y1 = m(x)
+        h.remove()
+        y2 = m(x)
+        return log, (y1 - y2).detach().numpy()
+
+    (lt, dt), (le, de) = run(torch.nn, torch), run(ember.nn, ember)
+    assert lt == le
+    np.testing.assert_allclose(de, dt)
+
+
+def _hooked(n, lib, input_grad=True):
+    lib.manual_seed(0)
+    m = n.Sequential(n.Linear(3, 4), n.ReLU(), n.Linear(4, 2))
+    rng = np.random.default_rng(0)
+    with lib.no_grad():
+        for p in m.parameters():
+            p.copy_(lib.tensor(rng.standard_normal(tuple(p.shape)).astype(np.float32)))
+    log = []
+
+    def pre(mod, go):
+        log.append(("pre", type(mod).__name__, [tuple(g.shape) for g in go]))
+        return (go[0] * 3,)
+
+    def full(mod, gi, go):
+        log.append(("full", type(mod).__name__, [None if g is None else tuple(g.shape) for g in gi],
+                    [round(float(g.sum()), 4) for g in go]))
+        return None if gi[0] is None else (gi[0] * 2,)
+
+    for mod in (m[0], m[2], m):
+        mod.register_full_backward_pre_hook(pre)
+        mod.register_full_backward_hook(full)
+    x = lib.ones(5, 3, requires_grad=input_grad)
+    m(x).sum().backward()
+    return log, (x.grad.numpy() if input_grad else None), m[0].weight.grad.numpy()
+
+
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_full_backward_hooks_match_torch(input_grad):
+    lt, gxt, gwt = _hooked(torch.nn, torch, input_grad)
+    le, gxe, gwe = _hooked(ember.nn, ember, input_grad)
+    assert le == lt
+    if input_grad:
+        np.testing.assert_allclose(gxe, gxt, rtol=1e-5)
+    np.testing.assert_allclose(gwe, gwt, rtol=1e-5)
+
+
+def test_backward_hook_wrong_count_raises():
+    m = ember.nn.Linear(2, 2)
+    m.register_full_backward_hook(lambda mod, gi, go: (gi[0], gi[0]))
+    with pytest.raises(RuntimeError, match="invalid number of grad_input, got 2, but expected 1"):
+        m(ember.ones(1, 2, requires_grad=True)).sum().backward()
+
+
+def test_to_apply_zero_grad_requires_grad():
+    e = net(ember.nn)
+    e.to(ember.float64)
+    assert all(p.dtype == ember.float64 for p in e.parameters())
+    assert e.steps.dtype == ember.float64
+    e.float()
+    seen = []
+    e.apply(lambda m: seen.append(type(m).__name__))
+    assert seen == [type(m).__name__ for _, m in net(torch.nn).named_modules()][::-1] or \
+        seen[-1] == "Net"
+    e(ember.ones(2, 4)).sum().backward()
+    assert all(p.grad is not None for p in e.parameters())
+    e.zero_grad(set_to_none=False)
+    assert all((p.grad.numpy() == 0).all() for p in e.parameters())
+    e.zero_grad()
+    assert all(p.grad is None for p in e.parameters())
+    e.requires_grad_(False)
+    assert not any(p.requires_grad for p in e.parameters())
+    with pytest.raises(TypeError, match="only accepts floating point dtypes"):
+        e.to(ember.int64)
+    assert not e.eval().training and not e.block[0].training
+    with pytest.raises(ValueError, match="training mode is expected to be boolean"):
+        e.train("yes")
+
+
+def test_train_eval_propagates_and_dropout_obeys():
+    m = ember.nn.Sequential(ember.nn.Linear(4, 4), ember.nn.Dropout(0.5))
+    m.eval()
+    x = ember.randn(3, 4)
+    np.testing.assert_array_equal(m(x).detach().numpy(), m[0](x).detach().numpy())
+
+
+def test_registration_errors():
+    m = ember.nn.Module()
+    with pytest.raises(TypeError, match="cannot assign 'Tensor' as parameter 'w'"):
+        m.w = ember.nn.Parameter(ember.ones(1))
+        m.w = ember.ones(1)
+    with pytest.raises(KeyError, match="contain"):
+        m.register_buffer("a.b", ember.ones(1))
+    with pytest.raises(AttributeError, match="'Module' object has no attribute 'nope'"):
+        m.nope
+    with pytest.raises(NotImplementedError, match='missing the required "forward" function'):
+        m(1)
+
+
+def test_containers_match_torch():
+    def build(n):
+        return n.ModuleDict({"a": n.Linear(2, 2), "b": n.ModuleList([n.ReLU(), n.Linear(2, 1)])})
+
+    t, e = build(torch.nn), build(ember.nn)
+    assert repr(e) == repr(t)
+    assert list(e.state_dict()) == list(t.state_dict())
+    s = ember.nn.Sequential(OrderedDict([("x", ember.nn.Linear(2, 3)), ("y", ember.nn.ReLU())]))
+    assert list(dict(s.named_children())) == ["x", "y"] and isinstance(s[-1], ember.nn.ReLU)
+    assert len(s[:1]) == 1
+    s.append(ember.nn.Tanh())
+    assert len(s) == 3
+    pl = ember.nn.ParameterList([ember.nn.Parameter(ember.ones(2)), ember.ones(3)])
+    assert [k for k, _ in pl.named_parameters()] == ["0", "1"] and pl[1].requires_grad
+    with pytest.raises(IndexError, match="index 5 is out of range"):
+        s[5]
