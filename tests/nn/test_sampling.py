@@ -1,0 +1,128 @@
+"""pad / interpolate / pixel_shuffle / unfold / fold and their layers against torch."""
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+import ember.nn as nn
+from tests.harness import check_gradcheck, check_module, check_op
+
+TOL = dict(rtol=1e-4, atol=1e-5)  # interpolation weights applied as BLAS products
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+def test_pad_modes(mode):
+    F = lambda t: t.nn.functional  # noqa: E731
+    check_op([(2, 3, 5, 6)], lambda t, x: F(t).pad(x, (1, 2, 3, 1), mode=mode))
+    check_op([(2, 3, 5)], lambda t, x: F(t).pad(x, (2, 3), mode=mode))
+    check_gradcheck([(2, 2, 4, 5)], lambda t, x: F(t).pad(x, (2, 1, 3, 1), mode=mode))
+
+
+def test_pad_constant_value_and_negative():
+    check_op([(2, 3, 5, 6)], lambda t, x: t.nn.functional.pad(x, (-1, 2, 3, -2), value=1.5))
+    check_op([(3, 4, 5)], lambda t, x: t.nn.functional.pad(x, (1, 1, 0, 2, 1, 1)))
+
+
+@pytest.mark.parametrize("name,args", [("ZeroPad2d", (2,)), ("ZeroPad1d", ((1, 2),)),
+                                       ("ConstantPad1d", (2, 3.5)),
+                                       ("ConstantPad2d", ((1, 0, 2, 1), -1.0)),
+                                       ("ReflectionPad2d", ((1, 2, 3, 2),)),
+                                       ("ReflectionPad1d", (2,)), ("ReplicationPad2d", (2,)),
+                                       ("ReplicationPad1d", ((3, 1),)), ("CircularPad2d", (1,)),
+                                       ("CircularPad1d", (2,))])
+def test_padding_layers(name, args):
+    t, e = getattr(torch.nn, name)(*args), getattr(nn, name)(*args)
+    shape = (2, 3, 5, 6) if name.endswith("2d") else (2, 3, 6)
+    check_module(t, e, [shape])
+    assert repr(t) == repr(e)
+
+
+INTERP = [dict(scale_factor=2), dict(size=(7, 5)), dict(scale_factor=(1.7, 0.6)),
+          dict(size=(7, 5), mode="nearest-exact"), dict(scale_factor=2, mode="bilinear"),
+          dict(scale_factor=2, mode="bilinear", align_corners=True),
+          dict(size=(7, 3), mode="bilinear"), dict(scale_factor=1.5, mode="bicubic"),
+          dict(size=(9, 4), mode="bicubic", align_corners=True), dict(size=(3, 4), mode="area"),
+          dict(scale_factor=1.7, mode="bilinear", recompute_scale_factor=True),
+          dict(size=1, mode="bilinear", align_corners=True)]
+
+
+@pytest.mark.parametrize("kw", INTERP)
+def test_interpolate_2d(kw):
+    check_op([(2, 3, 5, 6)], lambda t, x: t.nn.functional.interpolate(x, **kw), **TOL)
+
+
+@pytest.mark.parametrize("kw", [dict(scale_factor=2.5, mode="linear"), dict(size=4),
+                                dict(size=8, mode="linear", align_corners=True),
+                                dict(size=3, mode="area")])
+def test_interpolate_1d(kw):
+    check_op([(2, 3, 5)], lambda t, x: t.nn.functional.interpolate(x, **kw), **TOL)
+
+
+def test_interpolate_gradcheck():
+    F = lambda t: t.nn.functional  # noqa: E731
+    check_gradcheck([(2, 3, 5, 6)], lambda t, x: F(t).interpolate(x, scale_factor=2,
+                                                                   mode="bilinear"))
+    check_gradcheck([(1, 2, 4, 4)], lambda t, x: F(t).interpolate(x, size=(6, 3), mode="bicubic"))
+    check_gradcheck([(1, 2, 4, 4)], lambda t, x: F(t).interpolate(x, scale_factor=3))
+
+
+@pytest.mark.parametrize("name,kw", [("Upsample", dict(scale_factor=2)),
+                                     ("Upsample", dict(size=(4, 9), mode="bilinear")),
+                                     ("UpsamplingNearest2d", dict(scale_factor=2)),
+                                     ("UpsamplingBilinear2d", dict(size=(7, 7)))])
+def test_upsample_layers(name, kw):
+    t, e = getattr(torch.nn, name)(**kw), getattr(nn, name)(**kw)
+    check_module(t, e, [(2, 3, 5, 6)], **TOL)
+    assert repr(t) == repr(e)
+
+
+def test_pixel_shuffle():
+    check_module(torch.nn.PixelShuffle(2), nn.PixelShuffle(2), [(2, 8, 3, 4)])
+    check_module(torch.nn.PixelUnshuffle(2), nn.PixelUnshuffle(2), [(2, 2, 4, 6)])
+    check_module(torch.nn.PixelShuffle(3), nn.PixelShuffle(3), [(9, 2, 2)])
+    assert repr(nn.PixelShuffle(2)) == repr(torch.nn.PixelShuffle(2))
+
+
+def test_unfold_fold():
+    F = lambda t: t.nn.functional  # noqa: E731
+    check_op([(2, 3, 7, 6)], lambda t, x: F(t).unfold(x, (3, 2), dilation=(1, 2), padding=1,
+                                                       stride=2))
+    check_op([(3, 5, 5)], lambda t, x: F(t).unfold(x, 2))
+    check_op([(2, 12, 9)], lambda t, x: F(t).fold(x, (5, 5), 2, padding=1, stride=2))
+    check_gradcheck([(2, 12, 9)], lambda t, x: F(t).fold(x, (5, 5), 2, padding=1, stride=2))
+    check_gradcheck([(1, 2, 4, 5)], lambda t, x: F(t).unfold(x, 2, padding=1))
+
+
+def _msg(fn, lib):
+    with pytest.raises(Exception) as ei:
+        fn(lib)
+    return type(ei.value).__name__, str(ei.value)
+
+
+@pytest.mark.parametrize("case", [
+    lambda L: L.nn.functional.pad(L.zeros(1, 1, 4, 4), (5, 5), mode="reflect"),
+    lambda L: L.nn.functional.pad(L.zeros(1, 1, 4, 4), (5, 5, 1, 1), mode="reflect"),
+    lambda L: L.nn.functional.pad(L.zeros(1, 1, 4, 4), (5, 5, 1, 1), mode="circular"),
+    lambda L: L.nn.functional.pad(L.zeros(1, 1, 4, 4), (1, 1, 1, 1), mode="foo"),
+    lambda L: L.nn.functional.pad(L.zeros(4, 4), (1, 1, 1, 1, 1, 1, 1, 1)),
+    lambda L: L.nn.functional.pad(L.zeros(1, 1, 4, 4), (1, 1, 1)),
+    lambda L: L.nn.functional.interpolate(L.zeros(1, 1, 4, 4)),
+    lambda L: L.nn.functional.interpolate(L.zeros(1, 1, 4, 4), size=3, scale_factor=2),
+    lambda L: L.nn.functional.interpolate(L.zeros(1, 1, 4, 4), size=3, mode="bilinearx"),
+    lambda L: L.nn.functional.interpolate(L.zeros(1, 4, 4), size=3, mode="bilinear"),
+    lambda L: L.nn.functional.interpolate(L.zeros(1, 1, 4, 4), size=(3, 4, 5)),
+    lambda L: L.nn.functional.interpolate(L.zeros(1, 1, 4, 4), scale_factor=2,
+                                          align_corners=True),
+    lambda L: L.nn.functional.pixel_shuffle(L.zeros(1, 3, 4, 4), 2),
+    lambda L: L.nn.functional.pixel_unshuffle(L.zeros(1, 3, 5, 4), 2),
+    lambda L: L.nn.functional.fold(L.zeros(1, 12, 4), (4, 4), 2),
+])
+def test_errors_match_torch(case):
+    assert _msg(case, ember) == _msg(case, torch)
+
+
+def test_interpolate_keeps_float32():
+    y = ember.nn.functional.interpolate(ember.randn(1, 2, 3, 3), scale_factor=2, mode="bicubic")
+    assert y.dtype == ember.float32
+    assert np.isfinite(y.numpy()).all()
