@@ -1,0 +1,324 @@
+"""The benchmark suite: the same PyTorch-API training step on ember and on torch, side by side.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/run.py [--only lenet4,mlp128] [--quick]
+
+Timings are interleaved in one process with the same thread count (2) for both libraries and
+reported as medians; peak memory of each training workload is measured in a fresh child process
+per library (max RSS growth over the process's RSS after imports and model construction).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+THREADS = 2
+
+
+def set_threads(n=THREADS):
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+    except ImportError:
+        pass
+
+
+# ----------------------------------------------------------------------------- models (written once)
+def lenet(lib):
+    nn, F = lib.nn, lib.nn.functional
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 6, 5)
+            self.pool = nn.MaxPool2d(2, 2)
+            self.conv2 = nn.Conv2d(6, 16, 5)
+            self.fc1 = nn.Linear(16 * 5 * 5, 120)
+            self.fc2 = nn.Linear(120, 84)
+            self.fc3 = nn.Linear(84, 10)
+
+        def forward(self, x):
+            x = self.pool(F.relu(self.conv1(x)))
+            x = self.pool(F.relu(self.conv2(x)))
+            x = lib.flatten(x, 1)
+            x = F.relu(self.fc1(x))
+            x = F.relu(self.fc2(x))
+            return self.fc3(x)
+
+    return Net()
+
+
+def mlp(lib):
+    nn = lib.nn
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512),
+                         nn.ReLU(), nn.Linear(512, 10))
+
+
+def lstm_head(lib, rnn="LSTM", vocab=None, inp=128, hidden=256, layers=1):
+    nn = lib.nn
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(vocab, inp) if vocab else None
+            self.rnn = getattr(nn, rnn)(inp, hidden, num_layers=layers, batch_first=True)
+            self.head = nn.Linear(hidden, vocab or 10)
+
+        def forward(self, x):
+            if self.emb is not None:
+                x = self.emb(x)
+            out, _ = self.rnn(x)
+            if self.emb is not None:
+                return self.head(out).reshape(-1, self.head.out_features)
+            return self.head(out[:, -1])
+
+    return Model()
+
+
+def resnet20(lib):
+    nn, F = lib.nn, lib.nn.functional
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.short = None
+            if stride != 1 or cin != cout:
+                self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                           nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            out = F.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            return F.relu(out + (x if self.short is None else self.short(x)))
+
+    class ResNet20(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+            self.bn = nn.BatchNorm2d(16)
+            layers, cin = [], 16
+            for cout, stride in ((16, 1), (32, 2), (64, 2)):
+                for i in range(3):
+                    layers.append(Block(cin, cout, stride if i == 0 else 1))
+                    cin = cout
+            self.layers = nn.Sequential(*layers)
+            self.fc = nn.Linear(64, 10)
+
+        def forward(self, x):
+            x = self.layers(F.relu(self.bn(self.conv(x))))
+            return self.fc(x.mean((2, 3)))
+
+    return ResNet20()
+
+
+def _images(n, c=3, s=32, classes=10):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, c, s, s)).astype("float32"), rng.integers(0, classes, n)
+
+
+def _sequence(n, t, features, classes=10):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, t, features)).astype("float32"), rng.integers(0, classes, n)
+
+
+def _tokens(n, t, vocab):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return rng.integers(0, vocab, (n, t)), rng.integers(0, vocab, n * t)
+
+
+# name -> (model builder, data builder, optimizer kwargs)
+WORKLOADS = {
+    "lenet4": (lenet, lambda: _images(4), dict(lr=0.001, momentum=0.9)),
+    "lenet64": (lenet, lambda: _images(64), dict(lr=0.001, momentum=0.9)),
+    "mlp128": (mlp, lambda: _images(128, 1, 28), dict(lr=0.01, momentum=0.9)),
+    "lstm32": (lambda lib: lstm_head(lib), lambda: _sequence(32, 32, 128), dict(lr=0.01, momentum=0.9)),
+    "resnet64": (resnet20, lambda: _images(64), dict(lr=0.1, momentum=0.9)),
+    # the char-LSTM example's model at its default size (embedding 65 -> LSTM 2x256, batch 32, 64 steps)
+    "gru_char": (lambda lib: lstm_head(lib, "LSTM", vocab=65, inp=64, hidden=256, layers=2),
+                 lambda: _tokens(32, 64, 65), dict(lr=0.002)),
+}
+
+
+def make_step(lib, name):
+    build, data, okw = WORKLOADS[name]
+    lib.manual_seed(0)
+    model = build(lib)
+    x, y = data()
+    xt = lib.tensor(x)
+    yt = lib.tensor(y)
+    opt = (lib.optim.Adam(model.parameters(), **okw) if "momentum" not in okw
+           else lib.optim.SGD(model.parameters(), **okw))
+    loss_fn = lib.nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(xt), yt)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def time_pair(name, reps, inner):
+    import ember
+    import torch
+
+    steps = {"ember": make_step(ember, name), "torch": make_step(torch, name)}
+    for s in steps.values():  # warm up
+        for _ in range(3):
+            s()
+    samples = {"ember": [], "torch": []}
+    for _ in range(reps):
+        for lib in ("ember", "torch"):
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                steps[lib]()
+            samples[lib].append((time.perf_counter() - t0) / inner * 1000)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def _rss_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _hwm_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def peak_memory_child(lib_name, name):
+    """Run in a child: peak RSS growth (MB) of building the step and running a few steps."""
+    code = (
+        "import sys; sys.path.insert(0, %r); import bench.run as r; r.set_threads();"
+        "import %s as lib; base = r._rss_kb(); step = r.make_step(lib, %r); "
+        "[step() for _ in range(5)]; print((r._hwm_kb() - base) / 1024)"
+    ) % (ROOT, lib_name, name)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    try:
+        return float(out.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return float("nan")
+
+
+def bench_loader(quick=False):
+    """Images/s through DataLoader with RandomCrop+Flip+ToTensor+Normalize, 2 workers."""
+    try:
+        sys.path.insert(0, HERE)
+        import data as bdata  # bench/data.py
+    except ImportError:
+        return None
+    fn = getattr(bdata, "loader_pair", None)
+    return fn(quick=quick) if fn else None
+
+
+def bench_import(n=5):
+    res = {}
+    for lib in ("ember", "torch"):
+        times = []
+        for _ in range(n):
+            out = subprocess.run(
+                [sys.executable, "-c",
+                 f"import time,sys; sys.path.insert(0, {ROOT!r}); t=time.perf_counter(); import {lib}; "
+                 "print(time.perf_counter()-t)"],
+                capture_output=True, text=True)
+            times.append(float(out.stdout.strip()))
+        res[lib] = statistics.median(times)
+    return res
+
+
+def core_size_mb():
+    """Size of ember's core package files (no extras, no bundled data, no caches)."""
+    total = 0
+    for dp, dn, fn in os.walk(os.path.join(ROOT, "ember")):
+        if "__pycache__" in dp:
+            continue
+        total += sum(os.path.getsize(os.path.join(dp, f)) for f in fn)
+    return total / 1e6
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default="", help="comma-separated workloads")
+    p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
+    p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--json", help="also write the results to this file")
+    args = p.parse_args(argv)
+    set_threads()
+    only = [w for w in args.only.split(",") if w] or list(WORKLOADS) + ["loader", "import"]
+    reps = 2 if args.quick else args.reps
+    env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    print(f"# ember bench: {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cpus, "
+          f"{THREADS} threads each; OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']} "
+          f"OPENBLAS_L2_SIZE={env['OPENBLAS_L2_SIZE']}")
+    print(f"{'workload':<10} {'ember ms/step':>14} {'torch ms/step':>14} {'torch/ember':>12} "
+          f"{'ember MB':>9} {'torch MB':>9}")
+    results = {}
+    for name in only:
+        if name in WORKLOADS:
+            inner = 20 if name == "lenet4" else (3 if name in ("resnet64", "gru_char") else 5)
+            if args.quick:
+                inner = max(1, inner // 3)
+            t = time_pair(name, reps, inner)
+            mem = ({} if args.no_memory else
+                   {lib: peak_memory_child(lib, name) for lib in ("ember", "torch")})
+            ratio = t["torch"] / t["ember"]
+            results[name] = dict(ember_ms=t["ember"], torch_ms=t["torch"], ratio=ratio,
+                                 ember_mb=mem.get("ember"), torch_mb=mem.get("torch"))
+            print(f"{name:<10} {t['ember']:>14.3f} {t['torch']:>14.3f} {ratio:>12.2f} "
+                  f"{mem.get('ember', float('nan')):>9.1f} {mem.get('torch', float('nan')):>9.1f}",
+                  flush=True)
+        elif name == "loader":
+            r = bench_loader(args.quick)
+            if r is None:
+                print("loader     (bench/data.py has no loader_pair yet)")
+                continue
+            results[name] = r
+            print(f"{'loader':<10} {r['ember']:>11.0f} im/s {r['torch']:>9.0f} im/s "
+                  f"{r['ember'] / r['torch']:>12.2f}", flush=True)
+        elif name == "import":
+            r = bench_import(3 if args.quick else 5)
+            size = core_size_mb()
+            results[name] = dict(ember_s=r["ember"], torch_s=r["torch"], core_mb=size)
+            print(f"{'import':<10} {r['ember']:>12.3f} s {r['torch']:>12.3f} s "
+                  f"{r['torch'] / r['ember']:>12.2f}   ember core {size:.2f} MB", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+if __name__ == "__main__":
+    main()
