@@ -48,10 +48,16 @@ class CIFARLike:
 
 
 class ListBacked(CIFARLike):
-    """The copy-on-write trap: one Python object per image (for ``--memory`` only)."""
+    """The copy-on-write trap (``--memory`` only): one Python ``bytes`` object per image, as a
+    dataset of encoded files often keeps them. Reading one writes its reference count, so a
+    forked worker copies the page holding it, and private memory grows epoch after epoch."""
 
     def __init__(self, data, targets, transform):
-        super().__init__([img.copy() for img in data], targets, transform)
+        super().__init__([img.tobytes() for img in data], targets, transform)
+
+    def __getitem__(self, index):
+        img = np.frombuffer(self.data[index], np.uint8).reshape(32, 32, 3)
+        return self.transform(img), self.targets[index]
 
 
 # ------------------------------------------------ torch side: torchvision's tensor transforms
@@ -210,7 +216,7 @@ def memory(args):
     ep = ember_pipelines()
     tf = ep["b"] if ep else numpy_augment
     for name, cls in (("numpy-array-backed (CIFAR10 layout)", CIFARLike),
-                      ("list of per-image arrays (the trap)", ListBacked)):
+                      ("list of per-image bytes (the trap)", ListBacked)):
         ds = cls(data, targets, tf)
         loader = DataLoader(ds, batch_size=128, shuffle=True, num_workers=2,
                             persistent_workers=True)

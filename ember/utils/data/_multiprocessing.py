@@ -10,6 +10,7 @@ the iterator is garbage-collected (``break`` out of a loop, ``del``), and at int
 
 from __future__ import annotations
 
+import gc
 import itertools
 import multiprocessing
 import signal
@@ -89,6 +90,18 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         self._workers, self._index_conns, self._result_conns = [], [], []
         self._finalizer = weakref.finalize(self, _shutdown, self._workers, self._index_conns,
                                            self._result_conns)
+        # Forked workers would copy every page the garbage collector touches while scanning
+        # the parent's objects; frozen objects are never scanned (Python's advice for fork).
+        user_frozen = gc.get_freeze_count() > 0
+        gc.freeze()
+        try:
+            self._start_workers(ctx, loader)
+        finally:
+            if not user_frozen:
+                gc.unfreeze()
+        self._reset(loader, first_iter=True)
+
+    def _start_workers(self, ctx, loader):
         for i in range(self._num_workers):
             index_r, index_w = ctx.Pipe(duplex=False)
             result_r, result_w = ctx.Pipe(duplex=False)
@@ -104,7 +117,6 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
             self._workers.append(w)
             self._index_conns.append(index_w)
             self._result_conns.append(result_r)
-        self._reset(loader, first_iter=True)
 
     @property
     def _shutdown(self):
