@@ -69,6 +69,11 @@ def _same_dtype(a, b, name):
 
 
 def matmul(input, other, *, out=None):
+    if type(other) is Tensor and type(input) is Tensor:
+        a, b = input._data, other._data
+        # Fast path for the common case (two matrices that fit, one dtype): no further checks.
+        if a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0] and a.dtype is b.dtype:
+            return MatMul.apply(input, other)
     if not isinstance(other, Tensor) or not isinstance(input, Tensor):
         raise TypeError(
             f"matmul(): argument 'other' must be Tensor, not {type(other).__name__}"

@@ -84,6 +84,8 @@ def _int_sum_dtype(x, dtype):
 
 
 def sum(input, dim=None, keepdim=False, *, dtype=None):
+    if dim is None and dtype is None and input._data.dtype.kind == "f":
+        return Sum.apply(input, None, keepdim)
     input = _int_sum_dtype(input, dtype)
     return Sum.apply(input, _axes(dim, input._data.ndim), keepdim)
 
