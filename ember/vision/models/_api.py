@@ -67,7 +67,7 @@ def _read_state_dict(path: str) -> dict:
             "of a local file of weights)")
     if path.endswith(".npz"):
         with np.load(path, allow_pickle=False) as z:
-            return {k: ember.from_numpy(np.ascontiguousarray(z[k])) for k in z.files}
+            return {k: ember.from_numpy(np.array(z[k])) for k in z.files}
     obj = ember.load(path, map_location="cpu")
     # Checkpoints often wrap the state_dict: {"model": ...} or {"state_dict": ...}.
     for key in ("state_dict", "model", "model_state_dict"):
