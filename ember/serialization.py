@@ -9,11 +9,22 @@
 from pickle import UnpicklingError
 
 from ember.io._pickle import (
-    WeightsOnlyUnpicklingError, add_safe_globals, clear_safe_globals, get_safe_globals,
+    WeightsOnlyUnpicklingError,
+    add_safe_globals,
+    clear_safe_globals,
+    get_safe_globals,
     safe_globals,
 )
 from ember.io.checkpoint import CheckpointError, load, save
 
-__all__ = ["save", "load", "add_safe_globals", "safe_globals", "get_safe_globals",
-           "clear_safe_globals", "CheckpointError", "WeightsOnlyUnpicklingError",
-           "UnpicklingError"]
+__all__ = [
+    "CheckpointError",
+    "UnpicklingError",
+    "WeightsOnlyUnpicklingError",
+    "add_safe_globals",
+    "clear_safe_globals",
+    "get_safe_globals",
+    "load",
+    "safe_globals",
+    "save",
+]

@@ -6,10 +6,21 @@ loaded without running code unless ``weights_only=False``.
 """
 
 from ember.io._pickle import (
-    WeightsOnlyUnpicklingError, add_safe_globals, clear_safe_globals, get_safe_globals,
+    WeightsOnlyUnpicklingError,
+    add_safe_globals,
+    clear_safe_globals,
+    get_safe_globals,
     safe_globals,
 )
 from ember.io.checkpoint import CheckpointError, load, save
 
-__all__ = ["save", "load", "CheckpointError", "WeightsOnlyUnpicklingError", "add_safe_globals",
-           "clear_safe_globals", "get_safe_globals", "safe_globals"]
+__all__ = [
+    "CheckpointError",
+    "WeightsOnlyUnpicklingError",
+    "add_safe_globals",
+    "clear_safe_globals",
+    "get_safe_globals",
+    "load",
+    "safe_globals",
+    "save",
+]

@@ -26,7 +26,7 @@ from ember import dtypes as _dt
 from ember.backend import device as _device
 from ember.tensor import Size, Tensor
 
-__all__ = ["Encoder", "decode", "Unencodable", "DecodeError"]
+__all__ = ["DecodeError", "Encoder", "Unencodable", "decode"]
 
 
 class Unencodable(Exception):

@@ -19,8 +19,15 @@ import numpy as np
 from ember import dtypes as _dt
 from ember.tensor import Tensor
 
-__all__ = ["WeightsOnlyUnpicklingError", "add_safe_globals", "clear_safe_globals",
-           "get_safe_globals", "safe_globals", "dumps", "loads"]
+__all__ = [
+    "WeightsOnlyUnpicklingError",
+    "add_safe_globals",
+    "clear_safe_globals",
+    "dumps",
+    "get_safe_globals",
+    "loads",
+    "safe_globals",
+]
 
 
 class WeightsOnlyUnpicklingError(pickle.UnpicklingError):

@@ -21,6 +21,7 @@ import os
 import pickle
 import struct
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from ember.io._atomic import atomic_write
 from ember.io._codec import Encoder, Unencodable, decode
 from ember.tensor import Tensor, _wrap
 
-__all__ = ["save", "load", "CheckpointError", "FORMAT", "VERSION"]
+__all__ = ["FORMAT", "VERSION", "CheckpointError", "load", "save"]
 
 FORMAT, VERSION = "ember.checkpoint", 1
 _CHUNK = 1 << 24  # read blobs 16 MiB at a time: bounded extra memory, writable arrays
@@ -142,7 +143,7 @@ def _name(f):
 def _check_map_location(map_location):
     if map_location is None or callable(map_location):
         return
-    if isinstance(map_location, dict) or isinstance(map_location, str) \
+    if isinstance(map_location, (dict, str)) \
             or hasattr(map_location, "type"):
         return
     raise TypeError("map_location should be a str, a device, a dict or a callable, got "
@@ -253,6 +254,23 @@ def _read_archive(zf, name):
     return None, zf.read("data.pkl"), blobs
 
 
+def _read_stored(fp, member, flat, name, i):
+    """Read an uncompressed member straight into ``flat`` (one copy), then check its CRC."""
+    fp.seek(member.header_offset)
+    local = fp.read(30)
+    if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        _fail(name, f"is corrupted (bad local header for tensor {i})")
+    name_len, extra_len = struct.unpack("<HH", local[26:30])
+    if fp.read(name_len) != member.filename.encode("utf-8"):
+        _fail(name, f"is corrupted (local header name mismatch for tensor {i})")
+    fp.seek(extra_len, os.SEEK_CUR)
+    n = fp.readinto(memoryview(flat)) if flat.nbytes else 0
+    if n != flat.nbytes:
+        _fail(name, f"is truncated (tensor {i} ends after {n} of {flat.nbytes} bytes)")
+    if zlib.crc32(flat) != member.CRC:
+        _fail(name, f"is corrupted (CRC check failed for tensor {i})")
+
+
 def _read_blob(zf, infos, name, i, m):
     try:
         dtype = _dt._NAMES[m["dtype"]].np
@@ -274,14 +292,17 @@ def _read_blob(zf, infos, name, i, m):
                     f"holds {member.file_size})")
     arr = np.empty(shape, dtype=dtype.newbyteorder("<"))
     flat = arr.reshape(-1).view(np.uint8)
-    with zf.open(member) as src:
-        pos = 0
-        while pos < nbytes:
-            n = src.readinto(flat[pos:pos + _CHUNK])
-            if not n:
-                _fail(name, f"is truncated (tensor {i} ends after {pos} of {nbytes} bytes)")
-            pos += n
-        src.read(1)  # reaching the end makes zipfile verify the CRC
+    if member.compress_type == zipfile.ZIP_STORED and not member.flag_bits & 1:
+        _read_stored(zf.fp, member, flat, name, i)
+    else:
+        with zf.open(member) as src:
+            pos = 0
+            while pos < nbytes:
+                n = src.readinto(flat[pos:pos + _CHUNK])
+                if not n:
+                    _fail(name, f"is truncated (tensor {i} ends after {pos} of {nbytes} bytes)")
+                pos += n
+            src.read(1)  # reaching the end makes zipfile verify the CRC
     if not arr.dtype.isnative:
         arr = arr.astype(dtype)
     if kind == "tensor":

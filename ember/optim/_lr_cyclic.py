@@ -8,11 +8,15 @@ import types
 import warnings
 
 from ember.optim.lr_scheduler import (
-    EPOCH_DEPRECATION_WARNING, LRScheduler, _format_param, _group_vals, _set_group_val,
+    EPOCH_DEPRECATION_WARNING,
+    LRScheduler,
+    _format_param,
+    _group_vals,
+    _set_group_val,
 )
 from ember.optim.optimizer import Optimizer
 
-__all__ = ["OneCycleLR", "CyclicLR", "ReduceLROnPlateau"]
+__all__ = ["CyclicLR", "OneCycleLR", "ReduceLROnPlateau"]
 
 
 def _setup_momentum(sched, optimizer, base_momentum, max_momentum, last_epoch):
@@ -130,8 +134,8 @@ class OneCycleLR(LRScheduler):
 
 
 def _phase(end_step, start_lr, end_lr, start_momentum, end_momentum):
-    return dict(end_step=end_step, start_lr=start_lr, end_lr=end_lr,
-                start_momentum=start_momentum, end_momentum=end_momentum)
+    return {"end_step": end_step, "start_lr": start_lr, "end_lr": end_lr,
+                "start_momentum": start_momentum, "end_momentum": end_momentum}
 
 
 class CyclicLR(LRScheduler):

@@ -26,8 +26,8 @@ class Adadelta(Optimizer):
         _check(0.0 <= rho <= 1.0, "rho value", rho)
         _check(eps >= 0.0, "epsilon value", eps)
         _check(weight_decay >= 0.0, "weight_decay value", weight_decay)
-        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
-                        capturable=capturable, foreach=foreach, differentiable=differentiable)
+        defaults = {"lr": lr, "rho": rho, "eps": eps, "weight_decay": weight_decay, "maximize": maximize,
+                        "capturable": capturable, "foreach": foreach, "differentiable": differentiable}
         super().__init__(params, defaults)
 
     def step(self, closure=None):

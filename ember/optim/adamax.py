@@ -26,9 +26,9 @@ class Adamax(Optimizer):
         _check(0.0 <= betas[0] < 1.0, "beta parameter at index 0", betas[0])
         _check(0.0 <= betas[1] < 1.0, "beta parameter at index 1", betas[1])
         _check(weight_decay >= 0.0, "weight_decay value", weight_decay)
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                        foreach=foreach, maximize=maximize, differentiable=differentiable,
-                        capturable=capturable)
+        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
+                        "foreach": foreach, "maximize": maximize, "differentiable": differentiable,
+                        "capturable": capturable}
         super().__init__(params, defaults)
 
     def step(self, closure=None):

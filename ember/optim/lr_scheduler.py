@@ -23,10 +23,24 @@ from collections import Counter
 from ember.optim.optimizer import Optimizer
 from ember.tensor import Tensor
 
-__all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR",
-           "LinearLR", "ExponentialLR", "PolynomialLR", "CosineAnnealingLR",
-           "CosineAnnealingWarmRestarts", "SequentialLR", "ChainedScheduler", "OneCycleLR",
-           "CyclicLR", "ReduceLROnPlateau"]
+__all__ = [
+    "ChainedScheduler",
+    "ConstantLR",
+    "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "CyclicLR",
+    "ExponentialLR",
+    "LRScheduler",
+    "LambdaLR",
+    "LinearLR",
+    "MultiStepLR",
+    "MultiplicativeLR",
+    "OneCycleLR",
+    "PolynomialLR",
+    "ReduceLROnPlateau",
+    "SequentialLR",
+    "StepLR",
+]
 
 EPOCH_DEPRECATION_WARNING = (
     "The epoch parameter in `scheduler.step()` was not necessary and is being deprecated where "
@@ -371,8 +385,8 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         if T_mult < 1 or not isinstance(T_mult, int):
             raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
         if not isinstance(eta_min, (float, int)):
-            raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type "
-                             f"{type(eta_min)}")
+            raise ValueError(  # noqa: TRY004  (PyTorch's exception class)
+                f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}")
         self.T_0, self.T_i, self.T_mult, self.eta_min = T_0, T_0, T_mult, eta_min
         self.T_cur = last_epoch
         super().__init__(optimizer, last_epoch)
@@ -428,7 +442,7 @@ class _SchedulerList(LRScheduler):
                 raise TypeError(f"{cls_name} at index {i} should have `optimizer` as its "
                                 "attribute.")
             if isinstance(s, ReduceLROnPlateau):
-                raise ValueError(
+                raise ValueError(  # noqa: TRY004  (PyTorch's exception class)
                     f"{cls_name} does not support `ReduceLROnPlateau` scheduler as it requires "
                     "additional kwargs to be specified when calling `step`, but got one at index "
                     f"{i} in the given schedulers sequence.")
@@ -519,4 +533,4 @@ class ChainedScheduler(_SchedulerList):
         self._last_lr = _group_vals(self.optimizer, "lr")
 
 
-from ember.optim._lr_cyclic import CyclicLR, OneCycleLR, ReduceLROnPlateau  # noqa: E402
+from ember.optim._lr_cyclic import CyclicLR, OneCycleLR, ReduceLROnPlateau

@@ -21,8 +21,12 @@ import numpy as np
 from ember.autograd.grad_mode import enable_grad
 from ember.tensor import Tensor, _wrap
 
-__all__ = ["Optimizer", "required", "register_optimizer_step_pre_hook",
-           "register_optimizer_step_post_hook"]
+__all__ = [
+    "Optimizer",
+    "register_optimizer_step_post_hook",
+    "register_optimizer_step_pre_hook",
+    "required",
+]
 
 
 class _RequiredParameter:

@@ -30,9 +30,9 @@ class RMSprop(Optimizer):
         _check(momentum >= 0.0, "momentum value", momentum)
         _check(weight_decay >= 0.0, "weight_decay value", weight_decay)
         _check(alpha >= 0.0, "alpha value", alpha)
-        defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
-                        weight_decay=weight_decay, capturable=capturable, foreach=foreach,
-                        maximize=maximize, differentiable=differentiable)
+        defaults = {"lr": lr, "momentum": momentum, "alpha": alpha, "eps": eps, "centered": centered,
+                        "weight_decay": weight_decay, "capturable": capturable, "foreach": foreach,
+                        "maximize": maximize, "differentiable": differentiable}
         super().__init__(params, defaults)
 
     def __setstate__(self, state):

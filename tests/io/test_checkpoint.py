@@ -4,19 +4,20 @@ and clear errors (naming the file) for empty, truncated, corrupted, foreign and 
 import io
 import json
 import os
-import pickle
 import zipfile
 from collections import Counter, OrderedDict
 
 import numpy as np
 import pytest
-import torch
 
 import ember
 from ember.nn import Parameter
 from ember.serialization import (
-    CheckpointError, WeightsOnlyUnpicklingError, add_safe_globals, clear_safe_globals,
-    get_safe_globals, safe_globals,
+    WeightsOnlyUnpicklingError,
+    add_safe_globals,
+    clear_safe_globals,
+    get_safe_globals,
+    safe_globals,
 )
 
 

@@ -143,10 +143,10 @@ def test_closed_form_with_epoch(name):
 
 
 PLATEAU = [
-    dict(),
-    dict(mode="max", factor=0.5, patience=2, threshold=0.05, cooldown=2),
-    dict(mode="min", threshold_mode="abs", threshold=0.01, patience=0, min_lr=[0.05, 0.001]),
-    dict(mode="max", threshold_mode="abs", patience=3, factor=0.2, eps=1e-3),
+    {},
+    {"mode": "max", "factor": 0.5, "patience": 2, "threshold": 0.05, "cooldown": 2},
+    {"mode": "min", "threshold_mode": "abs", "threshold": 0.01, "patience": 0, "min_lr": [0.05, 0.001]},
+    {"mode": "max", "threshold_mode": "abs", "patience": 3, "factor": 0.2, "eps": 1e-3},
 ]
 
 

@@ -18,29 +18,29 @@ from tests.harness import assert_close
 SHAPES = [(8, 5), (8,), (3, 8), (3,)]
 
 CONFIGS = [
-    ("SGD", dict(lr=0.05)),
-    ("SGD", dict(lr=0.05, momentum=0.9)),
-    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=1e-2)),
-    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-2)),
-    ("SGD", dict(lr=0.01, momentum=0.5, maximize=True)),
-    ("Adam", dict(lr=1e-2)),
-    ("Adam", dict(lr=1e-2, betas=(0.8, 0.99), weight_decay=1e-2, amsgrad=True)),
-    ("Adam", dict(lr=1e-2, maximize=True, eps=1e-6)),
-    ("Adam", dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True)),
-    ("AdamW", dict(lr=1e-2)),
-    ("AdamW", dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
-    ("AdamW", dict(lr=1e-2, maximize=True)),
-    ("RMSprop", dict(lr=1e-3)),
-    ("RMSprop", dict(lr=1e-3, momentum=0.9, centered=True)),
-    ("RMSprop", dict(lr=1e-3, alpha=0.9, weight_decay=1e-2, centered=True, maximize=True)),
-    ("RMSprop", dict(lr=1e-3, momentum=0.5, eps=1e-5)),
-    ("Adagrad", dict(lr=0.05)),
-    ("Adagrad", dict(lr=0.05, lr_decay=1e-2, weight_decay=1e-2, initial_accumulator_value=0.1)),
-    ("Adagrad", dict(lr=0.05, maximize=True)),
-    ("Adadelta", dict()),
-    ("Adadelta", dict(lr=0.5, rho=0.8, weight_decay=1e-2, maximize=True)),
-    ("Adamax", dict()),
-    ("Adamax", dict(lr=1e-2, betas=(0.8, 0.99), weight_decay=1e-2, maximize=True)),
+    ("SGD", {"lr": 0.05}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "dampening": 0.3, "weight_decay": 1e-2}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-2}),
+    ("SGD", {"lr": 0.01, "momentum": 0.5, "maximize": True}),
+    ("Adam", {"lr": 1e-2}),
+    ("Adam", {"lr": 1e-2, "betas": (0.8, 0.99), "weight_decay": 1e-2, "amsgrad": True}),
+    ("Adam", {"lr": 1e-2, "maximize": True, "eps": 1e-6}),
+    ("Adam", {"lr": 1e-2, "weight_decay": 0.1, "decoupled_weight_decay": True}),
+    ("AdamW", {"lr": 1e-2}),
+    ("AdamW", {"lr": 1e-2, "weight_decay": 0.1, "amsgrad": True}),
+    ("AdamW", {"lr": 1e-2, "maximize": True}),
+    ("RMSprop", {"lr": 1e-3}),
+    ("RMSprop", {"lr": 1e-3, "momentum": 0.9, "centered": True}),
+    ("RMSprop", {"lr": 1e-3, "alpha": 0.9, "weight_decay": 1e-2, "centered": True, "maximize": True}),
+    ("RMSprop", {"lr": 1e-3, "momentum": 0.5, "eps": 1e-5}),
+    ("Adagrad", {"lr": 0.05}),
+    ("Adagrad", {"lr": 0.05, "lr_decay": 1e-2, "weight_decay": 1e-2, "initial_accumulator_value": 0.1}),
+    ("Adagrad", {"lr": 0.05, "maximize": True}),
+    ("Adadelta", {}),
+    ("Adadelta", {"lr": 0.5, "rho": 0.8, "weight_decay": 1e-2, "maximize": True}),
+    ("Adamax", {}),
+    ("Adamax", {"lr": 1e-2, "betas": (0.8, 0.99), "weight_decay": 1e-2, "maximize": True}),
 ]
 IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'default'}" for n, kw in CONFIGS]
 
@@ -147,7 +147,7 @@ def test_state_dict_round_trip_continues_trajectory(name, kw):
 
 def test_torch_state_dict_loads_and_continues():
     params, x, y = _data()
-    tp, topt, ep, eopt = _pair("Adam", dict(lr=1e-2, amsgrad=True), params)
+    tp, topt, ep, eopt = _pair("Adam", {"lr": 1e-2, "amsgrad": True}, params)
     for _ in range(10):
         topt.zero_grad()
         _torch_grads(tp, x, y)
