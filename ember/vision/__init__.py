@@ -15,8 +15,17 @@ from ember._lazy import lazy_submodules
 
 __version__ = "0.1.0"
 
-__all__ = ["datasets", "transforms", "utils", "models", "io", "get_image_backend",
-           "set_image_backend", "get_video_backend", "set_video_backend"]
+__all__ = [
+    "datasets",
+    "transforms",
+    "utils",
+    "models",
+    "io",
+    "get_image_backend",
+    "set_image_backend",
+    "get_video_backend",
+    "set_video_backend",
+]
 
 __getattr__ = lazy_submodules(__name__, ["datasets", "transforms", "utils", "models", "io"])
 

@@ -1,8 +1,8 @@
 """torchvision.io's image functions, on Pillow: ``read_image``, ``decode_image``, ``write_png``.
 
-    >>> img = read_image("cat.png")                       # uint8 (C, H, W) tensor
-    >>> img = read_image("cat.jpg", ImageReadMode.RGB)
-    >>> write_png(img, "copy.png")
+>>> img = read_image("cat.png")                       # uint8 (C, H, W) tensor
+>>> img = read_image("cat.jpg", ImageReadMode.RGB)
+>>> write_png(img, "copy.png")
 """
 
 from __future__ import annotations
@@ -15,8 +15,15 @@ import numpy as np
 from ember.tensor import Tensor, _wrap
 from ember.vision._pil import require_pil
 
-__all__ = ["ImageReadMode", "read_file", "write_file", "decode_image", "read_image", "write_png",
-           "encode_png"]
+__all__ = [
+    "ImageReadMode",
+    "read_file",
+    "write_file",
+    "decode_image",
+    "read_image",
+    "write_png",
+    "encode_png",
+]
 
 
 class ImageReadMode(Enum):
@@ -27,8 +34,12 @@ class ImageReadMode(Enum):
     RGB_ALPHA = 4
 
 
-_PIL_MODES = {ImageReadMode.GRAY: "L", ImageReadMode.GRAY_ALPHA: "LA", ImageReadMode.RGB: "RGB",
-              ImageReadMode.RGB_ALPHA: "RGBA"}
+_PIL_MODES = {
+    ImageReadMode.GRAY: "L",
+    ImageReadMode.GRAY_ALPHA: "LA",
+    ImageReadMode.RGB: "RGB",
+    ImageReadMode.RGB_ALPHA: "RGBA",
+}
 
 
 def read_file(path):
@@ -70,8 +81,10 @@ def encode_png(input, compression_level=6):
     Image = require_pil()
     x = input._data
     if x.dtype != np.uint8 or x.ndim != 3 or x.shape[0] not in (1, 2, 3, 4):
-        raise ValueError(f"encode_png expects a uint8 (C, H, W) tensor with 1-4 channels, got "
-                         f"{x.dtype} {x.shape}")
+        raise ValueError(
+            f"encode_png expects a uint8 (C, H, W) tensor with 1-4 channels, got "
+            f"{x.dtype} {x.shape}"
+        )
     arr = x.transpose(1, 2, 0)
     arr = np.ascontiguousarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
     buf = _io.BytesIO()

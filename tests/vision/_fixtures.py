@@ -17,8 +17,18 @@ import numpy as np
 
 _reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]
 
-CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-                  "truck"]
+CIFAR10_LABELS = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 
 
 class Py2Pickler(pickle._Pickler):
@@ -67,12 +77,23 @@ def make_cifar10_files(folder, n_train=20, n_test=10, seed=0):
     train_y = [int(v) for v in rng.integers(0, 10, per * 5)]
     test_x = rng.integers(0, 256, (n_test, 3072), dtype=np.uint8)
     test_y = [int(v) for v in rng.integers(0, 10, n_test)]
-    batches = [(f"data_batch_{i + 1}", train_x[i * per:(i + 1) * per], train_y[i * per:(i + 1) * per],
-                f"training batch {i + 1} of 5") for i in range(5)]
+    batches = [
+        (
+            f"data_batch_{i + 1}",
+            train_x[i * per : (i + 1) * per],
+            train_y[i * per : (i + 1) * per],
+            f"training batch {i + 1} of 5",
+        )
+        for i in range(5)
+    ]
     batches.append(("test_batch", test_x, test_y, "testing batch 1 of 1"))
     for name, x, y, label in batches:
-        entry = {"batch_label": label, "labels": y, "data": x,
-                 "filenames": [f"img_{k}.png" for k in range(len(y))]}
+        entry = {
+            "batch_label": label,
+            "labels": y,
+            "data": x,
+            "filenames": [f"img_{k}.png" for k in range(len(y))],
+        }
         with open(os.path.join(folder, name), "wb") as f:
             f.write(py2_pickle(entry))
     meta = {"num_cases_per_batch": per, "label_names": CIFAR10_LABELS, "num_vis": 3072}

@@ -5,6 +5,7 @@ import hashlib
 import os
 import pickle
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +14,14 @@ import ember
 from ember.vision import datasets, transforms
 from ember.vision.datasets._safe_pickle import load_batch
 from ember.vision.datasets.mnist import read_sn3_pascalvincent_tensor
-from tests.vision._fixtures import (CIFAR10_LABELS, cifar_subclass, make_cifar10_files, md5,
-                                    py2_pickle, write_idx)
+from tests.vision._fixtures import (
+    CIFAR10_LABELS,
+    cifar_subclass,
+    make_cifar10_files,
+    md5,
+    py2_pickle,
+    write_idx,
+)
 
 Image = pytest.importorskip("PIL.Image")
 DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "mnist")
@@ -35,8 +42,11 @@ def test_cifar10_class_attributes_are_the_official_ones():
     assert c.tgz_md5 == "c58f30108f718f92721af3b95e74349a"
     assert c.train_list[0] == ["data_batch_1", "c99cafc152244af753f735de768cd75f"]
     assert c.test_list == [["test_batch", "40351d587109b95175f43aff81a1287e"]]
-    assert c.meta == {"filename": "batches.meta", "key": "label_names",
-                      "md5": "5ff9c542aee3614f3951f8cda6e48888"}
+    assert c.meta == {
+        "filename": "batches.meta",
+        "key": "label_names",
+        "md5": "5ff9c542aee3614f3951f8cda6e48888",
+    }
     assert datasets.CIFAR100.meta["key"] == "fine_label_names"
     assert datasets.CIFAR100.train_list == [["train", "16019d7e3df5f24257cddd939b257f8d"]]
 
@@ -58,13 +68,15 @@ def test_cifar10_parses_python2_batches(cifar_root):
 
 def test_cifar10_tutorial_pipeline(cifar_root):
     root, C, (tx, ty, _, _) = cifar_root
-    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5),
-                                                                         (0.5, 0.5, 0.5))])
-    ds = C(str(root), train=True, download=False, transform=tf,
-           target_transform=lambda t: t + 100)
+    tf = transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))]
+    )
+    ds = C(str(root), train=True, download=False, transform=tf, target_transform=lambda t: t + 100)
     x, y = ds[0]
     assert isinstance(x, ember.Tensor) and x.shape == (3, 32, 32) and x.dtype == ember.float32
-    ref = (tx[0].transpose(2, 0, 1).astype(np.float32) / np.float32(255) - np.float32(0.5)) / np.float32(0.5)
+    ref = (
+        tx[0].transpose(2, 0, 1).astype(np.float32) / np.float32(255) - np.float32(0.5)
+    ) / np.float32(0.5)
     np.testing.assert_array_equal(x.numpy(), ref)
     assert y == ty[0] + 100
     assert "Transform: Compose(" in repr(ds)
@@ -72,7 +84,9 @@ def test_cifar10_tutorial_pipeline(cifar_root):
 
 def test_cifar10_missing_or_corrupted_files_raise(cifar_root):
     root, C, _ = cifar_root
-    with pytest.raises(RuntimeError, match="Dataset not found or corrupted. You can use download=True"):
+    with pytest.raises(
+        RuntimeError, match="Dataset not found or corrupted. You can use download=True"
+    ):
         C(str(root / "elsewhere"))
     with open(root / "cifar-10-batches-py" / "data_batch_3", "ab") as f:
         f.write(b"x")
@@ -85,12 +99,18 @@ def test_cifar100_fine_labels(tmp_path):
     folder.mkdir()
     rng = np.random.default_rng(1)
     for name, n in (("train", 6), ("test", 4)):
-        entry = {"filenames": ["a"] * n, "batch_label": name, "fine_labels": list(range(n)),
-                 "coarse_labels": [0] * n, "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8)}
+        entry = {
+            "filenames": ["a"] * n,
+            "batch_label": name,
+            "fine_labels": list(range(n)),
+            "coarse_labels": [0] * n,
+            "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        }
         (folder / name).write_bytes(py2_pickle(entry))
     names = [f"class{i}" for i in range(100)]
-    (folder / "meta").write_bytes(py2_pickle({"fine_label_names": names,
-                                              "coarse_label_names": ["c"] * 20}))
+    (folder / "meta").write_bytes(
+        py2_pickle({"fine_label_names": names, "coarse_label_names": ["c"] * 20})
+    )
     C = cifar_subclass(datasets.CIFAR100, str(folder))
     ds = C(str(tmp_path), train=True)
     assert len(ds) == 6 and ds.targets == list(range(6)) and ds.classes == names
@@ -105,14 +125,14 @@ def test_planted_batch_file_cannot_run_code(tmp_path):
     with pytest.raises(pickle.UnpicklingError, match=r"refusing to load global 'os\.system'"):
         load_batch(str(path))
     assert not canary.exists()
-    reduce_evil = (b"\x80\x02cbuiltins\neval\nX\x0b\x00\x00\x00print('hi')\x85R.")
+    reduce_evil = b"\x80\x02cbuiltins\neval\nX\x0b\x00\x00\x00print('hi')\x85R."
     path.write_bytes(reduce_evil)
     with pytest.raises(pickle.UnpicklingError, match="builtins.eval"):
         load_batch(str(path))
 
 
 def test_planted_batch_inside_a_dataset_is_refused(cifar_root):
-    root, C, _ = cifar_root
+    root, _, _ = cifar_root
     canary = root / "canary"
     bad = root / "cifar-10-batches-py" / "data_batch_2"
     bad.write_bytes(b"cposix\nsystem\n(S'touch " + str(canary).encode() + b"'\ntR.")
@@ -164,10 +184,22 @@ def test_fashion_and_kmnist_use_their_own_folder_and_classes(tmp_path):
     _mnist_raw(tmp_path, "FashionMNIST")
     _mnist_raw(tmp_path, "KMNIST")
     assert datasets.FashionMNIST(str(tmp_path)).classes[9] == "Ankle boot"
-    assert datasets.KMNIST(str(tmp_path)).classes == ["o", "ki", "su", "tsu", "na", "ha", "ma",
-                                                      "ya", "re", "wo"]
-    assert datasets.FashionMNIST.resources[2] == ("t10k-images-idx3-ubyte.gz",
-                                                  "bef4ecab320f06d8554ea6380940ec79")
+    assert datasets.KMNIST(str(tmp_path)).classes == [
+        "o",
+        "ki",
+        "su",
+        "tsu",
+        "na",
+        "ha",
+        "ma",
+        "ya",
+        "re",
+        "wo",
+    ]
+    assert datasets.FashionMNIST.resources[2] == (
+        "t10k-images-idx3-ubyte.gz",
+        "bef4ecab320f06d8554ea6380940ec79",
+    )
     with pytest.raises(RuntimeError, match="Dataset not found in .*MNIST.*download=True"):
         datasets.MNIST(str(tmp_path))
 
@@ -218,15 +250,21 @@ def _png_tree(root, spec, size=(6, 5)):
 
 
 def test_image_folder(tmp_path):
-    _png_tree(tmp_path, {"dog": ["b.png", "a.PNG", "notes.txt"], "cat": ["z.png"],
-                         "bird": ["x.png"]})
+    _png_tree(
+        tmp_path, {"dog": ["b.png", "a.PNG", "notes.txt"], "cat": ["z.png"], "bird": ["x.png"]}
+    )
     (tmp_path / "dog" / "sub").mkdir()
     Image.new("RGB", (6, 5)).save(tmp_path / "dog" / "sub" / "c.png")
     ds = datasets.ImageFolder(str(tmp_path), transform=transforms.ToTensor())
     assert ds.classes == ["bird", "cat", "dog"]
     assert ds.class_to_idx == {"bird": 0, "cat": 1, "dog": 2}
     assert [os.path.relpath(p, tmp_path) for p, _ in ds.samples] == [
-        "bird/x.png", "cat/z.png", "dog/a.PNG", "dog/b.png", "dog/sub/c.png"]
+        "bird/x.png",
+        "cat/z.png",
+        "dog/a.PNG",
+        "dog/b.png",
+        "dog/sub/c.png",
+    ]
     assert ds.targets == [0, 1, 2, 2, 2] and ds.imgs is ds.samples and len(ds) == 5
     x, y = ds[0]
     assert x.shape == (3, 5, 6) and y == 0
@@ -234,15 +272,21 @@ def test_image_folder(tmp_path):
 
 def test_dataset_folder_custom_loader_and_errors(tmp_path):
     _png_tree(tmp_path, {"a": ["1.txt", "2.txt"], "b": ["3.txt"]})
-    ds = datasets.DatasetFolder(str(tmp_path), loader=lambda p: open(p).read(), extensions=(".txt",))
+    ds = datasets.DatasetFolder(
+        str(tmp_path), loader=lambda p: Path(p).read_text(), extensions=(".txt",)
+    )
     assert len(ds) == 3 and ds[2] == ("not an image", 1)
-    with pytest.raises(FileNotFoundError, match=r"Found no valid file for the classes a, b\. "
-                                                r"Supported extensions are: \.jpg, \.jpeg"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"Found no valid file for the classes a, b\. "
+        r"Supported extensions are: \.jpg, \.jpeg",
+    ):
         datasets.ImageFolder(str(tmp_path))
     ok = datasets.ImageFolder(str(tmp_path), allow_empty=True)
     assert len(ok) == 0 and ok.classes == ["a", "b"]
-    only_b = datasets.ImageFolder(str(tmp_path), is_valid_file=lambda p: p.endswith("3.txt"),
-                                  allow_empty=True)
+    only_b = datasets.ImageFolder(
+        str(tmp_path), is_valid_file=lambda p: p.endswith("3.txt"), allow_empty=True
+    )
     assert only_b.targets == [1]
     with pytest.raises(ValueError, match="Both extensions and is_valid_file cannot be None"):
         datasets.DatasetFolder(str(tmp_path), loader=open)
@@ -272,7 +316,7 @@ def test_digits_file_matches_source_and_readme():
 
     with open(digits._FILE, "rb") as f:
         sha = hashlib.sha256(f.read()).hexdigest()
-    readme = open(os.path.join(os.path.dirname(digits._FILE), "README.md")).read()
+    readme = Path(digits._FILE).with_name("README.md").read_text()
     assert sha in readme and "CC BY 4.0" in readme and "Alpaydin" in readme
     with np.load(digits._FILE) as z:
         assert z["images"].shape == (1797, 8, 8) and z["images"].max() == 16

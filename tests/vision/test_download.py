@@ -7,14 +7,21 @@ import io
 import os
 import tarfile
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ember.vision import datasets
 from ember.vision.datasets import utils as dutils
-from tests.vision._fixtures import (FileServer, cifar_subclass, make_cifar10_files, make_tar_gz,
-                                    md5, write_idx)
+from tests.vision._fixtures import (
+    FileServer,
+    cifar_subclass,
+    make_cifar10_files,
+    make_tar_gz,
+    md5,
+    write_idx,
+)
 
 pytest.importorskip("PIL.Image")
 PAYLOAD = bytes(range(256)) * 40
@@ -24,7 +31,7 @@ PAYLOAD_MD5 = hashlib.md5(PAYLOAD).hexdigest()
 def test_download_url_good_then_cached(tmp_path):
     with FileServer({"/f.bin": [PAYLOAD]}) as srv:
         path = dutils.download_url(srv.url + "/f.bin", str(tmp_path), md5=PAYLOAD_MD5)
-        assert open(path, "rb").read() == PAYLOAD
+        assert Path(path).read_bytes() == PAYLOAD
         dutils.download_url(srv.url + "/f.bin", str(tmp_path), md5=PAYLOAD_MD5)
         assert srv.hits["/f.bin"] == 1  # verified copy reused
     assert not os.path.exists(path + ".part")
@@ -35,7 +42,7 @@ def test_corrupted_download_is_reported_deleted_and_retried(tmp_path, capsys):
     with FileServer({"/f.bin": [wrong, PAYLOAD]}) as srv:
         path = dutils.download_url(srv.url + "/f.bin", str(tmp_path), md5=PAYLOAD_MD5)
         assert srv.hits["/f.bin"] == 2
-    assert open(path, "rb").read() == PAYLOAD
+    assert Path(path).read_bytes() == PAYLOAD
     err = capsys.readouterr().err
     assert "attempt 1/3" in err and f"expected {PAYLOAD_MD5}" in err
 
@@ -44,7 +51,7 @@ def test_truncated_download_is_detected_and_retried(tmp_path, capsys):
     with FileServer({"/f.bin": [("truncate", PAYLOAD, 1000), PAYLOAD]}) as srv:
         path = dutils.download_url(srv.url + "/f.bin", str(tmp_path), md5=None)
         assert srv.hits["/f.bin"] == 2
-    assert open(path, "rb").read() == PAYLOAD  # even with no md5 the short read is caught
+    assert Path(path).read_bytes() == PAYLOAD  # even with no md5 the short read is caught
     assert "attempt 1/3" in capsys.readouterr().err
 
 
@@ -81,8 +88,12 @@ def test_cifar10_download_over_http_with_a_corrupted_first_response(tmp_path, ca
     blob = archive.read_bytes()
     bad = blob[:100] + bytes(1) + blob[101:]
     with FileServer({"/cifar-10-python.tar.gz": [bad, blob]}) as srv:
-        C = cifar_subclass(datasets.CIFAR10, str(folder), archive=str(archive),
-                           url=srv.url + "/cifar-10-python.tar.gz")
+        C = cifar_subclass(
+            datasets.CIFAR10,
+            str(folder),
+            archive=str(archive),
+            url=srv.url + "/cifar-10-python.tar.gz",
+        )
         root = tmp_path / "root"
         ds = C(str(root), train=True, download=True)
         assert srv.hits["/cifar-10-python.tar.gz"] == 2
@@ -119,10 +130,16 @@ def _file(tar, name, data=b"x"):
     tar.addfile(info, io.BytesIO(data))
 
 
-@pytest.mark.parametrize("kind,message", [
-    ("dotdot", "'..'"), ("absolute", "absolute path"), ("symlink", "link to"),
-    ("hardlink", "link to"), ("device", "device"),
-])
+@pytest.mark.parametrize(
+    "kind,message",
+    [
+        ("dotdot", "'..'"),
+        ("absolute", "absolute path"),
+        ("symlink", "link to"),
+        ("hardlink", "link to"),
+        ("device", "device"),
+    ],
+)
 def test_unsafe_archive_members_are_refused(tmp_path, kind, message):
     def add(tar):
         _file(tar, "cifar-10-batches-py/ok")
@@ -171,17 +188,24 @@ def test_mnist_download_tries_the_next_mirror(tmp_path, capsys):
     rng = np.random.default_rng(0)
     resources = []
     for prefix in ("train", "t10k"):
-        for kind, arr in (("images-idx3", rng.integers(0, 256, (7, 28, 28), dtype=np.uint8)),
-                          ("labels-idx1", rng.integers(0, 10, 7).astype(np.uint8))):
+        for kind, arr in (
+            ("images-idx3", rng.integers(0, 256, (7, 28, 28), dtype=np.uint8)),
+            ("labels-idx1", rng.integers(0, 10, 7).astype(np.uint8)),
+        ):
             name = f"{prefix}-{kind}-ubyte.gz"
             write_idx(stage / name, arr)
             resources.append((name, md5(stage / name)))
     routes = {f"/good/{n}": [(stage / n).read_bytes()] for n, _ in resources}
     with FileServer(routes) as srv:
-        M = type("M", (datasets.MNIST,), {"mirrors": [srv.url + "/dead/", srv.url + "/good/"],
-                                         "resources": resources})
+        M = type(
+            "M",
+            (datasets.MNIST,),
+            {"mirrors": [srv.url + "/dead/", srv.url + "/good/"], "resources": resources},
+        )
         ds = M(str(tmp_path / "root"), train=True, download=True)
     assert len(ds) == 7
     raw = tmp_path / "root" / "M" / "raw"
-    assert (raw / "train-images-idx3-ubyte").exists() and (raw / "t10k-labels-idx1-ubyte.gz").exists()
+    assert (raw / "train-images-idx3-ubyte").exists() and (
+        raw / "t10k-labels-idx1-ubyte.gz"
+    ).exists()
     assert "trying next" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import ember.vision.transforms.functional as F
 from ember.random import _gen
 
 Image = pytest.importorskip("PIL.Image")
-from PIL import ImageEnhance, ImageOps  # noqa: E402
+from PIL import ImageEnhance  # noqa: E402
 
 RNG = np.random.default_rng(0)
 ARR = RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8)  # H=20, W=30
@@ -59,7 +59,9 @@ def test_to_tensor_pil_and_ndarray():
 
 def test_to_tensor_other_pil_modes():
     bw = Image.fromarray(ARR[:, :, 0] > 128)
-    np.testing.assert_array_equal(T.ToTensor()(bw).numpy()[0], (ARR[:, :, 0] > 128).astype(np.float32))
+    np.testing.assert_array_equal(
+        T.ToTensor()(bw).numpy()[0], (ARR[:, :, 0] > 128).astype(np.float32)
+    )
     i32 = Image.fromarray(ARR[:, :, 0].astype(np.int32) * 1000)
     x = T.ToTensor()(i32)
     assert x.dtype == ember.int32 and int(x.numpy().max()) == int(ARR[:, :, 0].max()) * 1000
@@ -113,7 +115,9 @@ def test_normalize_formula_inplace_and_batch():
 def test_normalize_errors():
     with pytest.raises(TypeError, match="Input tensor should be a float tensor. Got ember.uint8"):
         F.normalize(chw(), [0.5] * 3, [0.5] * 3)
-    with pytest.raises(ValueError, match=r"std evaluated to zero after conversion to ember.float32"):
+    with pytest.raises(
+        ValueError, match=r"std evaluated to zero after conversion to ember.float32"
+    ):
         F.normalize(ember.rand(3, 2, 2), [0.0] * 3, [1.0, 0.0, 1.0])
     with pytest.raises(ValueError, match="Expected tensor to be a tensor image of size"):
         F.normalize(ember.rand(2, 2), [0.0], [1.0])
@@ -141,7 +145,9 @@ def test_resize_pil_matches_pillow(size, expect):
     ref = pil().resize(expect[::-1], Image.BILINEAR)
     np.testing.assert_array_equal(np.asarray(out), np.asarray(ref))
     bic = T.Resize(size, interpolation=T.InterpolationMode.BICUBIC)(pil())
-    np.testing.assert_array_equal(np.asarray(bic), np.asarray(pil().resize(expect[::-1], Image.BICUBIC)))
+    np.testing.assert_array_equal(
+        np.asarray(bic), np.asarray(pil().resize(expect[::-1], Image.BICUBIC))
+    )
 
 
 def test_resize_smaller_edge_rule_and_max_size():
@@ -156,7 +162,9 @@ def test_resize_smaller_edge_rule_and_max_size():
     with pytest.raises(ValueError, match="it should have 1 or 2 values"):
         T.Resize((1, 2, 3))
     assert T.Resize(8, interpolation=0).interpolation == T.InterpolationMode.NEAREST
-    assert repr(T.Resize(8)) == "Resize(size=8, interpolation=bilinear, max_size=None, antialias=True)"
+    assert (
+        repr(T.Resize(8)) == "Resize(size=8, interpolation=bilinear, max_size=None, antialias=True)"
+    )
 
 
 @pytest.mark.parametrize("mode", [T.InterpolationMode.BILINEAR, T.InterpolationMode.BICUBIC])
@@ -187,7 +195,7 @@ def test_center_crop_offsets(size):
     h, w = ARR.shape[:2]
     if th <= h and tw <= w:
         top, left = int(round((h - th) / 2.0)), int(round((w - tw) / 2.0))
-        ref = ARR[top:top + th, left:left + tw]
+        ref = ARR[top : top + th, left : left + tw]
     else:
         pl, pt = (tw - w) // 2 if tw > w else 0, (th - h) // 2 if th > h else 0
         pr, pb = (tw - w + 1) // 2 if tw > w else 0, (th - h + 1) // 2 if th > h else 0
@@ -200,8 +208,10 @@ PAD_MODES = ["constant", "edge", "reflect", "symmetric"]
 
 
 @pytest.mark.parametrize("mode", PAD_MODES)
-@pytest.mark.parametrize("padding,widths", [(3, ((3, 3), (3, 3))), ((1, 2), ((2, 2), (1, 1))),
-                                            ((1, 2, 3, 4), ((2, 4), (1, 3)))])
+@pytest.mark.parametrize(
+    "padding,widths",
+    [(3, ((3, 3), (3, 3))), ((1, 2), ((2, 2), (1, 1))), ((1, 2, 3, 4), ((2, 4), (1, 3)))],
+)
 def test_pad_matches_numpy(mode, padding, widths):
     ref = np.pad(ARR, widths + ((0, 0),), mode)
     for src in (pil(), chw()):
@@ -211,13 +221,18 @@ def test_pad_matches_numpy(mode, padding, widths):
 def test_pad_fill_negative_and_errors():
     out = np.asarray(T.Pad(2, fill=(1, 2, 3))(pil()))
     assert out[0, 0].tolist() == [1, 2, 3]
-    np.testing.assert_array_equal(as_hwc(F.pad(chw(), [-1, -2, 0, 0], padding_mode="edge")),
-                                  ARR[2:, 1:])
-    with pytest.raises(ValueError, match="Padding must be an int or a 1, 2, or 4 element tuple, not a 3"):
+    np.testing.assert_array_equal(
+        as_hwc(F.pad(chw(), [-1, -2, 0, 0], padding_mode="edge")), ARR[2:, 1:]
+    )
+    with pytest.raises(
+        ValueError, match="Padding must be an int or a 1, 2, or 4 element tuple, not a 3"
+    ):
         T.Pad((1, 2, 3))
     with pytest.raises(ValueError, match="Padding mode should be either constant, edge, reflect"):
         T.Pad(1, padding_mode="wrap")
-    with pytest.raises(ValueError, match=r"does not match the number of channels of the image \(2 != 3\)"):
+    with pytest.raises(
+        ValueError, match=r"does not match the number of channels of the image \(2 != 3\)"
+    ):
         F.pad(pil(), 1, fill=(1, 2))
 
 
@@ -227,9 +242,11 @@ def test_random_crop_is_a_slice_of_the_padded_image(mode, kind):
     src = {"pil": pil(), "tensor": chw(), "ndarray": ARR}[kind]
     padded = np.pad(ARR, ((4, 4), (4, 4), (0, 0)), mode)
     for seed in range(4):
-        i, j = replay(seed, lambda g: (int(g.integers(0, 28 - 16 + 1)), int(g.integers(0, 38 - 16 + 1))))
+        i, j = replay(
+            seed, lambda g: (int(g.integers(0, 28 - 16 + 1)), int(g.integers(0, 38 - 16 + 1)))
+        )
         out = T.RandomCrop(16, padding=4, padding_mode=mode)(src)
-        np.testing.assert_array_equal(as_hwc(out), padded[i:i + 16, j:j + 16])
+        np.testing.assert_array_equal(as_hwc(out), padded[i : i + 16, j : j + 16])
 
 
 def test_random_crop_pad_if_needed_and_errors():
@@ -237,8 +254,11 @@ def test_random_crop_pad_if_needed_and_errors():
     i, j = replay(1, lambda g: (int(g.integers(0, 6)), int(g.integers(0, 6))))
     out = T.RandomCrop((25, 35), pad_if_needed=True, fill=7)(pil())
     padded = np.pad(ARR, ((5, 5), (5, 5), (0, 0)), constant_values=7)
-    np.testing.assert_array_equal(np.asarray(out), padded[i:i + 25, j:j + 35])
-    with pytest.raises(ValueError, match=r"Required crop size \(25, 35\) is larger than input image size \(20, 30\)"):
+    np.testing.assert_array_equal(np.asarray(out), padded[i : i + 25, j : j + 35])
+    with pytest.raises(
+        ValueError,
+        match=r"Required crop size \(25, 35\) is larger than input image size \(20, 30\)",
+    ):
         T.RandomCrop((25, 35))(pil())
     assert T.RandomCrop.get_params(pil(), (20, 30)) == (0, 0, 20, 30)
     assert repr(T.RandomCrop(32, padding=4)) == "RandomCrop(size=(32, 32), padding=4)"
@@ -316,9 +336,14 @@ def test_affine():
 
 
 # -------------------------------------------------------------------------------- colour
-@pytest.mark.parametrize("name,enh", [("brightness", ImageEnhance.Brightness),
-                                      ("contrast", ImageEnhance.Contrast),
-                                      ("saturation", ImageEnhance.Color)])
+@pytest.mark.parametrize(
+    "name,enh",
+    [
+        ("brightness", ImageEnhance.Brightness),
+        ("contrast", ImageEnhance.Contrast),
+        ("saturation", ImageEnhance.Color),
+    ],
+)
 @pytest.mark.parametrize("factor", [0.0, 0.6, 1.4])
 def test_adjust_pil_is_image_enhance_and_tensor_is_close(name, enh, factor):
     fn = getattr(F, f"adjust_{name}")
@@ -347,7 +372,9 @@ def test_grayscale():
     np.testing.assert_array_equal(T.Grayscale()(chw()).numpy()[0], ref)
     np.testing.assert_array_equal(np.asarray(T.Grayscale()(pil())), np.asarray(pil().convert("L")))
     three = T.Grayscale(3)(pil())
-    assert three.mode == "RGB" and (np.asarray(three)[:, :, 1] == np.asarray(pil().convert("L"))).all()
+    assert (
+        three.mode == "RGB" and (np.asarray(three)[:, :, 1] == np.asarray(pil().convert("L"))).all()
+    )
     assert T.Grayscale(3)(chw()).shape == (3, 20, 30)
     assert T.RandomGrayscale(p=1.0)(chw()).shape == (3, 20, 30)
     assert T.RandomGrayscale(p=1.0)(pil()).mode == "RGB"
@@ -383,14 +410,22 @@ def test_color_jitter_replays_order_and_factors():
     out = T.ColorJitter(brightness=0.4, contrast=0.3, saturation=0.5)(pil())
     ref = pil()
     for k in order:
-        ref = {0: lambda im: ImageEnhance.Brightness(im).enhance(b),
-               1: lambda im: ImageEnhance.Contrast(im).enhance(c),
-               2: lambda im: ImageEnhance.Color(im).enhance(s), 3: lambda im: im}[int(k)](ref)
+        ref = {
+            0: lambda im: ImageEnhance.Brightness(im).enhance(b),
+            1: lambda im: ImageEnhance.Contrast(im).enhance(c),
+            2: lambda im: ImageEnhance.Color(im).enhance(s),
+            3: lambda im: im,
+        }[int(k)](ref)
     np.testing.assert_array_equal(np.asarray(out), np.asarray(ref))
     cj = T.ColorJitter(0, (0.5, 0.5), 0, 0.1)
     assert cj.brightness is None and cj.contrast == (0.5, 0.5) and cj.hue == (-0.1, 0.1)
-    assert repr(cj) == "ColorJitter(brightness=None, contrast=(0.5, 0.5), saturation=None, hue=(-0.1, 0.1))"
-    with pytest.raises(ValueError, match="If brightness is a single number, it must be non negative."):
+    assert (
+        repr(cj)
+        == "ColorJitter(brightness=None, contrast=(0.5, 0.5), saturation=None, hue=(-0.1, 0.1))"
+    )
+    with pytest.raises(
+        ValueError, match="If brightness is a single number, it must be non negative."
+    ):
         T.ColorJitter(brightness=-1)
     with pytest.raises(ValueError, match=r"hue values should be between \(-0.5, 0.5\)"):
         T.ColorJitter(hue=0.6)
@@ -405,7 +440,7 @@ def test_gaussian_blur_against_direct_convolution():
     k /= k.sum()
     k2 = np.outer(k, k)
     p = np.pad(x.numpy().astype(np.float64), ((0, 0), (2, 2), (2, 2)), "reflect")
-    ref = sum(k2[a, b] * p[:, a:a + 20, b:b + 30] for a in range(5) for b in range(5))
+    ref = sum(k2[a, b] * p[:, a : a + 20, b : b + 30] for a in range(5) for b in range(5))
     assert np.abs(out.astype(float) - np.round(ref)).max() <= 1
     assert T.GaussianBlur(3, sigma=1.0)(pil()).size == (30, 20)
     with pytest.raises(ValueError, match="Kernel size value should be an odd and positive number."):
@@ -432,7 +467,7 @@ def test_random_erasing_replay():
     ember.manual_seed(4)
     out = T.RandomErasing(p=1.0, value=(1, 2, 3))(x).numpy()
     ref = x.numpy().copy()
-    ref[:, i:i + h, j:j + w] = np.array([1, 2, 3], np.float32)[:, None, None]
+    ref[:, i : i + h, j : j + w] = np.array([1, 2, 3], np.float32)[:, None, None]
     np.testing.assert_array_equal(out, ref)
     with pytest.raises(ValueError, match="If value is str, it should be 'random'"):
         T.RandomErasing(value="noise")
@@ -459,8 +494,14 @@ def test_compose_lambda_apply_choice_order():
 
 def test_transforms_are_modules_and_cifar_pipeline():
     assert isinstance(T.Normalize([0.5], [0.5]), ember.nn.Module)
-    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
-                    T.Normalize((0.5,) * 3, (0.5,) * 3)])
+    tf = T.Compose(
+        [
+            T.RandomCrop(32, padding=4),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize((0.5,) * 3, (0.5,) * 3),
+        ]
+    )
     img = Image.fromarray(RNG.integers(0, 256, (32, 32, 3), dtype=np.uint8))
     ember.manual_seed(0)
     a = tf(img)

@@ -16,8 +16,9 @@ def test_make_grid_layout_and_padding():
     assert g.shape == (3, 3 * 5 + 1, 2 * 7 + 1) and g.dtype == np.float32
     for k in range(5):
         r, c = divmod(k, 2)
-        np.testing.assert_array_equal(g[:, 1 + r * 5:1 + r * 5 + 4, 1 + c * 7:1 + c * 7 + 6],
-                                      x.numpy()[k])
+        np.testing.assert_array_equal(
+            g[:, 1 + r * 5 : 1 + r * 5 + 4, 1 + c * 7 : 1 + c * 7 + 6], x.numpy()[k]
+        )
     assert (g[:, 0, :] == 0.25).all() and (g[:, 11:, 8:] == 0.25).all()  # empty last cell
 
 

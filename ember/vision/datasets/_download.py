@@ -28,8 +28,15 @@ import urllib.error
 import urllib.request
 import zipfile
 
-__all__ = ["calculate_md5", "check_md5", "check_integrity", "download_url", "extract_archive",
-           "download_and_extract_archive", "USER_AGENT"]
+__all__ = [
+    "calculate_md5",
+    "check_md5",
+    "check_integrity",
+    "download_url",
+    "extract_archive",
+    "download_and_extract_archive",
+    "USER_AGENT",
+]
 
 USER_AGENT = "ember/vision"
 _CHUNK = 1 << 20
@@ -60,8 +67,7 @@ def _progress(total, desc):
         from tqdm import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
-                leave=False)
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, leave=False)
 
 
 def _fetch(url, dest, timeout):
@@ -84,8 +90,9 @@ def _fetch(url, dest, timeout):
         raise OSError(f"download of {url} was cut short: got {got} of {total} bytes")
 
 
-def download_url(url, root, filename=None, md5=None, max_redirect_hops=3, *, retries=3,
-                 timeout=60.0):
+def download_url(
+    url, root, filename=None, md5=None, max_redirect_hops=3, *, retries=3, timeout=60.0
+):
     """Download ``url`` to ``root/filename`` unless a verified copy is already there.
 
     A corrupted or partial file (md5 mismatch, short read, network error) is reported on stderr,
@@ -98,8 +105,10 @@ def download_url(url, root, filename=None, md5=None, max_redirect_hops=3, *, ret
     if check_integrity(fpath, md5):
         return fpath
     if os.path.exists(fpath):
-        print(f"{fpath} exists but its md5 is not {md5}: deleting it and downloading again",
-              file=sys.stderr)
+        print(
+            f"{fpath} exists but its md5 is not {md5}: deleting it and downloading again",
+            file=sys.stderr,
+        )
         os.remove(fpath)
     part = fpath + ".part"
     problem = None
@@ -117,8 +126,9 @@ def download_url(url, root, filename=None, md5=None, max_redirect_hops=3, *, ret
             if os.path.exists(part):
                 os.remove(part)
             print(f"download of {url} failed (attempt {attempt}/{retries}): {e}", file=sys.stderr)
-    raise RuntimeError(f"could not download {url} to {fpath} after {retries} attempts; last "
-                       f"error: {problem}")
+    raise RuntimeError(
+        f"could not download {url} to {fpath} after {retries} attempts; last error: {problem}"
+    )
 
 
 def _refuse(member_name, archive, why):
@@ -187,9 +197,11 @@ def extract_archive(from_path, to_path=None, remove_finished=False):
     else:
         suffix = os.path.splitext(lower)[1]
         if suffix not in _DECOMPRESSORS:
-            raise RuntimeError(f"Archive type of {from_path} is not supported: use one of "
-                               f"{', '.join(_TAR_SUFFIXES + ('.zip', '.gz', '.bz2', '.xz'))}")
-        out = os.path.join(to_path, os.path.basename(from_path)[:-len(suffix)])
+            raise RuntimeError(
+                f"Archive type of {from_path} is not supported: use one of "
+                f"{', '.join(_TAR_SUFFIXES + ('.zip', '.gz', '.bz2', '.xz'))}"
+            )
+        out = os.path.join(to_path, os.path.basename(from_path)[: -len(suffix)])
         with _DECOMPRESSORS[suffix](from_path, "rb") as src, open(out + ".part", "wb") as dst:
             shutil.copyfileobj(src, dst, _CHUNK)
         os.replace(out + ".part", out)
@@ -198,8 +210,9 @@ def extract_archive(from_path, to_path=None, remove_finished=False):
     return to_path
 
 
-def download_and_extract_archive(url, download_root, extract_root=None, filename=None, md5=None,
-                                 remove_finished=False):
+def download_and_extract_archive(
+    url, download_root, extract_root=None, filename=None, md5=None, remove_finished=False
+):
     """``download_url`` then ``extract_archive`` (into ``extract_root``, default the same)."""
     download_root = os.path.expanduser(os.fspath(download_root))
     extract_root = download_root if extract_root is None else extract_root

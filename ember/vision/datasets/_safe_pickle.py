@@ -1,6 +1,6 @@
 """A restricted unpickler for the CIFAR batch files (pickles written by Python 2 and NumPy).
 
-    >>> entry = load_batch("cifar-10-batches-py/data_batch_1")   # {'data': ndarray, 'labels': [...]}
+    >>> entry = load_batch("cifar-10-batches-py/data_batch_1")  # {'data': ndarray, 'labels': [...]}
 
 The official files hold only dicts, lists, strings, bytes, ints and NumPy arrays. Loading them with
 plain ``pickle`` would run whatever a planted file asks for; here ``find_class`` allows exactly the
@@ -39,7 +39,8 @@ class RestrictedUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(
                 f"refusing to load global '{module}.{name}' from {self._path}: a dataset batch "
                 "file may only contain dicts, lists, strings, numbers and NumPy arrays "
-                "(is the file tampered with?)") from None
+                "(is the file tampered with?)"
+            ) from None
 
 
 def _str_keys(obj):
@@ -53,6 +54,8 @@ def load_batch(path):
     with open(path, "rb") as f:
         obj = RestrictedUnpickler(f, path=path, encoding="latin1").load()
     if not isinstance(obj, dict):
-        raise RuntimeError(f"{path} holds a {type(obj).__name__}, expected a dict of arrays and "
-                           "lists as in the CIFAR batch files")
+        raise RuntimeError(
+            f"{path} holds a {type(obj).__name__}, expected a dict of arrays and "
+            "lists as in the CIFAR batch files"
+        )
     return _str_keys(obj)

@@ -44,8 +44,11 @@ class CIFAR10(VisionDataset):
         ["data_batch_5", "482c414d41f54cd18b22e5b47cb7c3cb"],
     ]
     test_list = [["test_batch", "40351d587109b95175f43aff81a1287e"]]
-    meta = {"filename": "batches.meta", "key": "label_names",
-            "md5": "5ff9c542aee3614f3951f8cda6e48888"}
+    meta = {
+        "filename": "batches.meta",
+        "key": "label_names",
+        "md5": "5ff9c542aee3614f3951f8cda6e48888",
+    }
 
     def __init__(self, root, train=True, transform=None, target_transform=None, download=False):
         super().__init__(root, transform=transform, target_transform=target_transform)
@@ -53,30 +56,37 @@ class CIFAR10(VisionDataset):
         if download:
             self.download()
         if not self._check_integrity():
-            raise RuntimeError("Dataset not found or corrupted. You can use download=True to "
-                               "download it")
+            raise RuntimeError(
+                "Dataset not found or corrupted. You can use download=True to download it"
+            )
         data, self.targets = [], []
         for file_name, _ in self.train_list if train else self.test_list:
             path = os.path.join(self.root, self.base_folder, file_name)
             entry = load_batch(path)
             arr = np.asarray(entry.get("data"))
             if arr.dtype != np.uint8 or arr.ndim != 2 or arr.shape[1] != 3072:
-                raise RuntimeError(f"{path}: 'data' should be uint8 of shape (N, 3072), got "
-                                   f"{arr.dtype} {arr.shape}")
+                raise RuntimeError(
+                    f"{path}: 'data' should be uint8 of shape (N, 3072), got "
+                    f"{arr.dtype} {arr.shape}"
+                )
             labels = entry["labels"] if "labels" in entry else entry["fine_labels"]
             if len(labels) != len(arr):
                 raise RuntimeError(f"{path}: {len(arr)} images but {len(labels)} labels")
             data.append(arr)
             self.targets.extend(int(t) for t in labels)
         # HWC made contiguous once, so each __getitem__ hands Pillow a plain buffer
-        self.data = np.ascontiguousarray(np.vstack(data).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        self.data = np.ascontiguousarray(
+            np.vstack(data).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        )
         self._load_meta()
 
     def _load_meta(self):
         path = os.path.join(self.root, self.base_folder, self.meta["filename"])
         if not check_integrity(path, self.meta["md5"]):
-            raise RuntimeError("Dataset metadata file not found or corrupted. You can use "
-                               "download=True to download it")
+            raise RuntimeError(
+                "Dataset metadata file not found or corrupted. You can use "
+                "download=True to download it"
+            )
         self.classes = list(load_batch(path)[self.meta["key"]])
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
@@ -117,5 +127,8 @@ class CIFAR100(CIFAR10):
     tgz_md5 = "eb9058c3a382ffc7106e4002c42a8d85"
     train_list = [["train", "16019d7e3df5f24257cddd939b257f8d"]]
     test_list = [["test", "f0ef6b0ae62326f3e7ffdfab6717acfc"]]
-    meta = {"filename": "meta", "key": "fine_label_names",
-            "md5": "7973b15100ade9c7d40fb424638fde48"}
+    meta = {
+        "filename": "meta",
+        "key": "fine_label_names",
+        "md5": "7973b15100ade9c7d40fb424638fde48",
+    }

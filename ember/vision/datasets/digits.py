@@ -34,8 +34,9 @@ class Digits(VisionDataset):
 
     classes = [str(i) for i in range(10)]
 
-    def __init__(self, root=None, train=True, transform=None, target_transform=None,
-                 download=False):
+    def __init__(
+        self, root=None, train=True, transform=None, target_transform=None, download=False
+    ):
         super().__init__(root, transform=transform, target_transform=target_transform)
         self.train = train
         with np.load(_FILE) as z:

@@ -1,9 +1,9 @@
 """``ImageFolder`` / ``DatasetFolder``: one sub-folder per class (torchvision.datasets.folder).
 
-    root/dog/xxx.png, root/dog/xxy.png, root/cat/123.png ...
-    >>> ds = ImageFolder("root", transform=ToTensor())
-    >>> ds.classes, ds.class_to_idx              # ['cat', 'dog'], {'cat': 0, 'dog': 1}
-    >>> img, label = ds[0]
+root/dog/xxx.png, root/dog/xxy.png, root/cat/123.png ...
+>>> ds = ImageFolder("root", transform=ToTensor())
+>>> ds.classes, ds.class_to_idx              # ['cat', 'dog'], {'cat': 0, 'dog': 1}
+>>> img, label = ds[0]
 """
 
 from __future__ import annotations
@@ -13,15 +13,26 @@ import os
 from ember.vision._pil import require_pil
 from ember.vision.datasets.vision import VisionDataset
 
-__all__ = ["DatasetFolder", "ImageFolder", "IMG_EXTENSIONS", "has_file_allowed_extension",
-           "is_image_file", "find_classes", "make_dataset", "pil_loader", "default_loader"]
+__all__ = [
+    "DatasetFolder",
+    "ImageFolder",
+    "IMG_EXTENSIONS",
+    "has_file_allowed_extension",
+    "is_image_file",
+    "find_classes",
+    "make_dataset",
+    "pil_loader",
+    "default_loader",
+]
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
 def has_file_allowed_extension(filename, extensions):
     """True if ``filename`` ends (case-insensitively) with one of ``extensions``."""
-    return filename.lower().endswith(extensions if isinstance(extensions, str) else tuple(extensions))
+    return filename.lower().endswith(
+        extensions if isinstance(extensions, str) else tuple(extensions)
+    )
 
 
 def is_image_file(filename):
@@ -36,8 +47,9 @@ def find_classes(directory):
     return classes, {name: i for i, name in enumerate(classes)}
 
 
-def make_dataset(directory, class_to_idx=None, extensions=None, is_valid_file=None,
-                 allow_empty=False):
+def make_dataset(
+    directory, class_to_idx=None, extensions=None, is_valid_file=None, allow_empty=False
+):
     """List of (path, class_index) of every valid file under each class folder (sorted)."""
     directory = os.path.expanduser(directory)
     if class_to_idx is None:
@@ -45,8 +57,11 @@ def make_dataset(directory, class_to_idx=None, extensions=None, is_valid_file=No
     elif not class_to_idx:
         raise ValueError("'class_to_index' must have at least one entry to collect any samples.")
     if (extensions is None) == (is_valid_file is None):
-        raise ValueError("Both extensions and is_valid_file cannot be None or not None at the same time")
+        raise ValueError(
+            "Both extensions and is_valid_file cannot be None or not None at the same time"
+        )
     if extensions is not None:
+
         def is_valid_file(x):
             return has_file_allowed_extension(x, extensions)
 
@@ -65,8 +80,10 @@ def make_dataset(directory, class_to_idx=None, extensions=None, is_valid_file=No
     if empty and not allow_empty:
         msg = f"Found no valid file for the classes {', '.join(sorted(empty))}. "
         if extensions is not None:
-            msg += ("Supported extensions are: "
-                    f"{extensions if isinstance(extensions, str) else ', '.join(extensions)}")
+            msg += (
+                "Supported extensions are: "
+                f"{extensions if isinstance(extensions, str) else ', '.join(extensions)}"
+            )
         raise FileNotFoundError(msg)
     return instances
 
@@ -91,24 +108,39 @@ class DatasetFolder(VisionDataset):
         allow_empty: accept class folders with no valid file.
     """
 
-    def __init__(self, root, loader, extensions=None, transform=None, target_transform=None,
-                 is_valid_file=None, allow_empty=False):
+    def __init__(
+        self,
+        root,
+        loader,
+        extensions=None,
+        transform=None,
+        target_transform=None,
+        is_valid_file=None,
+        allow_empty=False,
+    ):
         super().__init__(root, transform=transform, target_transform=target_transform)
         classes, class_to_idx = self.find_classes(self.root)
-        samples = self.make_dataset(self.root, class_to_idx, extensions, is_valid_file,
-                                    allow_empty=allow_empty)
+        samples = self.make_dataset(
+            self.root, class_to_idx, extensions, is_valid_file, allow_empty=allow_empty
+        )
         self.loader, self.extensions = loader, extensions
         self.classes, self.class_to_idx = classes, class_to_idx
         self.samples = samples
         self.targets = [s[1] for s in samples]
 
     @staticmethod
-    def make_dataset(directory, class_to_idx, extensions=None, is_valid_file=None,
-                     allow_empty=False):
+    def make_dataset(
+        directory, class_to_idx, extensions=None, is_valid_file=None, allow_empty=False
+    ):
         if class_to_idx is None:
             raise ValueError("The class_to_idx parameter cannot be None.")
-        return make_dataset(directory, class_to_idx, extensions=extensions,
-                            is_valid_file=is_valid_file, allow_empty=allow_empty)
+        return make_dataset(
+            directory,
+            class_to_idx,
+            extensions=extensions,
+            is_valid_file=is_valid_file,
+            allow_empty=allow_empty,
+        )
 
     def find_classes(self, directory):
         return find_classes(directory)
@@ -129,9 +161,22 @@ class DatasetFolder(VisionDataset):
 class ImageFolder(DatasetFolder):
     """A ``DatasetFolder`` of images (``IMG_EXTENSIONS``) opened as RGB; ``imgs`` = ``samples``."""
 
-    def __init__(self, root, transform=None, target_transform=None, loader=default_loader,
-                 is_valid_file=None, allow_empty=False):
-        super().__init__(root, loader, IMG_EXTENSIONS if is_valid_file is None else None,
-                         transform=transform, target_transform=target_transform,
-                         is_valid_file=is_valid_file, allow_empty=allow_empty)
+    def __init__(
+        self,
+        root,
+        transform=None,
+        target_transform=None,
+        loader=default_loader,
+        is_valid_file=None,
+        allow_empty=False,
+    ):
+        super().__init__(
+            root,
+            loader,
+            IMG_EXTENSIONS if is_valid_file is None else None,
+            transform=transform,
+            target_transform=target_transform,
+            is_valid_file=is_valid_file,
+            allow_empty=allow_empty,
+        )
         self.imgs = self.samples

@@ -22,17 +22,29 @@ from ember.vision._pil import require_pil
 from ember.vision.datasets._download import check_integrity, download_and_extract_archive
 from ember.vision.datasets.vision import VisionDataset
 
-__all__ = ["MNIST", "FashionMNIST", "KMNIST", "read_sn3_pascalvincent_tensor", "read_image_file",
-           "read_label_file"]
+__all__ = [
+    "MNIST",
+    "FashionMNIST",
+    "KMNIST",
+    "read_sn3_pascalvincent_tensor",
+    "read_image_file",
+    "read_label_file",
+]
 
 # IDX element type codes -> big-endian NumPy dtypes
-_IDX_TYPES = {8: np.dtype(">u1"), 9: np.dtype(">i1"), 11: np.dtype(">i2"), 12: np.dtype(">i4"),
-              13: np.dtype(">f4"), 14: np.dtype(">f8")}
+_IDX_TYPES = {
+    8: np.dtype(">u1"),
+    9: np.dtype(">i1"),
+    11: np.dtype(">i2"),
+    12: np.dtype(">i4"),
+    13: np.dtype(">f4"),
+    14: np.dtype(">f8"),
+}
 
 
 def _read_bytes(path):
     try:
-        with (gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")) as f:
+        with gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb") as f:
             return f.read()
     except (EOFError, gzip.BadGzipFile) as e:  # truncated or damaged gzip stream
         raise RuntimeError(f"{path} is corrupted: {e}; delete it and download again") from None
@@ -42,22 +54,28 @@ def read_sn3_pascalvincent_tensor(path, strict=True):
     """Parse an IDX file (gzip or raw) into a NumPy array of its declared type and shape."""
     data = _read_bytes(path)
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise RuntimeError(f"{path} is not an IDX file: its magic number starts with "
-                           f"{data[:4].hex() or 'nothing'}, expected 0x0000 then a type code")
+        raise RuntimeError(
+            f"{path} is not an IDX file: its magic number starts with "
+            f"{data[:4].hex() or 'nothing'}, expected 0x0000 then a type code"
+        )
     ty, nd = data[2], data[3]
     if ty not in _IDX_TYPES or not 1 <= nd <= 3:
-        raise RuntimeError(f"{path}: IDX type code 0x{ty:02x} / {nd} dimensions is not supported "
-                           "(expected type 0x08-0x0e and 1 to 3 dimensions)")
+        raise RuntimeError(
+            f"{path}: IDX type code 0x{ty:02x} / {nd} dimensions is not supported "
+            "(expected type 0x08-0x0e and 1 to 3 dimensions)"
+        )
     header = 4 * (nd + 1)
     if len(data) < header:
         raise RuntimeError(f"{path}: truncated IDX header ({len(data)} bytes)")
-    shape = tuple(int.from_bytes(data[4 * (i + 1):4 * (i + 2)], "big") for i in range(nd))
+    shape = tuple(int.from_bytes(data[4 * (i + 1) : 4 * (i + 2)], "big") for i in range(nd))
     dtype = _IDX_TYPES[ty]
     count = int(np.prod(shape))
     available = (len(data) - header) // dtype.itemsize
     if available < count or (strict and available != count):
-        raise RuntimeError(f"{path}: header declares shape {shape} ({count} items) but the file "
-                           f"holds {available}: the file is truncated or corrupted")
+        raise RuntimeError(
+            f"{path}: header declares shape {shape} ({count} items) but the file "
+            f"holds {available}: the file is truncated or corrupted"
+        )
     arr = np.frombuffer(data, dtype=dtype, count=count, offset=header).reshape(shape)
     return arr.astype(dtype.newbyteorder("="))
 
@@ -89,8 +107,10 @@ class MNIST(VisionDataset):
         download: fetch the four official files (md5-checked) when missing.
     """
 
-    mirrors = ["https://ossci-datasets.s3.amazonaws.com/mnist/",
-               "http://yann.lecun.com/exdb/mnist/"]
+    mirrors = [
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    ]
     resources = [
         ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
         ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
@@ -99,8 +119,18 @@ class MNIST(VisionDataset):
     ]
     training_file = "training.pt"
     test_file = "test.pt"
-    classes = ["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five", "6 - six",
-               "7 - seven", "8 - eight", "9 - nine"]
+    classes = [
+        "0 - zero",
+        "1 - one",
+        "2 - two",
+        "3 - three",
+        "4 - four",
+        "5 - five",
+        "6 - six",
+        "7 - seven",
+        "8 - eight",
+        "9 - nine",
+    ]
 
     def __init__(self, root, train=True, transform=None, target_transform=None, download=False):
         super().__init__(root, transform=transform, target_transform=target_transform)
@@ -108,14 +138,16 @@ class MNIST(VisionDataset):
         if download:
             self.download()
         if not self._check_exists():
-            raise RuntimeError(f"Dataset not found in {self.raw_folder}. You can use download=True "
-                               "to download it")
+            raise RuntimeError(
+                f"Dataset not found in {self.raw_folder}. You can use download=True to download it"
+            )
         images, labels = self._split_files()
         data = read_image_file(images)
         targets = read_label_file(labels)
         if len(data) != len(targets):
-            raise RuntimeError(f"{images} has {len(data)} images but {labels} has {len(targets)} "
-                               "labels")
+            raise RuntimeError(
+                f"{images} has {len(data)} images but {labels} has {len(targets)} labels"
+            )
         self.data, self.targets = _wrap(data), _wrap(targets)
 
     @property
@@ -140,8 +172,10 @@ class MNIST(VisionDataset):
 
     def _split_files(self):
         prefix = "train" if self.train else "t10k"
-        return (self._locate(f"{prefix}-images-idx3-ubyte"),
-                self._locate(f"{prefix}-labels-idx1-ubyte"))
+        return (
+            self._locate(f"{prefix}-images-idx3-ubyte"),
+            self._locate(f"{prefix}-labels-idx1-ubyte"),
+        )
 
     def _check_exists(self):
         return all(p is not None for p in self._split_files())
@@ -155,8 +189,9 @@ class MNIST(VisionDataset):
             errors = []
             for mirror in self.mirrors:
                 try:
-                    download_and_extract_archive(f"{mirror}{filename}", self.raw_folder,
-                                                 filename=filename, md5=md5)
+                    download_and_extract_archive(
+                        f"{mirror}{filename}", self.raw_folder, filename=filename, md5=md5
+                    )
                     break
                 except (RuntimeError, OSError) as e:
                     errors.append(f"{mirror}: {e}")
@@ -191,8 +226,18 @@ class FashionMNIST(MNIST):
         ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
         ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
     ]
-    classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-               "Bag", "Ankle boot"]
+    classes = [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ]
 
 
 class KMNIST(MNIST):

@@ -1,8 +1,8 @@
 """``VisionDataset``: the base of the image datasets (root, transforms, the printed summary).
 
-    >>> class MyData(VisionDataset):
-    ...     def __getitem__(self, i): ...
-    ...     def __len__(self): ...
+>>> class MyData(VisionDataset):
+...     def __getitem__(self, i): ...
+...     def __len__(self): ...
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ __all__ = ["VisionDataset", "StandardTransform"]
 
 
 class VisionDataset(Dataset):
-    """Base class: stores ``root``, ``transform``, ``target_transform`` (or joint ``transforms``)."""
+    """Base class: keeps ``root``, ``transform``, ``target_transform`` (or ``transforms``)."""
 
     _repr_indent = 4
 
@@ -25,7 +25,9 @@ class VisionDataset(Dataset):
         self.root = root
         has_separate = transform is not None or target_transform is not None
         if transforms is not None and has_separate:
-            raise ValueError("Only transforms or transform/target_transform can be passed as argument")
+            raise ValueError(
+                "Only transforms or transform/target_transform can be passed as argument"
+            )
         self.transform = transform
         self.target_transform = target_transform
         if has_separate:
@@ -45,8 +47,10 @@ class VisionDataset(Dataset):
         body += self.extra_repr().splitlines()
         if getattr(self, "transforms", None) is not None:
             body += [repr(self.transforms)]
-        return "\n".join([f"Dataset {self.__class__.__name__}"]
-                         + [" " * self._repr_indent + line for line in body])
+        return "\n".join(
+            [f"Dataset {self.__class__.__name__}"]
+            + [" " * self._repr_indent + line for line in body]
+        )
 
     def extra_repr(self):
         return ""

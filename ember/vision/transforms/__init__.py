@@ -1,8 +1,8 @@
 """ember.vision.transforms: torchvision.transforms (classes here, functions in ``functional``).
 
-    >>> import ember.vision.transforms as transforms
-    >>> tf = transforms.Compose([transforms.ToTensor(),
-    ...                          transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
+>>> import ember.vision.transforms as transforms
+>>> tf = transforms.Compose([transforms.ToTensor(),
+...                          transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
 """
 
 from ember.vision.transforms import functional  # noqa: F401

@@ -20,9 +20,18 @@ from ember.vision.transforms import functional as F
 from ember.vision.transforms.functional import InterpolationMode, _interpolation
 from ember.vision.transforms.transforms import _setup_size
 
-__all__ = ["RandomCrop", "RandomHorizontalFlip", "RandomVerticalFlip", "RandomResizedCrop",
-           "RandomRotation", "RandomAffine", "ColorJitter", "RandomGrayscale", "GaussianBlur",
-           "RandomErasing"]
+__all__ = [
+    "RandomCrop",
+    "RandomHorizontalFlip",
+    "RandomVerticalFlip",
+    "RandomResizedCrop",
+    "RandomRotation",
+    "RandomAffine",
+    "ColorJitter",
+    "RandomGrayscale",
+    "GaussianBlur",
+    "RandomErasing",
+]
 
 
 def _uniform(lo, hi):
@@ -81,14 +90,21 @@ class RandomCrop(Module):
     @staticmethod
     def _params(h, w, th, tw):
         if h < th or w < tw:
-            raise ValueError(f"Required crop size {(th, tw)} is larger than input image size {(h, w)}")
+            raise ValueError(
+                f"Required crop size {(th, tw)} is larger than input image size {(h, w)}"
+            )
         if w == tw and h == th:
             return 0, 0, h, w
         return _randint(0, h - th + 1), _randint(0, w - tw + 1), th, tw
 
     def forward(self, img):
-        if (self.padding is not None and not self.pad_if_needed and self.padding_mode == "constant"
-                and isinstance(self.fill, numbers.Number) and self.fill == 0):
+        if (
+            self.padding is not None
+            and not self.pad_if_needed
+            and self.padding_mode == "constant"
+            and isinstance(self.fill, numbers.Number)
+            and self.fill == 0
+        ):
             from ember.vision.transforms._functional_pil import parse_padding
 
             left, top, right, bottom = parse_padding(self.padding)
@@ -133,8 +149,14 @@ class RandomVerticalFlip(RandomHorizontalFlip):
 class RandomResizedCrop(Module):
     """Crop a random area (``scale``) and aspect ratio (``ratio``), then resize to ``size``."""
 
-    def __init__(self, size, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0),
-                 interpolation=InterpolationMode.BILINEAR, antialias=True):
+    def __init__(
+        self,
+        size,
+        scale=(0.08, 1.0),
+        ratio=(3.0 / 4.0, 4.0 / 3.0),
+        interpolation=InterpolationMode.BILINEAR,
+        antialias=True,
+    ):
         super().__init__()
         self.size = _setup_size(size, "Please provide only two dimensions (h, w) for size.")
         if not isinstance(scale, Sequence):
@@ -173,17 +195,20 @@ class RandomResizedCrop(Module):
         return F.resized_crop(img, i, j, h, w, self.size, self.interpolation, self.antialias)
 
     def __repr__(self):
-        return (f"{self.__class__.__name__}(size={self.size}, scale="
-                f"{tuple(round(s, 4) for s in self.scale)}, ratio="
-                f"{tuple(round(r, 4) for r in self.ratio)}, interpolation="
-                f"{self.interpolation.value}, antialias={self.antialias})")
+        return (
+            f"{self.__class__.__name__}(size={self.size}, scale="
+            f"{tuple(round(s, 4) for s in self.scale)}, ratio="
+            f"{tuple(round(r, 4) for r in self.ratio)}, interpolation="
+            f"{self.interpolation.value}, antialias={self.antialias})"
+        )
 
 
 class RandomRotation(Module):
     """Rotate by an angle drawn uniformly from ``degrees`` (a number d means (-d, d))."""
 
-    def __init__(self, degrees, interpolation=InterpolationMode.NEAREST, expand=False,
-                 center=None, fill=0):
+    def __init__(
+        self, degrees, interpolation=InterpolationMode.NEAREST, expand=False, center=None, fill=0
+    ):
         super().__init__()
         self.degrees = _setup_angle(degrees, "degrees", (2,))
         if center is not None:
@@ -205,17 +230,28 @@ class RandomRotation(Module):
         return F.rotate(img, angle, self.interpolation, self.expand, self.center, fill)
 
     def __repr__(self):
-        return (f"{self.__class__.__name__}(degrees={self.degrees}, interpolation="
-                f"{self.interpolation.value}, expand={self.expand}"
-                + (f", center={self.center}" if self.center is not None else "")
-                + (f", fill={self.fill}" if self.fill is not None else "") + ")")
+        return (
+            f"{self.__class__.__name__}(degrees={self.degrees}, interpolation="
+            f"{self.interpolation.value}, expand={self.expand}"
+            + (f", center={self.center}" if self.center is not None else "")
+            + (f", fill={self.fill}" if self.fill is not None else "")
+            + ")"
+        )
 
 
 class RandomAffine(Module):
     """Random rotation, translation (fractions of w, h), scale and shear, keeping the size."""
 
-    def __init__(self, degrees, translate=None, scale=None, shear=None,
-                 interpolation=InterpolationMode.NEAREST, fill=0, center=None):
+    def __init__(
+        self,
+        degrees,
+        translate=None,
+        scale=None,
+        shear=None,
+        interpolation=InterpolationMode.NEAREST,
+        fill=0,
+        center=None,
+    ):
         super().__init__()
         self.degrees = _setup_angle(degrees, "degrees", (2,))
         if translate is not None:
@@ -241,8 +277,10 @@ class RandomAffine(Module):
         angle = _uniform(float(degrees[0]), float(degrees[1]))
         if translate is not None:
             max_dx, max_dy = float(translate[0] * img_size[0]), float(translate[1] * img_size[1])
-            translations = (int(round(_uniform(-max_dx, max_dx))),
-                            int(round(_uniform(-max_dy, max_dy))))
+            translations = (
+                int(round(_uniform(-max_dx, max_dx))),
+                int(round(_uniform(-max_dy, max_dy))),
+            )
         else:
             translations = (0, 0)
         scale = _uniform(scale_ranges[0], scale_ranges[1]) if scale_ranges is not None else 1.0
@@ -268,8 +306,9 @@ class ColorJitter(Module):
         self.brightness = self._check_input(brightness, "brightness")
         self.contrast = self._check_input(contrast, "contrast")
         self.saturation = self._check_input(saturation, "saturation")
-        self.hue = self._check_input(hue, "hue", center=0, bound=(-0.5, 0.5),
-                                     clip_first_on_zero=False)
+        self.hue = self._check_input(
+            hue, "hue", center=0, bound=(-0.5, 0.5), clip_first_on_zero=False
+        )
 
     @staticmethod
     def _check_input(value, name, center=1, bound=(0, float("inf")), clip_first_on_zero=True):
@@ -298,8 +337,9 @@ class ColorJitter(Module):
         return fn_idx, b, c, s, h
 
     def forward(self, img):
-        fn_idx, b, c, s, h = self.get_params(self.brightness, self.contrast, self.saturation,
-                                             self.hue)
+        fn_idx, b, c, s, h = self.get_params(
+            self.brightness, self.contrast, self.saturation, self.hue
+        )
         for fn_id in fn_idx:
             if fn_id == 0 and b is not None:
                 img = F.adjust_brightness(img, b)
@@ -312,8 +352,10 @@ class ColorJitter(Module):
         return img
 
     def __repr__(self):
-        return (f"{self.__class__.__name__}(brightness={self.brightness}, contrast={self.contrast}"
-                f", saturation={self.saturation}, hue={self.hue})")
+        return (
+            f"{self.__class__.__name__}(brightness={self.brightness}, contrast={self.contrast}"
+            f", saturation={self.saturation}, hue={self.hue})"
+        )
 
 
 class RandomGrayscale(Module):

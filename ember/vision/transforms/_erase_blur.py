@@ -1,7 +1,7 @@
 """``GaussianBlur`` and ``RandomErasing`` (re-exported by ``transforms``).
 
-    >>> T.GaussianBlur(5, sigma=(0.1, 2.0))(img)
-    >>> T.RandomErasing(p=0.5, value="random")(tensor_img)
+>>> T.GaussianBlur(5, sigma=(0.1, 2.0))(img)
+>>> T.RandomErasing(p=0.5, value="random")(tensor_img)
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ class GaussianBlur(Module):
 
     def __init__(self, kernel_size, sigma=(0.1, 2.0)):
         super().__init__()
-        self.kernel_size = _setup_size(kernel_size, "Kernel size should be a tuple/list of two integers")
+        self.kernel_size = _setup_size(
+            kernel_size, "Kernel size should be a tuple/list of two integers"
+        )
         for ks in self.kernel_size:
             if ks <= 0 or ks % 2 == 0:
                 raise ValueError("Kernel size value should be an odd and positive number.")
@@ -110,12 +112,16 @@ class RandomErasing(Module):
             else:
                 value = [float(v) for v in self.value]
             if value is not None and len(value) not in (1, img.shape[-3]):
-                raise ValueError("If value is a sequence, it should have either a single value or "
-                                 f"{img.shape[-3]} (number of input channels)")
+                raise ValueError(
+                    "If value is a sequence, it should have either a single value or "
+                    f"{img.shape[-3]} (number of input channels)"
+                )
             i, j, h, w, v = self.get_params(img, self.scale, self.ratio, value)
             return F.erase(img, i, j, h, w, v, self.inplace)
         return img
 
     def __repr__(self):
-        return (f"{self.__class__.__name__}(p={self.p}, scale={self.scale}, ratio={self.ratio}, "
-                f"value={self.value}, inplace={self.inplace})")
+        return (
+            f"{self.__class__.__name__}(p={self.p}, scale={self.scale}, ratio={self.ratio}, "
+            f"value={self.value}, inplace={self.inplace})"
+        )

@@ -1,6 +1,6 @@
 """Colour, blur, erase and dtype functions of ``transforms.functional`` (re-exported there).
 
-    >>> F.adjust_brightness(img, 1.5); F.rgb_to_grayscale(img); F.convert_image_dtype(x, ember.float32)
+>>> F.adjust_brightness(img, 1.5); F.rgb_to_grayscale(img); F.convert_image_dtype(x, ember.float32)
 """
 
 from __future__ import annotations
@@ -11,9 +11,18 @@ from ember.vision.transforms import _functional_pil as F_pil
 from ember.vision.transforms import _functional_tensor as F_t
 from ember.vision.transforms.functional import _tensor_op, pil_to_tensor, to_pil_image
 
-__all__ = ["rgb_to_grayscale", "to_grayscale", "adjust_brightness", "adjust_contrast",
-           "adjust_saturation", "adjust_hue", "adjust_gamma", "gaussian_blur", "erase",
-           "convert_image_dtype"]
+__all__ = [
+    "rgb_to_grayscale",
+    "to_grayscale",
+    "adjust_brightness",
+    "adjust_contrast",
+    "adjust_saturation",
+    "adjust_hue",
+    "adjust_gamma",
+    "gaussian_blur",
+    "erase",
+    "convert_image_dtype",
+]
 
 
 def rgb_to_grayscale(img, num_output_channels=1):
@@ -68,14 +77,20 @@ def adjust_gamma(img, gamma, gain=1):
 def gaussian_blur(img, kernel_size, sigma=None):
     """Blur with a Gaussian kernel (odd sizes; reflect padding); PIL images go via a tensor."""
     if not isinstance(kernel_size, (int, list, tuple)):
-        raise TypeError(f"kernel_size should be int or a sequence of integers. Got {type(kernel_size)}")
+        raise TypeError(
+            f"kernel_size should be int or a sequence of integers. Got {type(kernel_size)}"
+        )
     if isinstance(kernel_size, int):
         kernel_size = [kernel_size, kernel_size]
     if len(kernel_size) != 2:
-        raise ValueError(f"If kernel_size is a sequence its length should be 2. Got {len(kernel_size)}")
+        raise ValueError(
+            f"If kernel_size is a sequence its length should be 2. Got {len(kernel_size)}"
+        )
     for k in kernel_size:
         if k % 2 == 0 or k < 0:
-            raise ValueError(f"kernel_size should have odd and positive integers. Got {kernel_size}")
+            raise ValueError(
+                f"kernel_size should have odd and positive integers. Got {kernel_size}"
+            )
     if sigma is None:
         sigma = [k * 0.15 + 0.35 for k in kernel_size]
     if not isinstance(sigma, (int, float, list, tuple)):
@@ -111,4 +126,3 @@ def convert_image_dtype(image, dtype=None):
         raise TypeError("Input img should be Tensor Image")
     d = dtypes.to_dtype(dtype) if dtype is not None else dtypes.float32
     return _wrap(F_t.convert_image_dtype(image._data, d.np))
-

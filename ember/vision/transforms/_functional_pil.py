@@ -1,7 +1,7 @@
 """Image kernels on ``PIL.Image`` (torchvision's ``_functional_pil``): Pillow does the pixel work.
 
-Each function mirrors torchvision's, including its rounding and fill rules, so the same input and the
-same parameters give the same pixels. Users call ``ember.vision.transforms.functional`` instead.
+Each function mirrors torchvision's, including its rounding and fill rules, so the same input and
+the same parameters give the same pixels. Users call ``ember.vision.transforms.functional`` instead.
 """
 
 from __future__ import annotations
@@ -97,8 +97,10 @@ def _parse_fill(fill, img, name="fillcolor"):
         if len(fill) == 1:
             fill = tuple(fill) * num_channels
         elif len(fill) != num_channels:
-            raise ValueError("The number of elements in 'fill' does not match the number of channels "
-                             f"of the image ({len(fill)} != {num_channels})")
+            raise ValueError(
+                "The number of elements in 'fill' does not match the number of channels "
+                f"of the image ({len(fill)} != {num_channels})"
+            )
         fill = tuple(fill)
     if img.mode != "F":
         fill = tuple(int(x) for x in fill) if isinstance(fill, tuple) else int(fill)
@@ -111,8 +113,10 @@ def parse_padding(padding):
         raise TypeError("Got inappropriate padding arg")
     if isinstance(padding, (tuple, list)):
         if len(padding) not in (1, 2, 4):
-            raise ValueError("Padding must be an int or a 1, 2, or 4 element tuple, not a "
-                             f"{len(padding)} element tuple")
+            raise ValueError(
+                "Padding must be an int or a 1, 2, or 4 element tuple, not a "
+                f"{len(padding)} element tuple"
+            )
         if len(padding) == 1:
             padding = padding[0]
     if isinstance(padding, numbers.Number):
@@ -142,7 +146,7 @@ def pad(img, padding, fill=0, padding_mode="constant"):
     arr = np.asarray(img)
     crop = -np.minimum([left, top, right, bottom], 0)
     if crop.any():
-        arr = arr[crop[1]:arr.shape[0] - crop[3], crop[0]:arr.shape[1] - crop[2]]
+        arr = arr[crop[1] : arr.shape[0] - crop[3], crop[0] : arr.shape[1] - crop[2]]
     left, top, right, bottom = np.maximum([left, top, right, bottom], 0)
     widths = ((top, bottom), (left, right)) + (((0, 0),) if arr.ndim == 3 else ())
     out = Image.fromarray(np.pad(arr, widths, padding_mode))

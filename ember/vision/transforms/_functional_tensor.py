@@ -25,14 +25,18 @@ def max_value(dtype):
 
 def check_image(x):
     if x.ndim < 2:
-        raise TypeError(f"Tensor is not a torch image: expected (..., C, H, W) or (H, W), got "
-                        f"shape {tuple(x.shape)}")
+        raise TypeError(
+            f"Tensor is not a torch image: expected (..., C, H, W) or (H, W), got "
+            f"shape {tuple(x.shape)}"
+        )
 
 
 def check_channels(x, permitted):
     c = 1 if x.ndim == 2 else x.shape[-3]
     if c not in permitted:
-        raise TypeError(f"Input image tensor permitted channel values are {permitted}, but found {c}")
+        raise TypeError(
+            f"Input image tensor permitted channel values are {permitted}, but found {c}"
+        )
 
 
 def _float(x):
@@ -56,9 +60,11 @@ def convert_image_dtype(x, dtype):
         if dtype.kind == "f":
             return x.astype(dtype)
         if (x.dtype == np.float32 and dtype in (np.int32, np.int64)) or (
-                x.dtype == np.float64 and dtype == np.int64):
-            raise RuntimeError(f"The cast from {_tname(x.dtype)} to {_tname(dtype)} cannot be "
-                               "performed safely.")
+            x.dtype == np.float64 and dtype == np.int64
+        ):
+            raise RuntimeError(
+                f"The cast from {_tname(x.dtype)} to {_tname(dtype)} cannot be performed safely."
+            )
         # (max + 1 - eps) maps [0, 1] evenly onto the integers (torchvision's rule).
         return (x * x.dtype.type(max_value(dtype) + 1.0 - 1e-3)).astype(dtype)
     in_max = max_value(x.dtype)
@@ -177,7 +183,7 @@ def pad(x, ltrb, fill=0, padding_mode="constant"):
     left, top, right, bottom = ltrb
     crop = [-min(p, 0) for p in (left, top, right, bottom)]
     if any(crop):
-        x = x[..., crop[1]:x.shape[-2] - crop[3], crop[0]:x.shape[-1] - crop[2]]
+        x = x[..., crop[1] : x.shape[-2] - crop[3], crop[0] : x.shape[-1] - crop[2]]
     left, top, right, bottom = (max(p, 0) for p in (left, top, right, bottom))
     widths = [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)]
     if padding_mode == "constant":
@@ -191,16 +197,23 @@ def crop(x, top, left, height, width):
     h, w = x.shape[-2:]
     right, bottom = left + width, top + height
     if left < 0 or top < 0 or right > w or bottom > h:
-        ltrb = [max(-left + min(0, right), 0), max(-top + min(0, bottom), 0),
-                max(right - w, 0), max(bottom - h, 0)]
-        return pad(x[..., max(top, 0):bottom, max(left, 0):right], ltrb, 0)
+        ltrb = [
+            max(-left + min(0, right), 0),
+            max(-top + min(0, bottom), 0),
+            max(right - w, 0),
+            max(bottom - h, 0),
+        ]
+        return pad(x[..., max(top, 0) : bottom, max(left, 0) : right], ltrb, 0)
     return x[..., top:bottom, left:right]
 
 
 def _cubic(t, a):
     t = np.abs(t)
-    return np.where(t <= 1, ((a + 2) * t - (a + 3)) * t * t + 1,
-                    np.where(t < 2, (((t - 5) * t + 8) * t - 4) * a, 0.0))
+    return np.where(
+        t <= 1,
+        ((a + 2) * t - (a + 3)) * t * t + 1,
+        np.where(t < 2, (((t - 5) * t + 8) * t - 4) * a, 0.0),
+    )
 
 
 def _weights(in_size, out_size, mode, antialias):
@@ -245,8 +258,10 @@ def _nearest_index(in_size, out_size, exact):
 
 def resize(x, size, interpolation="bilinear", antialias=True):
     if interpolation not in ("nearest", "nearest-exact", "bilinear", "bicubic"):
-        raise ValueError("This interpolation mode is unsupported with Tensor input: "
-                         f"{interpolation}; use nearest, nearest-exact, bilinear or bicubic")
+        raise ValueError(
+            "This interpolation mode is unsupported with Tensor input: "
+            f"{interpolation}; use nearest, nearest-exact, bilinear or bicubic"
+        )
     (ih, iw), (oh, ow) = x.shape[-2:], size
     if interpolation.startswith("nearest"):
         exact = interpolation == "nearest-exact"
@@ -263,8 +278,15 @@ def resize(x, size, interpolation="bilinear", antialias=True):
 
 
 def affine_output_size(matrix, w, h):
-    pts = np.array([[-0.5 * w, -0.5 * h, 1.0], [-0.5 * w, 0.5 * h, 1.0],
-                    [0.5 * w, 0.5 * h, 1.0], [0.5 * w, -0.5 * h, 1.0]], dtype=np.float32)
+    pts = np.array(
+        [
+            [-0.5 * w, -0.5 * h, 1.0],
+            [-0.5 * w, 0.5 * h, 1.0],
+            [0.5 * w, 0.5 * h, 1.0],
+            [0.5 * w, -0.5 * h, 1.0],
+        ],
+        dtype=np.float32,
+    )
     new = pts @ np.asarray(matrix, dtype=np.float32).reshape(2, 3).T
     lo, hi = new.min(0) + [w * 0.5, h * 0.5], new.max(0) + [w * 0.5, h * 0.5]
     tol = 1e-4  # truncate to 1e-4 so that a ceil of 1e-15 does not add a pixel
@@ -325,15 +347,15 @@ def gaussian_blur(x, kernel_size, sigma):
     px, py = kernel_size[0] // 2, kernel_size[1] // 2
     src = pad(x.astype(ft), [px, py, px, py], padding_mode="reflect")
     h, w = x.shape[-2:]
-    tmp = sum(ky[k] * src[..., k:k + h, :] for k in range(len(ky)))
-    out = sum(kx[k] * tmp[..., :, k:k + w] for k in range(len(kx)))
+    tmp = sum(ky[k] * src[..., k : k + h, :] for k in range(len(ky)))
+    out = sum(kx[k] * tmp[..., :, k : k + w] for k in range(len(kx)))
     return _to_dtype(out, x.dtype, round_=True)
 
 
 def erase(x, i, j, h, w, v, inplace=False):
     if not inplace:
         x = x.copy()
-    x[..., i:i + h, j:j + w] = v
+    x[..., i : i + h, j : j + w] = v
     return x
 
 

@@ -25,14 +25,38 @@ from ember.vision.transforms import _functional_pil as F_pil
 from ember.vision.transforms import _functional_tensor as F_t
 
 __all__ = [
-    "InterpolationMode", "get_dimensions", "get_image_size", "get_image_num_channels", "to_tensor",
-    "pil_to_tensor", "to_pil_image", "normalize", "resize", "pad", "crop", "center_crop",
-    "resized_crop", "hflip", "vflip", "rotate", "affine",
+    "InterpolationMode",
+    "get_dimensions",
+    "get_image_size",
+    "get_image_num_channels",
+    "to_tensor",
+    "pil_to_tensor",
+    "to_pil_image",
+    "normalize",
+    "resize",
+    "pad",
+    "crop",
+    "center_crop",
+    "resized_crop",
+    "hflip",
+    "vflip",
+    "rotate",
+    "affine",
+    "rgb_to_grayscale",
+    "to_grayscale",
+    "adjust_brightness",
+    "adjust_contrast",
+    "adjust_saturation",
+    "adjust_hue",
+    "adjust_gamma",
+    "gaussian_blur",
+    "erase",
+    "convert_image_dtype",
 ]
 
 
 class InterpolationMode(Enum):
-    """Interpolation modes; PIL images accept all, tensors nearest/nearest-exact/bilinear/bicubic."""
+    """Interpolation modes: PIL images take all, tensors nearest(-exact), bilinear, bicubic."""
 
     NEAREST = "nearest"
     NEAREST_EXACT = "nearest-exact"
@@ -45,13 +69,22 @@ class InterpolationMode(Enum):
 
 # Pillow's resampling constants (NEAREST 0, LANCZOS 1, BILINEAR 2, BICUBIC 3, BOX 4, HAMMING 5).
 pil_modes_mapping = {
-    InterpolationMode.NEAREST: 0, InterpolationMode.NEAREST_EXACT: 0,
-    InterpolationMode.BILINEAR: 2, InterpolationMode.BICUBIC: 3, InterpolationMode.BOX: 4,
-    InterpolationMode.HAMMING: 5, InterpolationMode.LANCZOS: 1,
+    InterpolationMode.NEAREST: 0,
+    InterpolationMode.NEAREST_EXACT: 0,
+    InterpolationMode.BILINEAR: 2,
+    InterpolationMode.BICUBIC: 3,
+    InterpolationMode.BOX: 4,
+    InterpolationMode.HAMMING: 5,
+    InterpolationMode.LANCZOS: 1,
 }
-_from_int = {0: InterpolationMode.NEAREST, 2: InterpolationMode.BILINEAR,
-             3: InterpolationMode.BICUBIC, 4: InterpolationMode.BOX, 5: InterpolationMode.HAMMING,
-             1: InterpolationMode.LANCZOS}
+_from_int = {
+    0: InterpolationMode.NEAREST,
+    2: InterpolationMode.BILINEAR,
+    3: InterpolationMode.BICUBIC,
+    4: InterpolationMode.BOX,
+    5: InterpolationMode.HAMMING,
+    1: InterpolationMode.LANCZOS,
+}
 
 
 def _interpolation(mode):
@@ -59,8 +92,10 @@ def _interpolation(mode):
         return mode
     if isinstance(mode, int) and mode in _from_int:
         return _from_int[mode]
-    raise TypeError("Argument interpolation should be of type InterpolationMode instead of "
-                    f"{type(mode).__name__} ({mode!r})")
+    raise TypeError(
+        "Argument interpolation should be of type InterpolationMode instead of "
+        f"{type(mode).__name__} ({mode!r})"
+    )
 
 
 def _is_hwc(img):
@@ -157,11 +192,17 @@ def to_pil_image(pic, mode=None):
     c = npimg.shape[2]
     if c == 1:
         npimg = npimg[:, :, 0]
-        expected = {np.dtype(np.uint8): "L", np.dtype(np.int16): "I;16",
-                    np.dtype(np.int32): "I", np.dtype(np.float32): "F"}.get(npimg.dtype)
+        expected = {
+            np.dtype(np.uint8): "L",
+            np.dtype(np.int16): "I;16",
+            np.dtype(np.int32): "I",
+            np.dtype(np.float32): "F",
+        }.get(npimg.dtype)
         if mode is not None and mode != expected:
-            raise ValueError(f"Incorrect mode ({mode}) supplied for input type {npimg.dtype}. "
-                             f"Should be {expected}")
+            raise ValueError(
+                f"Incorrect mode ({mode}) supplied for input type {npimg.dtype}. "
+                f"Should be {expected}"
+            )
         mode = expected
     else:
         permitted = {2: ["LA"], 3: ["RGB", "YCbCr", "HSV"], 4: ["RGBA", "CMYK", "RGBX"]}[c]
@@ -185,13 +226,17 @@ def normalize(tensor, mean, std, inplace=False):
     if x.dtype.kind != "f":
         raise TypeError(f"Input tensor should be a float tensor. Got {tensor.dtype}.")
     if x.ndim < 3:
-        raise ValueError("Expected tensor to be a tensor image of size (..., C, H, W). Got "
-                         f"tensor.size() = {tensor.size()}")
+        raise ValueError(
+            "Expected tensor to be a tensor image of size (..., C, H, W). Got "
+            f"tensor.size() = {tensor.size()}"
+        )
     m = np.asarray(mean._data if isinstance(mean, Tensor) else mean, dtype=x.dtype)
     s = np.asarray(std._data if isinstance(std, Tensor) else std, dtype=x.dtype)
     if (s == 0).any():
-        raise ValueError(f"std evaluated to zero after conversion to {tensor.dtype}, leading to "
-                         "division by zero.")
+        raise ValueError(
+            f"std evaluated to zero after conversion to {tensor.dtype}, leading to "
+            "division by zero."
+        )
     if m.ndim == 1:
         m = m.reshape(-1, 1, 1)
     if s.ndim == 1:
@@ -213,8 +258,10 @@ def _output_size(h, w, size, max_size):
     new_short, new_long = size[0], int(size[0] * long / short)
     if max_size is not None:
         if max_size <= size[0]:
-            raise ValueError(f"max_size = {max_size} must be strictly greater than the requested "
-                             f"size for the smaller edge size = {size}")
+            raise ValueError(
+                f"max_size = {max_size} must be strictly greater than the requested "
+                f"size for the smaller edge size = {size}"
+            )
         if new_long > max_size:
             new_short, new_long = int(max_size * new_short / new_long), max_size
     return [new_long, new_short] if w <= h else [new_short, new_long]
@@ -225,11 +272,15 @@ def resize(img, size, interpolation=InterpolationMode.BILINEAR, max_size=None, a
     interpolation = _interpolation(interpolation)
     if isinstance(size, (list, tuple)):
         if len(size) not in (1, 2):
-            raise ValueError("Size must be an int or a 1 or 2 element tuple/list, not a "
-                             f"{len(size)} element tuple/list")
+            raise ValueError(
+                "Size must be an int or a 1 or 2 element tuple/list, not a "
+                f"{len(size)} element tuple/list"
+            )
         if max_size is not None and len(size) != 1:
-            raise ValueError("max_size should only be passed if size specifies the length of the "
-                             "smaller edge, i.e. size should be an int or a sequence of length 1")
+            raise ValueError(
+                "max_size should only be passed if size specifies the length of the "
+                "smaller edge, i.e. size should be an int or a sequence of length 1"
+            )
     elif not isinstance(size, int):
         raise TypeError(f"Size should be int or sequence. Got {type(size)}")
     _, h, w = get_dimensions(img)
@@ -239,8 +290,10 @@ def resize(img, size, interpolation=InterpolationMode.BILINEAR, max_size=None, a
     if isinstance(img, Tensor):
         return _tensor_op(img, F_t.resize, out, interpolation.value, antialias)
     if antialias is False:
-        warnings.warn("Anti-alias option is always applied for PIL Image input. Argument "
-                      "antialias is ignored.")
+        warnings.warn(
+            "Anti-alias option is always applied for PIL Image input. Argument "
+            "antialias is ignored."
+        )
     return F_pil.resize(img, out, pil_modes_mapping[interpolation])
 
 
@@ -283,8 +336,12 @@ def center_crop(img, output_size):
     _, h, w = get_dimensions(img)
     th, tw = output_size
     if tw > w or th > h:
-        ltrb = [(tw - w) // 2 if tw > w else 0, (th - h) // 2 if th > h else 0,
-                (tw - w + 1) // 2 if tw > w else 0, (th - h + 1) // 2 if th > h else 0]
+        ltrb = [
+            (tw - w) // 2 if tw > w else 0,
+            (th - h) // 2 if th > h else 0,
+            (tw - w + 1) // 2 if tw > w else 0,
+            (th - h + 1) // 2 if th > h else 0,
+        ]
         img = pad(img, ltrb, fill=0)
         _, h, w = get_dimensions(img)
         if tw == w and th == h:
@@ -292,8 +349,9 @@ def center_crop(img, output_size):
     return crop(img, int(round((h - th) / 2.0)), int(round((w - tw) / 2.0)), th, tw)
 
 
-def resized_crop(img, top, left, height, width, size,
-                 interpolation=InterpolationMode.BILINEAR, antialias=True):
+def resized_crop(
+    img, top, left, height, width, size, interpolation=InterpolationMode.BILINEAR, antialias=True
+):
     return resize(crop(img, top, left, height, width), size, interpolation, antialias=antialias)
 
 
@@ -315,8 +373,9 @@ def vflip(img):
     return _tensor_op(img, lambda x: x[..., ::-1, :].copy())
 
 
-def rotate(img, angle, interpolation=InterpolationMode.NEAREST, expand=False, center=None,
-           fill=None):
+def rotate(
+    img, angle, interpolation=InterpolationMode.NEAREST, expand=False, center=None, fill=None
+):
     """Rotate counter-clockwise by ``angle`` degrees about ``center`` (default: the middle)."""
     interpolation = _interpolation(interpolation)
     if not isinstance(angle, (int, float)):
@@ -332,8 +391,9 @@ def rotate(img, angle, interpolation=InterpolationMode.NEAREST, expand=False, ce
     # rotate's angle runs opposite to affine's, hence -angle (as torchvision).
     matrix = F_t.inverse_affine_matrix(center_f, -angle, [0.0, 0.0], 1.0, [0.0, 0.0])
     ow, oh = F_t.affine_output_size(matrix, w, h) if expand else (w, h)
-    return _tensor_op(img, F_t.affine_sample, matrix, ow, oh, interpolation.value,
-                      _tensor_fill(fill, img))
+    return _tensor_op(
+        img, F_t.affine_sample, matrix, ow, oh, interpolation.value, _tensor_fill(fill, img)
+    )
 
 
 def _tensor_fill(fill, img):
@@ -344,13 +404,23 @@ def _tensor_fill(fill, img):
         return [float(fill)] * c
     fill = [float(f) for f in fill]
     if len(fill) not in (1, c):
-        raise ValueError("The number of elements in 'fill' cannot broadcast to match the number "
-                         f"of channels of the image ({len(fill)} != {c})")
+        raise ValueError(
+            "The number of elements in 'fill' cannot broadcast to match the number "
+            f"of channels of the image ({len(fill)} != {c})"
+        )
     return fill
 
 
-def affine(img, angle, translate, scale, shear, interpolation=InterpolationMode.NEAREST,
-           fill=None, center=None):
+def affine(
+    img,
+    angle,
+    translate,
+    scale,
+    shear,
+    interpolation=InterpolationMode.NEAREST,
+    fill=None,
+    center=None,
+):
     """Rotate by ``angle``, translate, scale and shear (degrees), keeping the image size."""
     interpolation = _interpolation(interpolation)
     if not isinstance(angle, (int, float)):
@@ -375,13 +445,24 @@ def affine(img, angle, translate, scale, shear, interpolation=InterpolationMode.
     center_f = [0.0, 0.0]
     if center is not None:
         center_f = [1.0 * (c - s * 0.5) for c, s in zip(center, [w, h])]
-    matrix = F_t.inverse_affine_matrix(center_f, float(angle), [1.0 * t for t in translate],
-                                       scale, shear)
-    return _tensor_op(img, F_t.affine_sample, matrix, w, h, interpolation.value,
-                      _tensor_fill(fill, img))
+    matrix = F_t.inverse_affine_matrix(
+        center_f, float(angle), [1.0 * t for t in translate], scale, shear
+    )
+    return _tensor_op(
+        img, F_t.affine_sample, matrix, w, h, interpolation.value, _tensor_fill(fill, img)
+    )
 
 
-from ember.vision.transforms._functional_color import *  # noqa: E402,F401,F403
-from ember.vision.transforms._functional_color import __all__ as _color_all  # noqa: E402
-
-__all__ += _color_all
+# colour, blur, erase and dtype functions live in their own file; they are part of this API
+from ember.vision.transforms._functional_color import (  # noqa: E402
+    adjust_brightness,
+    adjust_contrast,
+    adjust_gamma,
+    adjust_hue,
+    adjust_saturation,
+    convert_image_dtype,
+    erase,
+    gaussian_blur,
+    rgb_to_grayscale,
+    to_grayscale,
+)

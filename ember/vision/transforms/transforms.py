@@ -1,8 +1,8 @@
 """Image transforms as objects (torchvision.transforms): compose them into a data pipeline.
 
     >>> import ember.vision.transforms as T
-    >>> train_tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(),
-    ...                       T.ToTensor(), T.Normalize((0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261))])
+    >>> train_tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+    ...                       T.Normalize((0.491, 0.482, 0.447), (0.247, 0.243, 0.262))])
     >>> x = train_tf(pil_image)                 # (3, 32, 32) float32
 
 Each transform takes a PIL image or a (..., C, H, W) ember Tensor, as torchvision's. The random ones
@@ -19,9 +19,33 @@ from ember.nn.modules.module import Module
 from ember.vision.transforms import functional as F
 from ember.vision.transforms.functional import InterpolationMode, _interpolation
 
-__all__ = ["Compose", "ToTensor", "PILToTensor", "ToPILImage", "Normalize", "Resize", "CenterCrop",
-           "Pad", "Lambda", "RandomApply", "RandomChoice", "RandomOrder", "ConvertImageDtype",
-           "Grayscale", "InterpolationMode"]
+__all__ = [
+    "Compose",
+    "ToTensor",
+    "PILToTensor",
+    "ToPILImage",
+    "Normalize",
+    "Resize",
+    "CenterCrop",
+    "Pad",
+    "Lambda",
+    "RandomApply",
+    "RandomChoice",
+    "RandomOrder",
+    "ConvertImageDtype",
+    "Grayscale",
+    "InterpolationMode",
+    "RandomCrop",
+    "RandomHorizontalFlip",
+    "RandomVerticalFlip",
+    "RandomResizedCrop",
+    "RandomRotation",
+    "RandomAffine",
+    "ColorJitter",
+    "RandomGrayscale",
+    "GaussianBlur",
+    "RandomErasing",
+]
 
 
 def _setup_size(size, error_msg):
@@ -103,8 +127,9 @@ class Normalize(Module):
 class Resize(Module):
     """Resize to (h, w), or the smaller edge to ``size`` keeping the aspect ratio."""
 
-    def __init__(self, size, interpolation=InterpolationMode.BILINEAR, max_size=None,
-                 antialias=True):
+    def __init__(
+        self, size, interpolation=InterpolationMode.BILINEAR, max_size=None, antialias=True
+    ):
         super().__init__()
         if not isinstance(size, (int, Sequence)):
             raise TypeError(f"Size should be int or sequence. Got {type(size)}")
@@ -117,8 +142,10 @@ class Resize(Module):
         return F.resize(img, self.size, self.interpolation, self.max_size, self.antialias)
 
     def __repr__(self):
-        return (f"{self.__class__.__name__}(size={self.size}, interpolation="
-                f"{self.interpolation.value}, max_size={self.max_size}, antialias={self.antialias})")
+        return (
+            f"{self.__class__.__name__}(size={self.size}, interpolation="
+            f"{self.interpolation.value}, max_size={self.max_size}, antialias={self.antialias})"
+        )
 
 
 class CenterCrop(Module):
@@ -147,16 +174,20 @@ class Pad(Module):
         if padding_mode not in ("constant", "edge", "reflect", "symmetric"):
             raise ValueError("Padding mode should be either constant, edge, reflect or symmetric")
         if isinstance(padding, Sequence) and len(padding) not in (1, 2, 4):
-            raise ValueError("Padding must be an int or a 1, 2, or 4 element tuple, not a "
-                             f"{len(padding)} element tuple")
+            raise ValueError(
+                "Padding must be an int or a 1, 2, or 4 element tuple, not a "
+                f"{len(padding)} element tuple"
+            )
         self.padding, self.fill, self.padding_mode = padding, fill, padding_mode
 
     def forward(self, img):
         return F.pad(img, self.padding, self.fill, self.padding_mode)
 
     def __repr__(self):
-        return (f"{self.__class__.__name__}(padding={self.padding}, fill={self.fill}, "
-                f"padding_mode={self.padding_mode})")
+        return (
+            f"{self.__class__.__name__}(padding={self.padding}, fill={self.fill}, "
+            f"padding_mode={self.padding_mode})"
+        )
 
 
 class Lambda:
@@ -269,7 +300,16 @@ class Grayscale(Module):
         return f"{self.__class__.__name__}(num_output_channels={self.num_output_channels})"
 
 
-from ember.vision.transforms._augment import *  # noqa: E402,F401,F403
-from ember.vision.transforms._augment import __all__ as _augment_all  # noqa: E402
-
-__all__ += _augment_all
+# the random augmentations live in their own file; they are part of this module's API
+from ember.vision.transforms._augment import (  # noqa: E402
+    ColorJitter,
+    GaussianBlur,
+    RandomAffine,
+    RandomCrop,
+    RandomErasing,
+    RandomGrayscale,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    RandomRotation,
+    RandomVerticalFlip,
+)
