@@ -218,6 +218,35 @@ def to_pil_image(pic, mode=None):
     return Image.frombuffer(mode, (w, h), np.ascontiguousarray(npimg).tobytes(), "raw", mode, 0, 1)
 
 
+_STATS = {}  # (mean, std, dtype) -> broadcastable arrays, so a pipeline converts them once
+
+
+def _channel_stats(mean, std, np_dtype, dtype):
+    key = None
+    if isinstance(mean, (tuple, list)) and isinstance(std, (tuple, list)):
+        key = (tuple(mean), tuple(std), np_dtype)
+        try:
+            return _STATS[key]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable entries (e.g. arrays): convert every time
+            key = None
+    m = np.asarray(mean._data if isinstance(mean, Tensor) else mean, dtype=np_dtype)
+    s = np.asarray(std._data if isinstance(std, Tensor) else std, dtype=np_dtype)
+    if (s == 0).any():
+        raise ValueError(
+            f"std evaluated to zero after conversion to {dtype}, leading to division by zero."
+        )
+    m = m.reshape(-1, 1, 1) if m.ndim == 1 else m
+    s = s.reshape(-1, 1, 1) if s.ndim == 1 else s
+    if key is not None:
+        m.flags.writeable = s.flags.writeable = False
+        if len(_STATS) > 64:
+            _STATS.clear()
+        _STATS[key] = (m, s)
+    return m, s
+
+
 def normalize(tensor, mean, std, inplace=False):
     """``(tensor - mean) / std`` per channel of a float (..., C, H, W) tensor."""
     if not isinstance(tensor, Tensor):
@@ -230,17 +259,7 @@ def normalize(tensor, mean, std, inplace=False):
             "Expected tensor to be a tensor image of size (..., C, H, W). Got "
             f"tensor.size() = {tensor.size()}"
         )
-    m = np.asarray(mean._data if isinstance(mean, Tensor) else mean, dtype=x.dtype)
-    s = np.asarray(std._data if isinstance(std, Tensor) else std, dtype=x.dtype)
-    if (s == 0).any():
-        raise ValueError(
-            f"std evaluated to zero after conversion to {tensor.dtype}, leading to "
-            "division by zero."
-        )
-    if m.ndim == 1:
-        m = m.reshape(-1, 1, 1)
-    if s.ndim == 1:
-        s = s.reshape(-1, 1, 1)
+    m, s = _channel_stats(mean, std, x.dtype, tensor.dtype)
     if tensor.requires_grad and not inplace:  # keep the graph: composite of ember ops
         return (tensor - _wrap(m)) / _wrap(s)
     out = x if inplace else np.empty_like(x)
