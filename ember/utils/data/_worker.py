@@ -24,6 +24,7 @@ import numpy as np
 __all__ = ["WorkerInfo", "get_worker_info"]
 
 MP_STATUS_CHECK_INTERVAL = 5.0  # seconds between liveness checks, as in PyTorch
+_SWITCH_INTERVAL = float(os.environ.get("EMBER_WORKER_SWITCH_INTERVAL", "2e-4"))
 
 _worker_info = None
 
@@ -204,6 +205,9 @@ def _worker_loop(dataset_kind, dataset, index_conn, result_conn, auto_collation,
 
     global _worker_info
     try:
+        # The sender thread needs the GIL for a moment per write; by default it would wait up
+        # to 5 ms for the busy main thread each time, holding the main process's read up.
+        sys.setswitchinterval(_SWITCH_INTERVAL)
         seed = seed_worker(base_seed, worker_id)
         _worker_info = WorkerInfo(id=worker_id, num_workers=num_workers, seed=seed,
                                   dataset=dataset)
