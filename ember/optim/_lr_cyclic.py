@@ -1,5 +1,6 @@
-"""The schedulers that also steer momentum or watch a metric: ``OneCycleLR``, ``CyclicLR`` and
-``ReduceLROnPlateau`` (import them from ``ember.optim.lr_scheduler``)."""
+"""The cyclic schedulers and the one that watches a metric: ``CosineAnnealingWarmRestarts``,
+``OneCycleLR``, ``CyclicLR`` (these two also steer momentum) and ``ReduceLROnPlateau``
+(import them from ``ember.optim.lr_scheduler``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,60 @@ from ember.optim.lr_scheduler import (
 from ember.optim.optimizer import Optimizer
 
 __all__ = ["CyclicLR", "OneCycleLR", "ReduceLROnPlateau"]
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """Cosine annealing restarted every ``T_i`` epochs, ``T_i`` growing by ``T_mult``."""
+
+    def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):
+        if T_0 <= 0 or not isinstance(T_0, int):
+            raise ValueError(f"Expected positive integer T_0, but got {T_0}")
+        if T_mult < 1 or not isinstance(T_mult, int):
+            raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
+        if not isinstance(eta_min, (float, int)):
+            raise ValueError(  # noqa: TRY004  (PyTorch's exception class)
+                f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}")
+        self.T_0, self.T_i, self.T_mult, self.eta_min = T_0, T_0, T_mult, eta_min
+        self.T_cur = last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        self._warn_outside_step()
+        lo = self.eta_min
+        return [lo + (b - lo) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+                for b in self.base_lrs]
+
+    def step(self, epoch=None):
+        """Advance one step, or jump to ``epoch`` (which may be fractional: ``epoch + i / n``)."""
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur += 1
+            if self.T_cur >= self.T_i:
+                self.T_cur = self.T_cur % self.T_i
+                self.T_i *= self.T_mult
+        else:
+            if epoch < 0:
+                raise ValueError(f"Expected non-negative epoch, but got {epoch}")
+            if epoch >= self.T_0:
+                if self.T_mult == 1:
+                    self.T_cur = epoch % self.T_0
+                else:
+                    n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
+                    self.T_cur = epoch - self.T_0 * (self.T_mult**n - 1) / (self.T_mult - 1)
+                    self.T_i = self.T_0 * self.T_mult**n
+            else:
+                self.T_i, self.T_cur = self.T_0, epoch
+        self.last_epoch = math.floor(epoch)
+        self._get_lr_called_within_step = True
+        try:
+            values = self.get_lr()
+        finally:
+            self._get_lr_called_within_step = False
+        for group, lr in zip(self.optimizer.param_groups, values):
+            _set_group_val(group, "lr", lr)
+        self._last_lr = _group_vals(self.optimizer, "lr")
 
 
 def _setup_momentum(sched, optimizer, base_momentum, max_momentum, last_epoch):

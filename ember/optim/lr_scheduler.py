@@ -8,8 +8,9 @@
         sched.step()              # after optimizer.step(), as in PyTorch >= 1.1
     sched.get_last_lr()           # [0.0001]
 
-``OneCycleLR``, ``CyclicLR`` and ``ReduceLROnPlateau`` live in ``ember.optim._lr_cyclic`` and are
-re-exported here.
+``CosineAnnealingWarmRestarts``, ``OneCycleLR``, ``CyclicLR`` and ``ReduceLROnPlateau`` live in
+``ember.optim._lr_cyclic``, ``SequentialLR`` and ``ChainedScheduler`` in
+``ember.optim._lr_composite``; all are re-exported here.
 """
 
 from __future__ import annotations
@@ -376,161 +377,11 @@ class CosineAnnealingLR(LRScheduler):
                 for b in self.base_lrs]
 
 
-class CosineAnnealingWarmRestarts(LRScheduler):
-    """Cosine annealing restarted every ``T_i`` epochs, ``T_i`` growing by ``T_mult``."""
-
-    def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):
-        if T_0 <= 0 or not isinstance(T_0, int):
-            raise ValueError(f"Expected positive integer T_0, but got {T_0}")
-        if T_mult < 1 or not isinstance(T_mult, int):
-            raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
-        if not isinstance(eta_min, (float, int)):
-            raise ValueError(  # noqa: TRY004  (PyTorch's exception class)
-                f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}")
-        self.T_0, self.T_i, self.T_mult, self.eta_min = T_0, T_0, T_mult, eta_min
-        self.T_cur = last_epoch
-        super().__init__(optimizer, last_epoch)
-
-    def get_lr(self):
-        self._warn_outside_step()
-        lo = self.eta_min
-        return [lo + (b - lo) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
-                for b in self.base_lrs]
-
-    def step(self, epoch=None):
-        """Advance one step, or jump to ``epoch`` (which may be fractional: ``epoch + i / n``)."""
-        if epoch is None and self.last_epoch < 0:
-            epoch = 0
-        if epoch is None:
-            epoch = self.last_epoch + 1
-            self.T_cur += 1
-            if self.T_cur >= self.T_i:
-                self.T_cur = self.T_cur % self.T_i
-                self.T_i *= self.T_mult
-        else:
-            if epoch < 0:
-                raise ValueError(f"Expected non-negative epoch, but got {epoch}")
-            if epoch >= self.T_0:
-                if self.T_mult == 1:
-                    self.T_cur = epoch % self.T_0
-                else:
-                    n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
-                    self.T_cur = epoch - self.T_0 * (self.T_mult**n - 1) / (self.T_mult - 1)
-                    self.T_i = self.T_0 * self.T_mult**n
-            else:
-                self.T_i, self.T_cur = self.T_0, epoch
-        self.last_epoch = math.floor(epoch)
-        self._get_lr_called_within_step = True
-        try:
-            values = self.get_lr()
-        finally:
-            self._get_lr_called_within_step = False
-        for group, lr in zip(self.optimizer.param_groups, values):
-            _set_group_val(group, "lr", lr)
-        self._last_lr = _group_vals(self.optimizer, "lr")
-
-
-class _SchedulerList(LRScheduler):
-    """Shared by SequentialLR and ChainedScheduler: state_dict nests the children's."""
-
-    @staticmethod
-    def _check_schedulers(cls_name, optimizer, schedulers):
-        from ember.optim._lr_cyclic import ReduceLROnPlateau
-
-        for i, s in enumerate(schedulers):
-            if not hasattr(s, "optimizer"):
-                raise TypeError(f"{cls_name} at index {i} should have `optimizer` as its "
-                                "attribute.")
-            if isinstance(s, ReduceLROnPlateau):
-                raise ValueError(  # noqa: TRY004  (PyTorch's exception class)
-                    f"{cls_name} does not support `ReduceLROnPlateau` scheduler as it requires "
-                    "additional kwargs to be specified when calling `step`, but got one at index "
-                    f"{i} in the given schedulers sequence.")
-            if optimizer is not s.optimizer:
-                raise ValueError(
-                    f"{cls_name} expects all schedulers to belong to the same optimizer, but got "
-                    f"scheduler {type(s).__name__} at index {i} has {s.optimizer}, which is "
-                    f"different from {type(optimizer).__name__}.")
-
-    def state_dict(self):
-        sd = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
-        sd["_schedulers"] = [s.state_dict() for s in self._schedulers]
-        return sd
-
-    def load_state_dict(self, state_dict):
-        state_dict = dict(state_dict)
-        children = state_dict.pop("_schedulers")
-        self.__dict__.update(state_dict)
-        for s, sd in zip(self._schedulers, children):
-            s.load_state_dict(sd)
-
-
-class SequentialLR(_SchedulerList):
-    """Run ``schedulers[i]`` between ``milestones[i-1]`` and ``milestones[i]``.
-
-    Example::
-
-        warmup = LinearLR(opt, start_factor=0.1, total_iters=5)
-        cosine = CosineAnnealingLR(opt, T_max=95)
-        sched = SequentialLR(opt, [warmup, cosine], milestones=[5])
-    """
-
-    def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
-        if len(schedulers) < 1:
-            raise ValueError(f"{type(self).__name__} expects at least one scheduler, but got no "
-                             "scheduler.")
-        self._check_schedulers(type(self).__name__, optimizer, schedulers)
-        if len(milestones) != len(schedulers) - 1:
-            raise ValueError(
-                "Sequential Schedulers expects number of schedulers provided to be one more than "
-                f"the number of milestone points, but got number of schedulers {len(schedulers)} "
-                f"and the number of milestones to be equal to {len(milestones)}")
-        self._schedulers, self._milestones = schedulers, milestones
-        self.last_epoch = last_epoch + 1
-        self.optimizer = optimizer
-        for group in optimizer.param_groups:
-            _set_group_val(group, "lr", group["initial_lr"])
-        _undo_initial_steps(self)
-        idx = bisect_right(milestones, 0)
-        schedulers[idx]._initial_step()
-        self._last_lr = schedulers[idx].get_last_lr()
-
-    def step(self):
-        self.last_epoch += 1
-        idx = bisect_right(self._milestones, self.last_epoch)
-        s = self._schedulers[idx]
-        if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
-            s._update_lr(0)
-        else:
-            s.step()
-        self._last_lr = s.get_last_lr()
-
-
-def _undo_initial_steps(sched):
-    # Each child took an initial step when it was built; nested lists recurse (as PyTorch).
-    for s in sched._schedulers:
-        if hasattr(s, "_schedulers"):
-            _undo_initial_steps(s)
-        elif hasattr(s, "last_epoch"):
-            s.last_epoch -= 1
-
-
-class ChainedScheduler(_SchedulerList):
-    """Step several schedulers together, each multiplying into the same learning rate."""
-
-    def __init__(self, schedulers, optimizer=None):
-        if len(schedulers) < 1:
-            raise ValueError(f"{type(self).__name__} expects at least one scheduler to be "
-                             "chained, but got no scheduler.")
-        optimizer = optimizer or schedulers[0].optimizer
-        self._check_schedulers(type(self).__name__, optimizer, schedulers)
-        self._schedulers, self.optimizer = list(schedulers), optimizer
-        self._last_lr = _group_vals(optimizer, "lr")
-
-    def step(self):
-        for s in self._schedulers:
-            s.step()
-        self._last_lr = _group_vals(self.optimizer, "lr")
-
-
-from ember.optim._lr_cyclic import CyclicLR, OneCycleLR, ReduceLROnPlateau
+# The other schedulers live in their own files; they import the base class above.
+from ember.optim._lr_composite import ChainedScheduler, SequentialLR
+from ember.optim._lr_cyclic import (
+    CosineAnnealingWarmRestarts,
+    CyclicLR,
+    OneCycleLR,
+    ReduceLROnPlateau,
+)
