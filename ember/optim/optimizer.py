@@ -115,6 +115,10 @@ class Optimizer:
     """
 
     def __init__(self, params, defaults):
+        if defaults.get("differentiable"):
+            raise NotImplementedError(
+                "differentiable=True is not supported: ember's optimizers update parameters in "
+                "place, outside autograd; pass differentiable=False")
         self.defaults = defaults
         self._optimizer_step_pre_hooks = OrderedDict()
         self._optimizer_step_post_hooks = OrderedDict()

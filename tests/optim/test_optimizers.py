@@ -258,6 +258,11 @@ def test_errors(make, msg):
         make(p)
 
 
+def test_differentiable_is_refused():
+    with pytest.raises(NotImplementedError, match="differentiable=True is not supported"):
+        eo.Adam([Parameter(ember.ones(2))], differentiable=True)
+
+
 def test_load_state_dict_mismatch_errors():
     a, b = Parameter(ember.ones(2)), Parameter(ember.ones(2))
     sd = eo.SGD([a, b], lr=0.1).state_dict()
