@@ -67,7 +67,7 @@ class MaxPool2dOp(Function):
     """Max over windows of the last two axes; saves the winning kernel position (uint8/int32)."""
 
     @staticmethod
-    def forward(ctx, x, kernel, stride, padding, dilation, out_hw):
+    def forward(ctx, x, kernel, stride, padding, dilation, out_hw, want_idx):
         kh, kw = kernel
         ext = tuple((o - 1) * s + d * (k - 1) + 1 for o, s, d, k in
                     zip(out_hw, stride, dilation, kernel))
@@ -75,7 +75,10 @@ class MaxPool2dOp(Function):
         best = window(xp, 0, 0, stride, dilation, out_hw).copy()
         for p in range(1, kh * kw):
             np.maximum(best, window(xp, p // kw, p % kw, stride, dilation, out_hw), out=best)
+        ctx._nout = 2
         idx = np.empty(best.shape, np.uint8 if kh * kw < 256 else np.int32)
+        if not ctx.needs_input_grad[0] and not want_idx:
+            return best, idx[..., :0]  # inference: no winner positions needed
         # Descending scan: the first maximal position wins, as in PyTorch.
         for p in range(kh * kw - 1, -1, -1):
             np.copyto(idx, p, where=window(xp, p // kw, p % kw, stride, dilation, out_hw) == best)
@@ -85,7 +88,6 @@ class MaxPool2dOp(Function):
                 np.copyto(idx, p, where=np.isnan(win))
         ctx.save_for_backward(idx)
         ctx.geom = (x.shape, xp.shape, kernel, stride, padding, dilation, out_hw)
-        ctx._nout = 2
         return best, idx
 
     @staticmethod
@@ -102,7 +104,7 @@ class MaxPool2dOp(Function):
         t, l = padding
         if gx.shape != xshape:
             gx = np.ascontiguousarray(gx[..., t:t + xshape[-2], l:l + xshape[-1]])
-        return gx, None, None, None, None, None
+        return gx, None, None, None, None, None, None
 
 
 def _flat_indices(idx, kernel, stride, padding, dilation, width):
@@ -152,7 +154,7 @@ def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_i
         x = input.unsqueeze(-2)
     else:
         x = input
-    y, idx = MaxPool2dOp.apply(x, k, s, p, d, out)
+    y, idx = MaxPool2dOp.apply(x, k, s, p, d, out, return_indices)
     if not return_indices:
         return y.squeeze(-2) if nd == 1 else y
     flat = _flat_indices(idx._data, k, s, p, d, x.shape[-1])

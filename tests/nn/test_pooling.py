@@ -139,3 +139,14 @@ def _msg(fn, lib):
 ])
 def test_errors_match_torch(case):
     assert _msg(case, ember) == _msg(case, torch)
+
+
+def test_maxpool_inference_path():
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    with ember.no_grad():
+        y = nn.MaxPool2d(3, 2, 1)(ember.tensor(x))
+        y2, i2 = nn.MaxPool2d(2, return_indices=True)(ember.tensor(x))
+    ty2, ti2 = torch.nn.MaxPool2d(2, return_indices=True)(torch.tensor(x))
+    np.testing.assert_array_equal(y.numpy(), torch.nn.MaxPool2d(3, 2, 1)(torch.tensor(x)).numpy())
+    np.testing.assert_array_equal(y2.numpy(), ty2.numpy())
+    np.testing.assert_array_equal(i2.numpy(), ti2.numpy())
