@@ -302,3 +302,18 @@ def test_torch_oracle_agrees_on_order():
     e = flat(DataLoader(ds, batch_size=3, num_workers=2))
     t = [(x.tolist(), y.tolist()) for x, y in tud.DataLoader(ds, batch_size=3, num_workers=2)]
     assert e == t and torch.is_tensor(torch.zeros(1))
+
+
+def test_pipe_transport_where_there_is_no_memfd(monkeypatch):
+    from ember.utils.data import _shm
+
+    monkeypatch.setattr(_shm, "available", lambda: False)
+    ds = Items(13)
+    assert flat(DataLoader(ds, batch_size=4, num_workers=2)) == flat(DataLoader(ds, batch_size=4))
+
+    def die(i):
+        if i == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    with pytest.raises(RuntimeError, match="is killed by signal: Killed"):
+        list(DataLoader(Items(3, die), num_workers=1))

@@ -2,8 +2,8 @@
 
 Scheduling is PyTorch's: ``prefetch_factor * num_workers`` batches are handed out round-robin
 up front, one more each time a batch is returned, and results are put back in sampler order
-by batch index. Each worker has its own index pipe and result pipe (see ``_worker``); a dead
-worker closes its result pipe, so the main process learns of the death at once (EOF) and
+by batch index. Each worker has its own index pipe and result channel (see ``_worker``); a
+dead worker closes its end of the result channel, so the main process learns of the death at once (EOF) and
 raises instead of hanging. Workers are stopped when the epoch ends (unless persistent), when
 the iterator is garbage-collected (``break`` out of a loop, ``del``), and at interpreter exit.
 """
@@ -14,11 +14,12 @@ import gc
 import itertools
 import multiprocessing
 import signal
+import socket
 import time
 import weakref
 from multiprocessing.connection import wait
 
-from ember.utils.data import _worker
+from ember.utils.data import _shm, _worker
 from ember.utils.data._worker import (
     MP_STATUS_CHECK_INTERVAL, ExceptionWrapper, _IterableDatasetStopIteration, _ResumeIteration,
 )
@@ -104,8 +105,11 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
     def _start_workers(self, ctx, loader):
         for i in range(self._num_workers):
             index_r, index_w = ctx.Pipe(duplex=False)
-            result_r, result_w = ctx.Pipe(duplex=False)
-            _grow_pipe(result_w)
+            if _shm.available():
+                result_r, result_w = _shm.channel()
+            else:
+                result_r, result_w = ctx.Pipe(duplex=False)
+                _grow_pipe(result_w)
             w = ctx.Process(target=_worker._worker_loop, daemon=True, args=(
                 self._dataset_kind, self._dataset, index_r, result_w, self._auto_collation,
                 self._collate_fn, self._drop_last, self._base_seed, loader.worker_init_fn, i,
@@ -158,12 +162,14 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
 
     def _get_data(self):
         """The next ``(idx, data)`` from any worker, honouring ``timeout``."""
-        conns = [c for c in self._result_conns if not c.closed]
+        conns = self._result_conns
         while True:
             ready = wait(conns, self._timeout if self._timeout > 0 else MP_STATUS_CHECK_INTERVAL)
             if ready:
                 conn = ready[0]
                 try:
+                    if isinstance(conn, socket.socket):
+                        return _shm.recv(conn)
                     return _worker.recv_message(conn)
                 except (EOFError, OSError):
                     self._raise_dead(self._result_conns.index(conn))

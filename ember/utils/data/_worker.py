@@ -1,11 +1,11 @@
 """DataLoader worker processes: the loop each worker runs and the pipe protocol to the main one.
 
 A worker receives ``(batch_idx, indices)`` on its index pipe, fetches and collates the batch,
-and writes it to its result pipe as one small pickle (protocol 5) followed by the raw bytes of
-every array in it (pickle's out-of-band buffers). No per-sample pickles, no copies beyond
-the pipe itself: the main process reads each buffer straight into a fresh NumPy array. A
-sender thread does the writing, so a worker keeps computing while the main process is busy
-(up to ``prefetch_factor`` batches ahead).
+and pickles it once (protocol 5) with every array as an out-of-band buffer: no per-sample
+pickles. On Linux the pickle and the buffers go into one shared-memory file per batch (see
+``_shm``) that the main process maps without copying. Elsewhere they go through the result
+pipe, written by a sender thread (so the worker keeps computing while the main process is
+busy) and read by the main process straight into fresh NumPy arrays.
 """
 
 from __future__ import annotations
@@ -14,12 +14,15 @@ import os
 import pickle
 import queue
 import random
+import socket
 import sys
 import threading
 import traceback
 from dataclasses import dataclass
 
 import numpy as np
+
+from ember.utils.data import _shm
 
 __all__ = ["WorkerInfo", "get_worker_info"]
 
@@ -110,8 +113,8 @@ def seed_worker(base_seed, worker_id):
 
 
 # ---------------------------------------------------------------------------- the pipe protocol
-def encode(idx, data):
-    """``(header, buffers)``: the pickled message and the raw array buffers it refers to."""
+def pickle_batch(data):
+    """``(body, raws)``: the pickled batch and the raw bytes of the arrays it refers to."""
     buffers = []
     try:
         body = pickle.dumps(data, protocol=5, buffer_callback=buffers.append)
@@ -123,9 +126,13 @@ def encode(idx, data):
             data = ExceptionWrapper(where="while sending a batch from a DataLoader worker "
                                           "process (is everything in the batch picklable?)")
         body = pickle.dumps(data, protocol=5)
-    raws = [b.raw() for b in buffers]
-    header = pickle.dumps((idx, body, [r.nbytes for r in raws]), protocol=5)
-    return header, raws
+    return body, [b.raw() for b in buffers]
+
+
+def encode(idx, data):
+    """``(header, raws)`` for the pipe: the pickled message and the array buffers after it."""
+    body, raws = pickle_batch(data)
+    return pickle.dumps((idx, body, [r.nbytes for r in raws]), protocol=5), raws
 
 
 def send_message(conn, header, raws):
@@ -171,8 +178,25 @@ def recv_message(conn):
     return idx, pickle.loads(body, buffers=arrays)
 
 
+class _ShmSender:
+    """Sends each batch as a memfd (see ``_shm``): one small socket write, no thread."""
+
+    def __init__(self, sock):
+        self.sock = sock
+
+    def put(self, idx, data):
+        try:
+            _shm.send(self.sock, idx, *pickle_batch(data))
+        except OSError:  # the main process closed its end: nothing more to send
+            pass
+
+    def close(self):
+        pass
+
+
 class _Sender:
-    """A thread that writes finished batches to the result pipe in the background."""
+    """A thread that writes finished batches to the result pipe in the background (used
+    where there is no memfd)."""
 
     def __init__(self, conn):
         self.conn = conn
@@ -211,7 +235,7 @@ def _worker_loop(dataset_kind, dataset, index_conn, result_conn, auto_collation,
         seed = seed_worker(base_seed, worker_id)
         _worker_info = WorkerInfo(id=worker_id, num_workers=num_workers, seed=seed,
                                   dataset=dataset)
-        sender = _Sender(result_conn)
+        sender = (_ShmSender if isinstance(result_conn, socket.socket) else _Sender)(result_conn)
         init_exception = None
         fetcher = None
         try:
