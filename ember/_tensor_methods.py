@@ -18,7 +18,7 @@ from ember.ops import linalg as L
 from ember.ops import reduction as R
 from ember.ops import shape as S
 from ember.random import _gen
-from ember.tensor import Tensor, _bump, _wrap
+from ember.tensor import Tensor, _bump
 
 _T = Tensor
 

@@ -95,12 +95,12 @@ def test_item_tolist_scalars():
 
 def test_format_and_index():
     loss = ember.tensor(0.123456)
-    assert "{:.2f}".format(loss) == "0.12" and f"{loss:.3e}" == "1.235e-01"
+    assert f"{loss:.2f}" == "0.12" and f"{loss:.3e}" == "1.235e-01"
     assert f"{ember.tensor([2.5]):.1f}" == "2.5"
     assert f"{ember.tensor([1.0, 2.0])}" == str(ember.tensor([1.0, 2.0]))
     i = ember.tensor(2)
     assert [10, 20, 30][i] == 30 and list(range(5))[ember.tensor([1])] == 1
-    assert "{:d}".format(i) == "2"
+    assert f"{i:d}" == "2"
     with pytest.raises(TypeError, match="only integer tensors of a single element"):
         [1, 2][ember.tensor(1.0)]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 from ember.autograd.function import _FREED, _FREED_MSG
-from ember.autograd.grad_mode import _State
 from ember.tensor import Tensor, _wrap
 
 __all__ = ["run_backward", "backward", "grad"]

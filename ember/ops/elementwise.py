@@ -577,7 +577,7 @@ def _broadcast_error(a, b):
     sb = tuple(b.shape) if isinstance(b, Tensor) else ()
     x, y, dim = _mismatch(sa, sb)
     if x == y:
-        raise
+        raise  # noqa: PLE0704 (only called inside an except block: re-raise its error)
     raise RuntimeError(
         f"The size of tensor a ({x}) must match the size of tensor b ({y}) at non-singleton "
         f"dimension {dim}; shapes {list(sa)} and {list(sb)} cannot be broadcast together"

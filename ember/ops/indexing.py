@@ -522,8 +522,7 @@ def triu(input, diagonal=0):
 
 
 def index_add(input, dim, index, source, *, alpha=1):
-    from ember.ops.elementwise import add, mul
-    from ember.ops.shape import expand
+    from ember.ops.elementwise import mul
 
     axis = _wrap_dim(dim, input._data.ndim)
     idx = _index_arr(index, "index_add")

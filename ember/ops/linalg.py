@@ -248,7 +248,7 @@ def einsum(equation, *operands):
     ins = eq.split("->")[0].split(",")
     if len(ins) != len(operands):
         raise RuntimeError(
-            f"einsum(): more operands were provided than specified in the equation"
+            "einsum(): more operands were provided than specified in the equation"
             if len(operands) > len(ins) else
             "einsum(): fewer operands were provided than specified in the equation"
         )

@@ -155,9 +155,8 @@ def test_grad_modes_context_and_decorator():
 
 
 def test_no_grad_restores_on_exception():
-    with pytest.raises(ValueError):
-        with ember.no_grad():
-            raise ValueError
+    with pytest.raises(ValueError), ember.no_grad():
+        raise ValueError
     assert ember.is_grad_enabled()
 
 

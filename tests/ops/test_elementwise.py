@@ -3,7 +3,6 @@ inputs, hypothesis shapes, and float64 gradcheck."""
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
