@@ -9,7 +9,11 @@ import torch.utils.data as tud
 
 import ember
 from ember.utils.data import (
-    BatchSampler, DataLoader, IterableDataset, SequentialSampler, TensorDataset,
+    BatchSampler,
+    DataLoader,
+    IterableDataset,
+    SequentialSampler,
+    TensorDataset,
 )
 
 

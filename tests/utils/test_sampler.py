@@ -8,7 +8,11 @@ import torch.utils.data as tud
 
 import ember
 from ember.utils.data import (
-    BatchSampler, DistributedSampler, RandomSampler, SequentialSampler, SubsetRandomSampler,
+    BatchSampler,
+    DistributedSampler,
+    RandomSampler,
+    SequentialSampler,
+    SubsetRandomSampler,
     WeightedRandomSampler,
 )
 

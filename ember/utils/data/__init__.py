@@ -12,12 +12,22 @@ from ember.utils.data._worker import WorkerInfo, get_worker_info
 from ember.utils.data.collate import default_collate, default_convert
 from ember.utils.data.dataloader import DataLoader
 from ember.utils.data.dataset import (
-    ChainDataset, ConcatDataset, Dataset, IterableDataset, StackDataset, Subset, TensorDataset,
+    ChainDataset,
+    ConcatDataset,
+    Dataset,
+    IterableDataset,
+    StackDataset,
+    Subset,
+    TensorDataset,
     random_split,
 )
 from ember.utils.data.distributed import DistributedSampler
 from ember.utils.data.sampler import (
-    BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
+    BatchSampler,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    SubsetRandomSampler,
     WeightedRandomSampler,
 )
 

@@ -21,7 +21,10 @@ from multiprocessing.connection import wait
 
 from ember.utils.data import _shm, _worker
 from ember.utils.data._worker import (
-    MP_STATUS_CHECK_INTERVAL, ExceptionWrapper, _IterableDatasetStopIteration, _ResumeIteration,
+    MP_STATUS_CHECK_INTERVAL,
+    ExceptionWrapper,
+    _IterableDatasetStopIteration,
+    _ResumeIteration,
 )
 from ember.utils.data.dataloader import _BaseDataLoaderIter, _DatasetKind
 
