@@ -114,16 +114,37 @@ def _flip(a, reverse):
     return a[::-1] if reverse else a
 
 
+def _steps(batch_sizes, reverse):
+    """Rows active at each processing step (a packed batch, sorted by decreasing length)."""
+    if batch_sizes is None:
+        return None
+    return batch_sizes[::-1] if reverse else batch_sizes
+
+
+def _dh_total(dout, dh_rec, t, buf):
+    """The gradient reaching h_t: from the output at step t plus from step t + 1."""
+    if dout is None:
+        if dh_rec is None:
+            buf[...] = 0
+            return buf
+        return dh_rec
+    if dh_rec is None:
+        return dout[t]
+    return np.add(dout[t], dh_rec, out=buf)
+
+
 class LSTMLayer(Function):
-    """One LSTM layer, one direction: (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse)."""
+    """One LSTM layer, one direction: (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse,
+    batch_sizes) -> (out, h_n, c_n). ``w_hr``: projection (proj_size > 0) or None."""
 
     @staticmethod
-    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse):
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse, batch_sizes=None):
         T, B = x.shape[0], x.shape[1]
         H = w_ih.shape[0] // 4
         P = w_hh.shape[1]
         dt = x.dtype
         x2 = _prep_input(x, reverse)
+        bs = _steps(batch_sizes, reverse)
         wi = _blocks(w_ih, _LSTM_PERM, 4)
         wh = _blocks(w_hh, _LSTM_PERM, 4)
         wi_s = wi.copy()
@@ -165,9 +186,13 @@ class LSTMLayer(Function):
                 np.multiply(g[:, :H], TC[t], out=HR[t])
                 if w_hr is not None:
                     np.matmul(HR[t], w_hr.T, out=out[t])
+                if bs is not None and bs[t] < B:
+                    n = bs[t]
+                    C[t + 1, n:] = C[t, n:]
+                    out[t, n:] = 0 if h is None else h[n:]
                 h = out[t]
         ctx._nout = 3
-        ctx.reverse, ctx.dims = reverse, (T, B, H, P)
+        ctx.reverse, ctx.dims, ctx.bs = reverse, (T, B, H, P), bs
         if any(ctx.needs_input_grad):
             ctx.save_for_backward(x2, h0, A, C, TC, out, HR, wi, wh, w_hr)
         return _flip(out, reverse), out[T - 1].copy(), C[T].copy()
@@ -209,14 +234,15 @@ class LSTMLayer(Function):
         dh_rec, dc_next = dh_n, dc_n
         with _SerialBLAS(B * 4 * H * P):
             for t in range(T - 1, -1, -1):
-                if dout is None:
-                    dh = dh_rec if dh_rec is not None else np.zeros((B, P), dt)
-                elif dh_rec is None:
-                    dh = dout[t]
-                else:
-                    dh = np.add(dout[t], dh_rec, out=dh_buf)
+                dh = _dh_total(dout, dh_rec, t, dh_buf)
+                n = B if ctx.bs is None else ctx.bs[t]
+                if n < B:  # finished (or not yet started) sequences pass their state through
+                    tail_dh = dh[n:].copy()
+                    tail_dc = 0 if dc_next is None else dc_next[n:].copy()
                 if w_hr is not None:
                     dHP[t] = dh
+                    if n < B:
+                        dHP[t, n:] = 0
                     dh = np.matmul(dh, w_hr, out=dhh)
                 np.multiply(dh, F[t, :, 0], out=dG4[t, :, 0])
                 np.multiply(dh, K[t], out=dc)
@@ -224,8 +250,13 @@ class LSTMLayer(Function):
                     dc += dc_next
                 np.multiply(dc[:, None, :], F[t, :, 1:], out=dG4[t, :, 1:])
                 dc_next = np.multiply(dc, A4[t, :, 2], out=dcn)
+                if n < B:
+                    dG[t, n:] = 0
+                    dc_next[n:] = tail_dc
                 if t > 0 or need_h0:
                     dh_rec = np.matmul(dG[t], wh, out=dhr)
+                    if n < B:
+                        dh_rec[n:] = tail_dh
         dx = None
         if nig[0]:
             dx = _flip((dG.reshape(T * B, 4 * H) @ wi).reshape(T, B, -1), ctx.reverse)
@@ -236,22 +267,24 @@ class LSTMLayer(Function):
         dh0 = dh_rec if need_h0 else None
         dc0 = dc_next if nig[2] else None
         return (dx, dh0, dc0, dwi, dwh, db if nig[5] else None, db if nig[6] else None, dwr,
-                None)
+                None, None)
 
 
 class GRULayer(Function):
-    """One GRU layer, one direction: (x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> (out, h_n).
+    """One GRU layer, one direction: (x, h0, w_ih, w_hh, b_ih, b_hh, reverse, batch_sizes)
+    -> (out, h_n).
 
     PyTorch's gates: r, z = sigmoid(.), n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),
     h' = (1 - z) * n + z * h.
     """
 
     @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, reverse):
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, reverse, batch_sizes=None):
         T, B = x.shape[0], x.shape[1]
         H = w_hh.shape[1]
         dt = x.dtype
         x2 = _prep_input(x, reverse)
+        bs = _steps(batch_sizes, reverse)
         wi_s = w_ih.copy()
         wi_s[: 2 * H] *= 0.5
         whT_s = w_hh.copy()
@@ -291,9 +324,11 @@ class GRULayer(Function):
                 np.subtract(h, n, out=o)
                 o *= g[:, H : 2 * H]
                 o += n
+                if bs is not None and bs[t] < B:
+                    o[bs[t]:] = h[bs[t]:]
                 h = o
         ctx._nout = 2
-        ctx.reverse, ctx.dims = reverse, (T, B, H)
+        ctx.reverse, ctx.dims, ctx.bs = reverse, (T, B, H), bs
         if any(ctx.needs_input_grad):
             ctx.save_for_backward(x2, h0, A, GHN, out, w_ih, w_hh)
         return _flip(out, reverse), out[T - 1].copy()
@@ -332,28 +367,31 @@ class GRULayer(Function):
         dh_rec = dh_n
         with _SerialBLAS(B * 3 * H * H):
             for t in range(T - 1, -1, -1):
-                if dout is None:
-                    dh = dh_rec if dh_rec is not None else np.zeros((B, H), dt)
-                elif dh_rec is None:
-                    dh = dout[t]
-                else:
-                    dh = np.add(dout[t], dh_rec, out=dh_buf)
+                dh = _dh_total(dout, dh_rec, t, dh_buf)
+                n = B if ctx.bs is None else ctx.bs[t]
+                if n < B:
+                    tail_dh = dh[n:].copy()
                 gx, gh = dGx[t], dGh[t]
                 dn = np.multiply(dh, F[t, :, 2], out=gx[:, 2 * H :])
                 np.multiply(dh, F[t, :, 1], out=gx[:, H : 2 * H])
                 np.multiply(dn, F[t, :, 0], out=gx[:, :H])
                 gh[:, : 2 * H] = gx[:, : 2 * H]
                 np.multiply(dn, r[t], out=gh[:, 2 * H :])
+                if n < B:
+                    gx[n:] = 0
+                    gh[n:] = 0
                 if t > 0 or need_h0:
                     np.multiply(dh, z[t], out=tmp)
                     dh_rec = np.matmul(gh, w_hh, out=dhr)
                     dh_rec += tmp
+                    if n < B:
+                        dh_rec[n:] = tail_dh
         dx = None
         if nig[0]:
             dx = _flip((dGx.reshape(T * B, 3 * H) @ w_ih).reshape(T, B, -1), ctx.reverse)
         dwi, _, dbi = _weight_grads(dGx, x2, None, None, (nig[2], False, nig[4]))
         _, dwh, dbh = _weight_grads(dGh, None, out, h0, (False, nig[3], nig[5]))
-        return dx, dh_rec if need_h0 else None, dwi, dwh, dbi, dbh, None
+        return dx, dh_rec if need_h0 else None, dwi, dwh, dbi, dbh, None, None
 
 
 class RNNLayer(Function):
@@ -361,11 +399,12 @@ class RNNLayer(Function):
     -> (out, h_n) with h' = act(W_ih x + b_ih + W_hh h + b_hh), act tanh or relu."""
 
     @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, relu, reverse):
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, relu, reverse, batch_sizes=None):
         T, B = x.shape[0], x.shape[1]
         H = w_hh.shape[1]
         dt = x.dtype
         x2 = _prep_input(x, reverse)
+        bs = _steps(batch_sizes, reverse)
         out = (x2 @ w_ih.T).reshape(T, B, H)
         if b_ih is not None:
             out += b_ih + b_hh
@@ -382,9 +421,11 @@ class RNNLayer(Function):
                     np.maximum(o, 0, out=o)
                 else:
                     np.tanh(o, out=o)
+                if bs is not None and bs[t] < B:
+                    o[bs[t]:] = 0 if h is None else h[bs[t]:]
                 h = o
         ctx._nout = 2
-        ctx.reverse, ctx.relu, ctx.dims = reverse, relu, (T, B, H)
+        ctx.reverse, ctx.relu, ctx.dims, ctx.bs = reverse, relu, (T, B, H), bs
         if any(ctx.needs_input_grad):
             ctx.save_for_backward(x2, h0, out, w_ih, w_hh)
         return _flip(out, reverse), out[T - 1].copy()
@@ -409,18 +450,19 @@ class RNNLayer(Function):
         dh_rec = dh_n
         with _SerialBLAS(B * H * H):
             for t in range(T - 1, -1, -1):
-                if dout is None:
-                    dh = dh_rec if dh_rec is not None else np.zeros((B, H), dt)
-                elif dh_rec is None:
-                    dh = dout[t]
-                else:
-                    dh = np.add(dout[t], dh_rec, out=dh_buf)
+                dh = _dh_total(dout, dh_rec, t, dh_buf)
                 np.multiply(dh, D[t], out=dG[t])
+                n = B if ctx.bs is None else ctx.bs[t]
+                if n < B:
+                    dG[t, n:] = 0
+                    tail_dh = dh[n:].copy()
                 if t > 0 or need_h0:
                     dh_rec = np.matmul(dG[t], w_hh, out=dhr)
+                    if n < B:
+                        dh_rec[n:] = tail_dh
         dx = None
         if nig[0]:
             dx = _flip((dG.reshape(T * B, H) @ w_ih).reshape(T, B, -1), ctx.reverse)
         dwi, dwh, db = _weight_grads(dG, x2, out, h0, (nig[2], nig[3], nig[4] or nig[5]))
         return (dx, dh_rec if need_h0 else None, dwi, dwh, db if nig[4] else None,
-                db if nig[5] else None, None, None)
+                db if nig[5] else None, None, None, None)

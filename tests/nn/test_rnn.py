@@ -108,6 +108,54 @@ def test_single_step_and_batch_one():
     check_module(tm, em, [(1, 2, 4), (1, 2, 6)], rtol=RT, atol=AT)
 
 
+# ---------------------------------------------------------------- packed sequences
+def _packed_forward(name, lengths, batch_first):
+    from torch.nn.utils.rnn import pack_padded_sequence as tpack, pad_packed_sequence as tunpack
+
+    from ember.nn.utils.rnn import pack_padded_sequence as epack, pad_packed_sequence as eunpack
+
+    def fwd(m, x, *h):
+        t = isinstance(m, torch.nn.Module)
+        p = (tpack if t else epack)(x, lengths, batch_first=batch_first, enforce_sorted=False)
+        hx = None if not h else (tuple(h) if name == "LSTM" else h[0])
+        out, hn = m(p, hx)
+        assert type(out).__name__ == "PackedSequence"
+        return (tunpack if t else eunpack)(out, batch_first=batch_first)[0], hn
+
+    return fwd
+
+
+@pytest.mark.parametrize("name,extra", LAYERS)
+@pytest.mark.parametrize("cfg", [{}, {"num_layers": 2, "bidirectional": True},
+                                 {"bidirectional": True, "batch_first": True}])
+def test_packed_sequence(name, extra, cfg):
+    tm, em = _pair(name, 4, 6, **extra, **cfg)
+    bf = cfg.get("batch_first", False)
+    fwd = _packed_forward(name, [5, 2, 4, 1], bf)
+    shape = (4, 5, 4) if bf else (5, 4, 4)
+    nd = cfg.get("num_layers", 1) * (2 if cfg.get("bidirectional") else 1)
+    check_module(tm, em, [shape], forward=fwd, rtol=RT, atol=AT)
+    hs = [(nd, 4, 6)] * (2 if name == "LSTM" else 1)
+    check_module(tm, em, [shape] + hs, forward=fwd, rtol=RT, atol=AT)
+
+
+def test_packed_lstm_proj():
+    tm, em = _pair("LSTM", 4, 6, proj_size=3, bidirectional=True)
+    check_module(tm, em, [(5, 4, 4)], forward=_packed_forward("LSTM", [3, 5, 1, 2], False),
+                 rtol=RT, atol=AT)
+
+
+def test_gradcheck_packed_layers():
+    bs = np.array([3, 2, 2, 1])
+    for rev in (False, True):
+        check_gradcheck([(4, 3, 3), (3, 2), (3, 4), (16, 3), (16, 2), (16,), (16,), (2, 4)],
+                        lambda t, x, h, c, *w: LSTMLayer.apply(x, h, c, *w, rev, bs))
+        check_gradcheck([(4, 3, 3), (3, 4), (12, 3), (12, 4), (12,), (12,)],
+                        lambda t, *a: GRULayer.apply(*a, rev, bs))
+        check_gradcheck([(4, 3, 3), (3, 4), (4, 3), (4, 4), (4,), (4,)],
+                        lambda t, *a: RNNLayer.apply(*a, False, rev, bs))
+
+
 # ---------------------------------------------------------------- cells
 @pytest.mark.parametrize("name,kw", [("RNNCell", {}), ("RNNCell", {"nonlinearity": "relu"}),
                                      ("LSTMCell", {}), ("GRUCell", {}), ("GRUCell", {"bias": False}),

@@ -17,12 +17,14 @@ import math
 import numbers
 import warnings
 
+import numpy as np
+
 import ember
 from ember.nn import functional as F
 from ember.nn.modules.module import Module
 from ember.nn.parameter import Parameter
 from ember.ops.recurrent import GRULayer, LSTMLayer, RNNLayer
-from ember.tensor import Tensor
+from ember.tensor import Tensor, _wrap
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 
@@ -151,8 +153,9 @@ class RNNBase(Module):
         if tuple(hx.shape) != expected:
             raise RuntimeError(msg.format(expected, list(hx.shape)))
 
-    def _run(self, x, h0, c0):
-        """``x`` time-major (T, B, I); ``h0``/``c0`` (L*D, B, *) or None -> (out, h_n[, c_n])."""
+    def _run(self, x, h0, c0, bs=None):
+        """``x`` time-major (T, B, I); ``h0``/``c0`` (L*D, B, *) or None -> (out, h_n[, c_n]).
+        ``bs``: rows active per step for a packed batch (sorted by decreasing length)."""
         ndir = 2 if self.bidirectional else 1
         p = self._parameters
         names = self._all_weights
@@ -169,15 +172,15 @@ class RNNBase(Module):
                     wi, wh = ws[0], ws[1]
                     bi, bh = (ws[2], ws[3]) if self.bias else (None, None)
                     wr = ws[-1] if self.proj_size > 0 else None
-                    o, hn, cn = LSTMLayer.apply(x, h, c, wi, wh, bi, bh, wr, rev)
+                    o, hn, cn = LSTMLayer.apply(x, h, c, wi, wh, bi, bh, wr, rev, bs)
                     cs.append(cn)
                 else:
                     bi, bh = (ws[2], ws[3]) if self.bias else (None, None)
                     if self.mode == "GRU":
-                        o, hn = GRULayer.apply(x, h, ws[0], ws[1], bi, bh, rev)
+                        o, hn = GRULayer.apply(x, h, ws[0], ws[1], bi, bh, rev, bs)
                     else:
                         o, hn = RNNLayer.apply(x, h, ws[0], ws[1], bi, bh,
-                                               self.mode == "RNN_RELU", rev)
+                                               self.mode == "RNN_RELU", rev, bs)
                 outs.append(o)
                 hs.append(hn)
             x = outs[0] if ndir == 1 else ember.cat(outs, -1)
@@ -233,7 +236,42 @@ class RNNBase(Module):
         return out, (hid if lstm else hid[0])
 
     def _forward_packed(self, input, hx, packed):
-        raise NotImplementedError("PackedSequence input is not supported yet")
+        """A PackedSequence runs padded (T, B, *) in sorted order; each fused op keeps the state
+        of sequences that have ended (or, backwards, not yet begun) unchanged."""
+        data, batch_sizes, sorted_idx, unsorted_idx = input
+        lstm = self.mode == "LSTM"
+        bs = batch_sizes._data.astype(np.int64)
+        T, B, N = len(bs), int(bs[0]), data.shape[0]
+        if data.dim() != 2:
+            raise RuntimeError(f"input must have 2 dimensions, got {data.dim()}")
+        if data.size(-1) != self.input_size:
+            raise RuntimeError("input.size(-1) must be equal to input_size. Expected "
+                               f"{self.input_size}, got {data.size(-1)}")
+        t_idx = np.repeat(np.arange(T), bs)
+        b_idx = np.concatenate([np.arange(n) for n in bs])
+        pos = np.full((T, B), N, np.int64)
+        pos[t_idx, b_idx] = np.arange(N)
+        x = ember.cat([data, ember.zeros(1, data.shape[1], dtype=data.dtype)])[_wrap(pos)]
+        real = self.proj_size if self.proj_size > 0 else self.hidden_size
+        h0 = c0 = None
+        if hx is not None:
+            hs = tuple(hx) if lstm else (hx,)
+            if sorted_idx is not None:
+                hs = tuple(h[:, sorted_idx] for h in hs)
+            h0 = hs[0]
+            if lstm:
+                c0 = hs[1]
+                self._check_hidden(h0, self._expected(B, real), "Expected hidden[0] size {}, got {}")
+                self._check_hidden(c0, self._expected(B, self.hidden_size),
+                                   "Expected hidden[1] size {}, got {}")
+            else:
+                self._check_hidden(h0, self._expected(B, real))
+        res = self._run(x, h0, c0, bs)
+        out = packed(res[0][_wrap(t_idx), _wrap(b_idx)], batch_sizes, sorted_idx, unsorted_idx)
+        hid = res[1:]
+        if unsorted_idx is not None:
+            hid = tuple(h[:, unsorted_idx] for h in hid)
+        return out, (hid if lstm else hid[0])
 
 
 class RNN(RNNBase):
