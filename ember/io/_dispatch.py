@@ -3,8 +3,8 @@
     ember.save(sd, "m.pt")                       # ember's checkpoint (zip + JSON, no pickle)
     ember.save(sd, "m.pt", format="torch")       # torch.save's zip format
     ember.save(sd, "m.safetensors", format="safetensors")
-    ember.load("m.pt")                           # ember's format or a torch.save file (zip or
-                                                 # legacy): the file's bytes decide, not its name
+    ember.load("m.pt")                           # ember's format, a torch.save file (zip or
+                                                 # legacy) or safetensors: the bytes decide
 """
 
 from __future__ import annotations
@@ -45,12 +45,14 @@ def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_seri
 
 
 def _kind(fh):
-    """``"zip"``/``"legacy"`` for torch.save files, else ``None`` (position restored)."""
+    """``"zip"``/``"legacy"`` for torch.save files, ``"safetensors"``, else ``None``."""
     start = fh.tell()
     head = fh.read(32)
     fh.seek(start)
     if _torch.sniff(head) == "legacy":
         return "legacy"
+    if len(head) > 9 and head[8:10] in (b'{"', b"{}", b"{ ", b"{\n"):
+        return "safetensors"  # an 8-byte little-endian header length, then the JSON header
     if head[:2] != b"PK":
         return None
     try:
@@ -72,14 +74,23 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
     if isinstance(f, (str, os.PathLike)):
         with open(f, "rb") as fh:
             kind = _kind(fh)
-            if kind:
+            if kind in ("zip", "legacy"):
                 _checkpoint._check_map_location(map_location)
                 return _torch.load(fh, os.fspath(f))
+        if kind == "safetensors":
+            from ember.io import safetensors
+
+            return safetensors.load_file(f)
     elif hasattr(f, "read"):
         if not (hasattr(f, "seekable") and f.seekable()):
             f = io.BytesIO(f.read())
-        if _kind(f):
+        kind = _kind(f)
+        if kind in ("zip", "legacy"):
             _checkpoint._check_map_location(map_location)
             return _torch.load(f, _checkpoint._name(f))
+        if kind == "safetensors":
+            from ember.io import safetensors
+
+            return safetensors.load(f.read())
     return _checkpoint.load(f, map_location=map_location, pickle_module=pickle_module,
                             weights_only=weights_only, mmap=mmap, **pickle_load_args)
