@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ember.autograd.function import Function
+from ember.backend.blas import serial_blas
 from ember.backend.im2col import col2im, conv_out_size, im2col, pad_cn, unpad_cn
 from ember.tensor import Tensor
 
@@ -47,6 +48,16 @@ class Conv2dOp(Function):
 
     @staticmethod
     def forward(ctx, x, w, b, stride, pads, dilation, groups):
+        with serial_blas(x.shape[0] * w.size * x.shape[2] * x.shape[3] // (stride[0] * stride[1])):
+            return Conv2dOp._forward(ctx, x, w, b, stride, pads, dilation, groups)
+
+    @staticmethod
+    def backward(ctx, g):
+        with serial_blas(g.size * ctx.wsize // g.shape[1]):
+            return Conv2dOp._backward(ctx, g)
+
+    @staticmethod
+    def _forward(ctx, x, w, b, stride, pads, dilation, groups):
         n, c, h, wd = x.shape
         o, cg, kh, kw = w.shape
         ho = conv_out_size(h, kh, stride[0], pads[0] + pads[1], dilation[0])
@@ -65,10 +76,11 @@ class Conv2dOp(Function):
         keep = cols if cols.nbytes <= _KEEP_COLS_BYTES else None
         ctx.save_for_backward(xp, w, keep)
         ctx.geom = (x.shape, stride, pads, dilation, groups, (ho, wo))
+        ctx.wsize = w.size
         return y
 
     @staticmethod
-    def backward(ctx, g):
+    def _backward(ctx, g):
         xp, w, cols = ctx.saved_tensors
         xshape, stride, pads, dilation, groups, (ho, wo) = ctx.geom
         n = xshape[0]
@@ -104,6 +116,17 @@ class ConvTranspose2dOp(Function):
 
     @staticmethod
     def forward(ctx, x, w, b, stride, padding, output_padding, groups, dilation):
+        with serial_blas(x.size * w.size // x.shape[1]):
+            return ConvTranspose2dOp._forward(ctx, x, w, b, stride, padding, output_padding,
+                                              groups, dilation)
+
+    @staticmethod
+    def backward(ctx, g):
+        with serial_blas(ctx.macs):
+            return ConvTranspose2dOp._backward(ctx, g)
+
+    @staticmethod
+    def _forward(ctx, x, w, b, stride, padding, output_padding, groups, dilation):
         n, cin, h, wd = x.shape
         _, og, kh, kw = w.shape
         cg = cin // groups
@@ -123,10 +146,11 @@ class ConvTranspose2dOp(Function):
         _bias_into(yp[:, :, ph:ph + out_hw[0], pw:pw + out_hw[1]], b, y.transpose(1, 0, 2, 3))
         ctx.save_for_backward(xt, w)
         ctx.geom = (x.shape, stride, padding, dilation, groups, full)
+        ctx.macs = x.size * w.size // x.shape[1]
         return y
 
     @staticmethod
-    def backward(ctx, g):
+    def _backward(ctx, g):
         xt, w = ctx.saved_tensors
         xshape, stride, padding, dilation, groups, full = ctx.geom
         n, cin, h, wd = xshape

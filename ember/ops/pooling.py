@@ -52,7 +52,9 @@ def _nonoverlap(kernel, stride, dilation):
 
 def _scatter_windows(gshape, parts, kernel, stride, dilation, out_hw, nonoverlap, dtype):
     """Sum per-kernel-position gradients ``parts(i, j)`` back onto a zero image ``gshape``."""
-    gx = np.zeros(gshape, dtype=dtype)
+    tiles = dilation == (1, 1) and tuple(stride) == tuple(kernel) and all(
+        o * s == n for o, s, n in zip(out_hw, stride, gshape[-2:]))
+    gx = (np.empty if tiles else np.zeros)(gshape, dtype=dtype)  # tiles: every element written
     for i in range(kernel[0]):
         for j in range(kernel[1]):
             win = window(gx, i, j, stride, dilation, out_hw)
@@ -72,16 +74,21 @@ class MaxPool2dOp(Function):
         ext = tuple((o - 1) * s + d * (k - 1) + 1 for o, s, d, k in
                     zip(out_hw, stride, dilation, kernel))
         xp = _pad_to(x, padding, ext, -np.inf)
-        best = window(xp, 0, 0, stride, dilation, out_hw).copy()
-        for p in range(1, kh * kw):
-            np.maximum(best, window(xp, p // kw, p % kw, stride, dilation, out_hw), out=best)
         ctx._nout = 2
-        idx = np.empty(best.shape, np.uint8 if kh * kw < 256 else np.int32)
-        if not ctx.needs_input_grad[0] and not want_idx:
-            return best, idx[..., :0]  # inference: no winner positions needed
-        # Descending scan: the first maximal position wins, as in PyTorch.
-        for p in range(kh * kw - 1, -1, -1):
-            np.copyto(idx, p, where=window(xp, p // kw, p % kw, stride, dilation, out_hw) == best)
+        if kh * kw == 4:
+            best, idx = _max4(*[window(xp, p // kw, p % kw, stride, dilation, out_hw)
+                                for p in range(4)])
+        else:
+            best = window(xp, 0, 0, stride, dilation, out_hw).copy()
+            for p in range(1, kh * kw):
+                np.maximum(best, window(xp, p // kw, p % kw, stride, dilation, out_hw), out=best)
+            idx = np.empty(best.shape, np.uint8 if kh * kw < 256 else np.int32)
+            if not ctx.needs_input_grad[0] and not want_idx:
+                return best, idx[..., :0]  # inference: no winner positions needed
+            # Descending scan: the first maximal position wins, as in PyTorch.
+            for p in range(kh * kw - 1, -1, -1):
+                win = window(xp, p // kw, p % kw, stride, dilation, out_hw)
+                np.copyto(idx, p, where=win == best)
         if kh * kw > 1 and np.isnan(best).any():
             for p in range(kh * kw):  # PyTorch picks the last NaN of a window
                 win = window(xp, p // kw, p % kw, stride, dilation, out_hw)
@@ -105,6 +112,17 @@ class MaxPool2dOp(Function):
         if gx.shape != xshape:
             gx = np.ascontiguousarray(gx[..., t:t + xshape[-2], l:l + xshape[-1]])
         return gx, None, None, None, None, None, None
+
+
+def _max4(a, b, c, d):
+    """Max of four window views and the first winning position (0-3): a pairwise tournament,
+    several times faster than a scan for the common 2x2 pool."""
+    m1, m2 = np.maximum(a, b), np.maximum(c, d)
+    i1 = np.greater(b, a).view(np.uint8)  # ties keep the earlier position
+    i2 = np.greater(d, c).view(np.uint8)
+    i2 += 2
+    idx = np.where(np.greater(m2, m1), i2, i1)
+    return np.maximum(m1, m2, out=m1), idx
 
 
 def _flat_indices(idx, kernel, stride, padding, dilation, width):

@@ -1,0 +1,53 @@
+"""BLAS thread control for small products (NumPy's BLAS, through the optional threadpoolctl).
+
+Measured on the 2-core reference machine: a small matmul on two OpenBLAS threads becomes 10-200x
+slower whenever the other core is busy, while one thread runs it at full speed. Ops wrap their
+small products in ``serial_blas(macs)``; large ones keep every thread. Without threadpoolctl
+this does nothing.
+
+Example::
+
+    with serial_blas(o * k * n):        # multiply-adds of the product(s) inside
+        y = w @ cols
+"""
+
+from __future__ import annotations
+
+__all__ = ["serial_blas", "SERIAL_MACS"]
+
+SERIAL_MACS = 1 << 25  # products up to this many multiply-adds run on one thread
+
+_libs = None
+
+
+def _controllers():
+    global _libs
+    if _libs is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _libs = []
+        else:
+            _libs = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+    return _libs
+
+
+class serial_blas:
+    """Context manager: one BLAS thread inside when ``macs <= SERIAL_MACS``."""
+
+    __slots__ = ("saved",)
+
+    def __init__(self, macs):
+        self.saved = () if macs <= SERIAL_MACS else None
+
+    def __enter__(self):
+        if self.saved is not None:
+            self.saved = [(c, n) for c in _controllers() for n in (c.get_num_threads(),)
+                          if n != 1]
+            for c, _ in self.saved:
+                c.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        for c, n in self.saved or ():
+            c.set_num_threads(n)
