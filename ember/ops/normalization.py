@@ -35,7 +35,10 @@ def _col(v):
 
 class BatchNormOp(Function):
     """x viewed as (N, C, L). Training: batch statistics, running stats updated in place
-    (``rm``/``rv`` are raw arrays or None). Eval: running statistics."""
+    (``rm``/``rv`` are raw arrays or None). Eval: running statistics.
+
+    Saves the centred input (training) or the input itself (eval) and folds 1/std into the
+    per-channel coefficients, so x-hat is never materialised: one pass less each way."""
 
     @staticmethod
     def forward(ctx, x, w, b, rm, rv, training, momentum, eps):
@@ -53,36 +56,42 @@ class BatchNormOp(Function):
                 rm += m * mean
                 rv *= 1 - m
                 rv += m * var * dt.type(cnt / max(cnt - 1, 1))
+            invstd = 1.0 / np.sqrt(var + dt.type(eps))
+            scale = invstd if w is None else invstd * w
+            y = xc * _col(scale)
+            if b is not None:
+                y += _col(b)
+            ctx.save_for_backward(xc, w)
+            ctx.stats = (invstd, cnt, None)
         else:
-            mean, var = rm, rv
-            xc = x3 - _col(mean)
-        invstd = 1.0 / np.sqrt(var + dt.type(eps))
-        xc *= _col(invstd)  # xc is now x-hat
-        y = xc * _col(w) if w is not None else xc.copy()
-        if b is not None:
-            y += _col(b)
-        ctx.save_for_backward(xc, w)
-        ctx.stats = (invstd, cnt, training)
+            invstd = 1.0 / np.sqrt(rv + dt.type(eps))
+            scale = invstd if w is None else invstd * w
+            shift = -rm * scale if b is None else b - rm * scale
+            y = x3 * _col(scale)
+            y += _col(shift)
+            ctx.save_for_backward(x3, w)
+            ctx.stats = (invstd, cnt, rm.copy())
         return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, g):
-        xhat, w = ctx.saved_tensors
-        invstd, cnt, training = ctx.stats
-        g3 = g.reshape(xhat.shape)
+        xs, w = ctx.saved_tensors
+        invstd, cnt, rm = ctx.stats
+        g3 = g.reshape(xs.shape)
         need = ctx.needs_input_grad
         gb = _chan_sum(g3)
-        gw = _chan_dot(g3, xhat)
+        gw = _chan_dot(g3, xs)
+        if rm is not None:  # eval: xs is the input, x-hat = (x - rm) * invstd
+            gw -= rm * gb
+        gw *= invstd
         gx = None
         if need[0]:
             a = invstd if w is None else invstd * w
-            if training:
+            gx = g3 * _col(a)
+            if rm is None:
                 cf = g.dtype.type(1.0 / cnt)
-                gx = g3 * _col(a)
-                gx -= xhat * _col(a * gw * cf)
+                gx -= xs * _col(a * invstd * gw * cf)
                 gx -= _col(a * gb * cf)
-            else:
-                gx = g3 * _col(a)
             gx = gx.reshape(g.shape)
         return (gx, gw if need[1] else None, gb if need[2] else None,
                 None, None, None, None, None)
