@@ -73,7 +73,7 @@ def _to_arrays(tensors, dtype):
                             f"{type(v).__name__}")
         if dtype is not None and v.dtype.kind == "f":
             v = v.astype(bf16 if bf16 is not None else dtype.np)
-        out[k] = np.ascontiguousarray(v)
+        out[k] = v if v.flags.c_contiguous else v.copy(order="C")  # keeps 0-d as 0-d
     return out
 
 

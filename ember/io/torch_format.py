@@ -25,6 +25,7 @@ import os
 import pickle
 import struct
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -182,6 +183,18 @@ class _ZipReader:
         data = self.zf.read(info)
         return _unpickle(io.BytesIO(data), self.persistent_load)
 
+    def read_stored(self, info, raw, key):
+        """Read an uncompressed record straight into ``raw`` (one copy), then check its CRC."""
+        fp = self.zf.fp
+        fp.seek(info.header_offset)
+        local = fp.read(30)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            raise _tu.Malformed(f"bad local zip header for storage {key!r}")
+        fp.seek(sum(struct.unpack("<HH", local[26:30])), os.SEEK_CUR)
+        _fill(fp.readinto, raw, f"storage {key!r}")
+        if zlib.crc32(raw.reshape(-1).view(np.uint8)) != info.CRC:
+            raise _tu.Malformed(f"CRC check failed for storage {key!r}")
+
     def persistent_load(self, pid):
         stype, key, numel, _ = _tu.parse_pid(pid, 5)
         if key in self.storages:
@@ -198,10 +211,13 @@ class _ZipReader:
             raise _tu.Malformed(f"storage {key!r} declares {numel} elements of {stype!r} "
                                 f"({nbytes} bytes), but the archive holds {info.file_size}")
         raw = np.empty(numel, dtype=stype.raw)
-        with self.zf.open(info) as src:
-            _fill(src.readinto, raw, f"storage {key!r}")
-            if src.read(1):  # reaching the end also makes zipfile check the CRC
-                raise _tu.Malformed(f"storage {key!r} holds more than its declared size")
+        if info.compress_type == zipfile.ZIP_STORED:
+            self.read_stored(info, raw, key)
+        else:
+            with self.zf.open(info) as src:
+                _fill(src.readinto, raw, f"storage {key!r}")
+                if src.read(1):  # reaching the end also makes zipfile check the CRC
+                    raise _tu.Malformed(f"storage {key!r} holds more than its declared size")
         st = self.storages[key] = _tu.Storage(_convert(raw, stype, self.big), stype, key)
         return st
 
@@ -334,7 +350,7 @@ class _TorchPickler(pickle._Pickler):
             last = offset + sum((n - 1) * s for n, s in zip(arr.shape, stride))
             shared = arr.size == 0 or (offset >= 0 and last < root.size)
         if not shared:
-            root, offset = np.ascontiguousarray(arr), 0
+            root, offset = arr.copy(order="C"), 0
             stride = tuple(s // item for s in root.strides)
         if id(root) not in self.storages:
             self.storages[id(root)] = _StorageRef(str(len(self.storages)), root.reshape(-1))
@@ -355,7 +371,7 @@ class _TorchPickler(pickle._Pickler):
             return (_TORCH_SIZE, (tuple(obj),))
         if t is _device:
             return (_TORCH_DEVICE, (str(obj),))
-        if t in _PLAIN or t is _Global or t is _dt.dtype or obj in _PLAIN_GLOBALS:
+        if t in _PLAIN or t is _Global or t is _dt.dtype or any(obj is g for g in _PLAIN_GLOBALS):
             return NotImplemented
         raise TypeError(f"ember.save(format='torch'): cannot save an object of type "
                         f"{t.__module__}.{t.__qualname__}; the torch format holds tensors, "
