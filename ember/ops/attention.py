@@ -12,7 +12,6 @@ Example::
 from __future__ import annotations
 
 import math
-
 import warnings
 
 import numpy as np
@@ -20,11 +19,11 @@ import numpy as np
 import ember
 from ember.autograd.function import Function
 from ember.backend import unbroadcast
-from ember.random import _gen
 from ember.ops import linear as _linear
+from ember.random import _gen
 from ember.tensor import Tensor, _wrap
 
-__all__ = ["scaled_dot_product_attention", "multi_head_attention_forward"]
+__all__ = ["multi_head_attention_forward", "scaled_dot_product_attention"]
 
 
 def _repeat_heads(a, groups):

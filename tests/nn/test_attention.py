@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import ember
-import ember.nn as nn
+from ember import nn
 from tests.harness import check_gradcheck, check_module, check_op
 
 

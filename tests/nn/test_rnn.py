@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import ember
-import ember.nn as nn
+from ember import nn
 from ember.ops.recurrent import GRULayer, LSTMLayer, RNNLayer
 from tests.harness import check_gradcheck, check_module
 
@@ -110,9 +110,11 @@ def test_single_step_and_batch_one():
 
 # ---------------------------------------------------------------- packed sequences
 def _packed_forward(name, lengths, batch_first):
-    from torch.nn.utils.rnn import pack_padded_sequence as tpack, pad_packed_sequence as tunpack
+    from torch.nn.utils.rnn import pack_padded_sequence as tpack
+    from torch.nn.utils.rnn import pad_packed_sequence as tunpack
 
-    from ember.nn.utils.rnn import pack_padded_sequence as epack, pad_packed_sequence as eunpack
+    from ember.nn.utils.rnn import pack_padded_sequence as epack
+    from ember.nn.utils.rnn import pad_packed_sequence as eunpack
 
     def fwd(m, x, *h):
         t = isinstance(m, torch.nn.Module)
@@ -149,11 +151,11 @@ def test_gradcheck_packed_layers():
     bs = np.array([3, 2, 2, 1])
     for rev in (False, True):
         check_gradcheck([(4, 3, 3), (3, 2), (3, 4), (16, 3), (16, 2), (16,), (16,), (2, 4)],
-                        lambda t, x, h, c, *w: LSTMLayer.apply(x, h, c, *w, rev, bs))
+                        lambda t, x, h, c, *w, rev=rev: LSTMLayer.apply(x, h, c, *w, rev, bs))
         check_gradcheck([(4, 3, 3), (3, 4), (12, 3), (12, 4), (12,), (12,)],
-                        lambda t, *a: GRULayer.apply(*a, rev, bs))
+                        lambda t, *a, rev=rev: GRULayer.apply(*a, rev, bs))
         check_gradcheck([(4, 3, 3), (3, 4), (4, 3), (4, 4), (4,), (4,)],
-                        lambda t, *a: RNNLayer.apply(*a, False, rev, bs))
+                        lambda t, *a, rev=rev: RNNLayer.apply(*a, False, rev, bs))
 
 
 # ---------------------------------------------------------------- cells
@@ -179,7 +181,7 @@ def test_cell_loop_matches_layer():
     h = c = ember.zeros(2, 6)
     for t in range(5):
         h, c = cell(x[t], (h, c))
-    out, (hn, cn) = layer(x)
+    _, (hn, cn) = layer(x)
     np.testing.assert_allclose(h.detach().numpy(), hn[0].detach().numpy(), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(c.detach().numpy(), cn[0].detach().numpy(), rtol=1e-6, atol=1e-7)
 
@@ -188,7 +190,7 @@ def test_cell_loop_matches_layer():
 def test_gradcheck_lstm_layer():
     for rev in (False, True):
         check_gradcheck([(3, 2, 3), (2, 4), (2, 4), (16, 3), (16, 4), (16,), (16,)],
-                        lambda t, *a: LSTMLayer.apply(*a, None, rev))
+                        lambda t, *a, rev=rev: LSTMLayer.apply(*a, None, rev))
 
 
 def test_gradcheck_lstm_layer_proj_and_no_state():
@@ -202,7 +204,7 @@ def test_gradcheck_lstm_layer_proj_and_no_state():
 def test_gradcheck_gru_layer():
     for rev in (False, True):
         check_gradcheck([(3, 2, 3), (2, 4), (12, 3), (12, 4), (12,), (12,)],
-                        lambda t, *a: GRULayer.apply(*a, rev))
+                        lambda t, *a, rev=rev: GRULayer.apply(*a, rev))
     check_gradcheck([(3, 2, 3), (12, 3), (12, 4)],
                     lambda t, x, wi, wh: GRULayer.apply(x, None, wi, wh, None, None, False))
 
@@ -211,13 +213,13 @@ def test_gradcheck_gru_layer():
 def test_gradcheck_rnn_layer(relu):
     for rev in (False, True):
         check_gradcheck([(3, 2, 3), (2, 4), (4, 3), (4, 4), (4,), (4,)],
-                        lambda t, *a: RNNLayer.apply(*a, relu, rev))
+                        lambda t, *a, rev=rev: RNNLayer.apply(*a, relu, rev))
 
 
 def test_float32_stays_float32():
     for m in (nn.LSTM(3, 4, bidirectional=True), nn.GRU(3, 4), nn.RNN(3, 4)):
         x = ember.randn(2, 2, 3, requires_grad=True)
-        out, h = m(x)
+        out, _ = m(x)
         assert out.dtype == ember.float32
         out.sum().backward()
         assert x.grad.dtype == ember.float32

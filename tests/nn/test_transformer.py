@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import ember
-import ember.nn as nn
+from ember import nn
 from tests.harness import check_module
 
 # LayerNorm + attention + two Linear layers in a row: float32 sums differ in order from torch's
@@ -87,8 +87,8 @@ def test_decoder_layer(norm_first):
 
 def test_transformer_full():
     torch.manual_seed(0)
-    kw = dict(d_model=8, nhead=2, num_encoder_layers=2, num_decoder_layers=1, dim_feedforward=16,
-              dropout=0.0, batch_first=True)
+    kw = {"d_model": 8, "nhead": 2, "num_encoder_layers": 2, "num_decoder_layers": 1,
+          "dim_feedforward": 16, "dropout": 0.0, "batch_first": True}
     tm, em = torch.nn.Transformer(**kw), nn.Transformer(**kw)
     assert list(em.state_dict()) == list(tm.state_dict())
     cm = nn.Transformer.generate_square_subsequent_mask(4).numpy()

@@ -26,7 +26,7 @@ from ember.nn.parameter import Parameter
 from ember.ops.recurrent import GRULayer, LSTMLayer, RNNLayer
 from ember.tensor import Tensor, _wrap
 
-__all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
+__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNBase", "RNNCell", "RNNCellBase"]
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
