@@ -230,7 +230,12 @@ def _load_build(self):
     inst.__dict__.update(state)
 
 
-_DISPATCH = dict(pickle._Unpickler.dispatch)
+class _Dispatch(dict):
+    def __missing__(self, code):
+        raise Malformed(f"unknown pickle opcode {code:#04x}")
+
+
+_DISPATCH = _Dispatch(pickle._Unpickler.dispatch)
 _DISPATCH.update({getattr(pickle, code)[0]: _refuse(code) for code in _REFUSED_OPCODES})
 _DISPATCH[pickle.INST[0]] = _load_inst
 _DISPATCH[pickle.BUILD[0]] = _load_build
@@ -250,7 +255,7 @@ class TorchUnpickler(pickle._Unpickler):
         key = f"{module}.{name}"
         obj = _GLOBALS.get(key)
         if obj is None:
-            if module == "torch" and name in _UNSUPPORTED_DTYPES:
+            if module == "torch" and (name in _UNSUPPORTED_DTYPES or name.endswith("Storage")):
                 raise Malformed(f"it holds a tensor of dtype torch.{name}, which ember does not "
                                 "support")
             raise Forbidden(f"the global '{key}'")

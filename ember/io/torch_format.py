@@ -99,6 +99,8 @@ def load(fh, name):
         if isinstance(e, TorchFileError):
             raise
         what = str(e) if isinstance(e, _tu.Malformed) else f"{type(e).__name__}: {e}"
+        if isinstance(e, EOFError):
+            what = "the data ends early (truncated)"
         raise TorchFileError(f"ember.load: {name!r} is a malformed or truncated PyTorch "
                              f"checkpoint: {what}") from None
 
