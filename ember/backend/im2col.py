@@ -30,25 +30,25 @@ def pad_cn(x, pads, value=0.0):
     ``pads`` is ``(top, bottom, left, right)``; the border is filled with ``value``.
     """
     n, c, h, w = x.shape
-    t, b, l, r = pads
-    out = x.__array_namespace__().empty((c, n, h + t + b, w + l + r), dtype=x.dtype)
-    if t or b or l or r:
+    t, b, lf, r = pads
+    out = x.__array_namespace__().empty((c, n, h + t + b, w + lf + r), dtype=x.dtype)
+    if t or b or lf or r:
         out[:, :, :t] = value
         out[:, :, h + t:] = value
-        out[:, :, t:h + t, :l] = value
-        out[:, :, t:h + t, w + l:] = value
-    out[:, :, t:t + h, l:l + w] = x.transpose(1, 0, 2, 3)
+        out[:, :, t:h + t, :lf] = value
+        out[:, :, t:h + t, w + lf:] = value
+    out[:, :, t:t + h, lf:lf + w] = x.transpose(1, 0, 2, 3)
     return out
 
 
 def unpad_cn(gxp, pads, shape):
     """Inverse layout of ``pad_cn``: crop ``(C, N, Hp, Wp)`` to ``shape`` ``(N, C, H, W)``
     as a contiguous array."""
-    n, c, h, w = shape
-    t, _, l, _ = pads
+    h, w = shape[2:]
+    t, _, lf, _ = pads
     xp = gxp.__array_namespace__()
     out = xp.empty(shape, dtype=gxp.dtype)
-    out.transpose(1, 0, 2, 3)[...] = gxp[:, :, t:t + h, l:l + w]
+    out.transpose(1, 0, 2, 3)[...] = gxp[:, :, t:t + h, lf:lf + w]
     return out
 
 

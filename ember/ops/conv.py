@@ -30,7 +30,8 @@ def _ntuple(v, n, name="argument"):
             return (int(v[0]),) * n
         if len(v) != n:
             raise RuntimeError(f"expected {name} to be a single integer value or a list of {n} "
-                               f"values to match the convolution dimensions, but got {name}={list(v)}")
+                               "values to match the convolution dimensions, but got "
+                               f"{name}={list(v)}")
         return tuple(int(e) for e in v)
     return (int(v),) * n
 
@@ -58,7 +59,7 @@ class Conv2dOp(Function):
 
     @staticmethod
     def _forward(ctx, x, w, b, stride, pads, dilation, groups):
-        n, c, h, wd = x.shape
+        n, _, h, wd = x.shape
         o, cg, kh, kw = w.shape
         ho = conv_out_size(h, kh, stride[0], pads[0] + pads[1], dilation[0])
         wo = conv_out_size(wd, kw, stride[1], pads[2] + pads[3], dilation[1])

@@ -15,7 +15,6 @@ import numbers
 import numpy as np
 
 from ember.autograd.function import Function
-from ember.tensor import Tensor
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "local_response_norm"]
 

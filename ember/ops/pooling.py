@@ -12,8 +12,6 @@ Example::
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ember.autograd.function import Function
@@ -37,12 +35,12 @@ def _out_len(size, k, s, p, d, ceil):
 
 def _pad_to(x, pads, extent, value):
     """Pad the last two axes of ``x`` by ``pads`` (top, left) up to ``extent`` (Hp, Wp)."""
-    t, l = pads
+    t, lf = pads
     h, w = x.shape[-2:]
-    if t == 0 and l == 0 and extent[0] <= h and extent[1] <= w:
+    if t == 0 and lf == 0 and extent[0] <= h and extent[1] <= w:
         return x
-    out = np.full(x.shape[:-2] + (max(extent[0], h + t), max(extent[1], w + l)), value, x.dtype)
-    out[..., t:t + h, l:l + w] = x
+    out = np.full(x.shape[:-2] + (max(extent[0], h + t), max(extent[1], w + lf)), value, x.dtype)
+    out[..., t:t + h, lf:lf + w] = x
     return out
 
 
@@ -108,9 +106,9 @@ class MaxPool2dOp(Function):
 
         gx = _scatter_windows(pshape, part, kernel, stride, dilation, out_hw,
                               _nonoverlap(kernel, stride, dilation), g.dtype)
-        t, l = padding
+        t, lf = padding
         if gx.shape != xshape:
-            gx = np.ascontiguousarray(gx[..., t:t + xshape[-2], l:l + xshape[-1]])
+            gx = np.ascontiguousarray(gx[..., t:t + xshape[-2], lf:lf + xshape[-1]])
         return gx, None, None, None, None, None, None
 
 
@@ -250,9 +248,9 @@ class AvgPool2dOp(Function):
 
         gx = _scatter_windows(pshape, part, kernel, stride, (1, 1), out_hw,
                               _nonoverlap(kernel, stride, (1, 1)), g.dtype)
-        t, l = padding
+        t, lf = padding
         if gx.shape != xshape:
-            gx = np.ascontiguousarray(gx[..., t:t + xshape[-2], l:l + xshape[-1]])
+            gx = np.ascontiguousarray(gx[..., t:t + xshape[-2], lf:lf + xshape[-1]])
         return gx, None, None, None, None, None
 
 
@@ -299,6 +297,10 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 
 
 from ember.ops._adaptive_pool import (  # noqa: E402
-    adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d, adaptive_max_pool2d,
-    max_unpool1d, max_unpool2d,
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    max_unpool1d,
+    max_unpool2d,
 )

@@ -7,7 +7,6 @@ import torch
 
 import ember
 import ember.nn as nn
-import ember.nn.functional as F
 from tests.harness import check_gradcheck, check_module, check_op
 
 # im2col + BLAS sums in a different order than oneDNN: float32 round-off grows with C*kh*kw.

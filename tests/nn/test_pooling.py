@@ -62,8 +62,9 @@ def test_avgpool2d(cfg, shape):
     check_module(torch.nn.AvgPool2d(**cfg), nn.AvgPool2d(**cfg), [shape])
 
 
-@pytest.mark.parametrize("cfg", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1,
-                                                           ceil_mode=True, count_include_pad=False)])
+@pytest.mark.parametrize("cfg", [dict(kernel_size=2),
+                                 dict(kernel_size=3, stride=2, padding=1, ceil_mode=True,
+                                      count_include_pad=False)])
 def test_avgpool1d(cfg):
     check_module(torch.nn.AvgPool1d(**cfg), nn.AvgPool1d(**cfg), [(2, 3, 11)])
 
