@@ -69,11 +69,13 @@ def rng_state(loader_generator):
     }
 
 
-def set_rng_state(state, loader_generator):
+def set_rng_state(state, loader_generator=None):
+    """Restore ``rng_state``'s states; the loader's generator only when it is given."""
     import ember
 
     ember.set_rng_state(state["ember"])
-    loader_generator.set_state(state["loader"])
+    if loader_generator is not None:
+        loader_generator.set_state(state["loader"])
     n = state["numpy"]
     np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"],
                          n["has_gauss"], n["gauss"]))

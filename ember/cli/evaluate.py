@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 
 from ember.cli import _runs
@@ -21,6 +22,8 @@ def add_arguments(p):
     p.add_argument("--data-dir", help="where the dataset lives (default: the run's setting)")
     p.add_argument("--batch-size", type=int, default=256, help="default 256")
     p.add_argument("--out", help="confusion-matrix PNG (default RUN/confusion.png)")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show full tracebacks on errors")
 
 
 def load_run_model(run):

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from ember.cli._data import eval_transform
 from ember.cli._runs import need
 from ember.cli.evaluate import load_run_model
@@ -17,6 +19,8 @@ def add_arguments(p):
     p.add_argument("run", metavar="RUN", help="a run folder written by 'ember train'")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG, ...)")
     p.add_argument("-k", "--top", type=int, default=3, help="how many classes to show (default 3)")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show full tracebacks on errors")
 
 
 def load_image(path, info):
@@ -52,7 +56,7 @@ def run(args):
     probs = np.exp(logits - logits.max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
     k = max(1, min(args.top, probs.shape[1]))
-    for path, p in zip(args.images, probs):
+    for path, p in zip(args.images, probs, strict=True):
         top = np.argsort(-p, kind="stable")[:k]
         print(f"{path}: " + ", ".join(f"{info.classes[i]} ({p[i]:.1%})" for i in top))
     return 0

@@ -12,6 +12,7 @@ Each epoch prints a summary line and rewrites ``runs/<id>/checkpoint.pt`` and ``
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import time
@@ -52,6 +53,8 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, help=f"random seed (default {d['seed']})")
     p.add_argument("--out", help=f"folder for run folders (default {d['out']!r})")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show full tracebacks on errors")
 
 
 def _config(args, saved=None):
@@ -86,11 +89,12 @@ class _StopFlag:
         self.stop = True
 
 
-def _restore_after_skip(skip, ckpt, gen):
-    # After replaying the batches done before an interruption, continue from the RNG state that
-    # the interrupted run had at that moment (dropout and augmentation draws included).
+def _restore_after_skip(skip, ckpt):
+    # The batches done before an interruption were replayed from the epoch's starting RNG state
+    # (so the loader's sampler is where it was); continue from the global RNG states that the
+    # interrupted run had at that moment (its dropout and augmentation draws included).
     if skip:
-        _runs.set_rng_state(ckpt["rng"], gen)
+        _runs.set_rng_state(ckpt["rng"])
     return 0
 
 
@@ -166,7 +170,7 @@ def run(args):
             for i, (x, y) in enumerate(loader):
                 if i < skip:
                     continue
-                skip = _restore_after_skip(skip, ckpt, gen)
+                skip = _restore_after_skip(skip, ckpt)
                 out = model(x)
                 loss = criterion(out, y)
                 optimizer.zero_grad()
@@ -187,7 +191,7 @@ def run(args):
                           f"'ember train --resume {run_dir}'")
                     return 130
             bar.close()
-            skip, partial = _restore_after_skip(skip, ckpt, gen), None
+            skip, partial = _restore_after_skip(skip, ckpt), None
             if scheduler is not None:
                 scheduler.step()
             test_loss, test_acc = evaluate(model, test_loader, criterion)

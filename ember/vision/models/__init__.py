@@ -7,7 +7,11 @@
 """
 
 from ember.vision.models._api import (  # noqa: F401
-    get_model, get_model_builder, list_models, load_weights, register_model,
+    get_model,
+    get_model_builder,
+    list_models,
+    load_weights,
+    register_model,
 )
 from ember.vision.models.lenet import *  # noqa: F401,F403
 from ember.vision.models.mlp import *  # noqa: F401,F403

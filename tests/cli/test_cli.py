@@ -1,0 +1,205 @@
+"""``ember train``, ``ember evaluate``, ``ember predict``: outputs, resume, Ctrl-C, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import ember
+from ember.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FAST = ["--model", "mlp", "--epochs", "3", "--batch-size", "64"]
+
+
+def only_run(out_dir):
+    (name,) = os.listdir(out_dir)
+    return os.path.join(out_dir, name)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One short default-model run shared by the evaluate/predict tests."""
+    out = tmp_path_factory.mktemp("runs")
+    assert main(["train", "--epochs", "2", "--out", str(out)]) == 0
+    return only_run(out)
+
+
+def test_train_writes_run_folder(trained, capsys):
+    assert sorted(os.listdir(trained)) == ["checkpoint.pt", "curves.png", "metrics.json"]
+    with open(os.path.join(trained, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert [m["epoch"] for m in metrics] == [1, 2]
+    for m in metrics:
+        assert set(m) == {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"}
+    assert metrics[1]["train_loss"] < metrics[0]["train_loss"]
+    assert metrics[1]["test_acc"] > 0.9
+    ckpt = ember.load(os.path.join(trained, "checkpoint.pt"))
+    assert ckpt["epoch"] == 2 and ckpt["config"]["model"] == "cnn"
+    assert {"model", "optimizer", "scheduler", "rng"} <= set(ckpt)
+    with open(os.path.join(trained, "curves.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_prints_summary_lines(tmp_path, capsys):
+    assert main(["train", *FAST[:3], "1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "mlp (" in out and "digits" in out
+    assert "epoch 1/1  train loss" in out and "test loss" in out and "img/s" in out
+    assert "done: test accuracy" in out
+
+
+def _weights(run):
+    state = ember.load(os.path.join(run, "checkpoint.pt"))["model"]
+    return {k: v.numpy() for k, v in state.items()}
+
+
+def _assert_same_weights(run_a, run_b):
+    a, b = _weights(run_a), _weights(run_b)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run, to compare resumed runs against."""
+    out = tmp_path_factory.mktemp("ref")
+    assert main(["train", *FAST, "--out", str(out)]) == 0
+    return only_run(out)
+
+
+def _start(out):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.Popen([sys.executable, "-m", "ember.cli", "train", *FAST, "--out", str(out)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_epoch(out, proc, n=1, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        runs = os.listdir(out) if os.path.isdir(out) else []
+        path = os.path.join(out, runs[0], "metrics.json") if runs else None
+        if path and os.path.exists(path):
+            with open(path) as f:
+                if len(json.load(f)) >= n:
+                    return os.path.join(out, runs[0])
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    raise AssertionError("no epoch finished in time")
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path, reference):
+    out = tmp_path / "runs"
+    proc = _start(out)
+    run = _wait_for_epoch(str(out), proc)
+    proc.kill()
+    proc.wait()
+    assert main(["train", "--resume", run]) == 0
+    with open(os.path.join(run, "metrics.json")) as f:
+        assert [m["epoch"] for m in json.load(f)] == [1, 2, 3]
+    _assert_same_weights(run, reference)
+
+
+def test_ctrl_c_saves_checkpoint_and_resume_matches(tmp_path, reference, capsys):
+    out = tmp_path / "runs"
+    proc = _start(out)
+    run = _wait_for_epoch(str(out), proc)
+    proc.send_signal(signal.SIGINT)  # lands somewhere in epoch 2 (or just after it)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 130), stderr
+    if proc.returncode == 130:
+        assert "interrupted: checkpoint saved" in stdout and "--resume" in stdout
+        assert "Traceback" not in stderr
+        assert main(["train", "--resume", run]) == 0
+    _assert_same_weights(run, reference)
+
+
+def test_resume_refuses_changed_settings(reference, capsys):
+    assert main(["train", "--resume", reference, "--lr", "0.5"]) == 2
+    assert "cannot change --lr" in capsys.readouterr().err
+
+
+def test_evaluate_prints_table_and_writes_confusion_matrix(trained, capsys):
+    assert main(["evaluate", trained]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "recall" in out and "precision" in out
+    rows = [line for line in out.splitlines() if line[:1].isdigit() and len(line.split()) == 5]
+    assert len(rows) == 10
+    assert os.path.exists(os.path.join(trained, "confusion.png"))
+    os.remove(os.path.join(trained, "confusion.png"))
+
+
+def _digit_png(path, size=8):
+
+    from ember.vision.datasets import Digits
+
+    img, label = Digits(train=False)[0]
+    img = img if size == 8 else img.resize((size, size))
+    img.save(path)
+    return label
+
+
+def test_predict_prints_top3(trained, tmp_path, capsys):
+    label = _digit_png(tmp_path / "digit.png")
+    assert main(["predict", trained, str(tmp_path / "digit.png")]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{tmp_path / 'digit.png'}: {label} (")
+    probs = [float(p) for p in __import__("re").findall(r"\(([0-9.]+)%\)", line)]
+    assert len(probs) == 3 and probs == sorted(probs, reverse=True) and sum(probs) <= 100.1
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--model", "resnet19"], "unknown model 'resnet19'; valid models are: cnn, lenet"),
+    (["train", "--dataset", "imagenet-x"],
+     "unknown dataset 'imagenet-x'; valid datasets are: digits, mnist"),
+])
+def test_unknown_names_list_valid_ones(argv, message, capsys, tmp_path):
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_dataset_says_how_to_get_it(tmp_path, capsys):
+    assert main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "none"),
+                 "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "mnist dataset was not found" in err and "--download" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_files_give_one_line_errors(trained, tmp_path, capsys):
+    garbage = tmp_path / "garbage.png"
+    garbage.write_bytes(b"not an image at all")
+    _digit_png(tmp_path / "big.png", size=16)
+    bad_run = tmp_path / "bad_run"
+    bad_run.mkdir()
+    (bad_run / "checkpoint.pt").write_bytes(b"\x00corrupted checkpoint\xff" * 10)
+    with open(os.path.join(trained, "checkpoint.pt"), "rb") as f:
+        (tmp_path / "truncated.pt").write_bytes(f.read()[:300])
+    cases = [
+        (["predict", trained, str(garbage)], "cannot decode image"),
+        (["predict", trained, str(tmp_path / "big.png")], "is 16x16 pixels; this model was "
+                                                           "trained on 8x8"),
+        (["predict", trained, str(tmp_path / "missing.png")], "no such image file"),
+        (["evaluate", str(bad_run)], "cannot read checkpoint"),
+        (["evaluate", str(tmp_path / "truncated.pt")], "cannot read checkpoint"),
+        (["evaluate", str(tmp_path / "nothing")], "no checkpoint at"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err, (argv, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_debug_shows_the_exception(trained, tmp_path):
+    garbage = tmp_path / "garbage.png"
+    garbage.write_bytes(b"nope")
+    with pytest.raises(ValueError, match="cannot decode image"):
+        main(["predict", trained, str(garbage), "--debug"])
