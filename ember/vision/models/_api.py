@@ -82,6 +82,11 @@ def load_weights(model, weights, strict: bool = True):
     """Load ``weights`` (a path, or a state_dict) into ``model``; ``None`` leaves it untouched."""
     if weights is None:
         return model
+    from ember import hub  # a registered name: "DEFAULT", "DIGITS_V1", "cnn.DIGITS_V1"
+
+    entry = hub.lookup(model, weights)
+    if entry is not None:
+        weights = entry.get_state_dict()
     if isinstance(weights, dict):
         state = weights
     elif isinstance(weights, (str, os.PathLike)):
