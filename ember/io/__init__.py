@@ -7,6 +7,7 @@ loaded without running code unless ``weights_only=False``. ``ember.load`` also r
 ``ember.save(..., format="torch" | "safetensors")`` writes PyTorch's formats.
 """
 
+from ember.io._dispatch import load, save
 from ember.io._pickle import (
     WeightsOnlyUnpicklingError,
     add_safe_globals,
@@ -14,7 +15,6 @@ from ember.io._pickle import (
     get_safe_globals,
     safe_globals,
 )
-from ember.io._dispatch import load, save
 from ember.io.checkpoint import CheckpointError
 
 __all__ = [
