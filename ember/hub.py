@@ -33,7 +33,7 @@ __all__ = ["Weights", "download_url_to_file", "get_dir", "get_model_weights", "g
            "register_weights", "resolve", "set_dir"]
 
 _WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
-_REGISTRY: dict[str, "Weights"] = {}
+_REGISTRY: dict[str, Weights] = {}
 _hub_dir: list[str] = []
 
 

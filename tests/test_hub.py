@@ -52,7 +52,8 @@ def test_registry_entries_are_complete():
     assert {w.name for w in entries} >= {"cnn.DIGITS_V1", "mlp.DIGITS_V1"}
     for w in entries:
         path = os.path.join(os.path.dirname(hub.__file__), "weights", w.file)
-        assert hashlib.sha256(open(path, "rb").read()).hexdigest() == w.sha256
+        with open(path, "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == w.sha256
         assert {"licence", "source", "preprocessing", "metrics"} <= set(w.meta)
         with np.load(path, allow_pickle=False) as z:  # NumPy alone reads the shipped files
             assert set(z.files) == set(models.get_model(w.builder).state_dict())
@@ -122,7 +123,7 @@ def test_download_verify_and_cache(server, tmp_path):
 
 
 def test_wrong_hash_and_truncation_leave_no_file(server, tmp_path):
-    root, base, requests = server
+    root, base, _ = server
     _, sha = _weights_file(root, "w.pt")
     cache = tmp_path / "cache"
     with pytest.raises(RuntimeError, match="invalid hash value"):

@@ -15,8 +15,7 @@ import os
 import numpy as np
 
 import ember
-import ember.nn as nn
-import ember.optim as optim
+from ember import nn, optim
 from ember.utils.data import DataLoader
 from ember.vision import models, transforms
 from ember.vision.datasets import Digits

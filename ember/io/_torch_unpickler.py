@@ -40,7 +40,7 @@ class Forbidden(Exception):
 class StorageType:
     """What ``torch.FloatStorage`` & co. stand for: the dtype of the bytes in the archive."""
 
-    __slots__ = ("name", "raw", "dtype")
+    __slots__ = ("dtype", "name", "raw")
 
     def __init__(self, name, raw, dtype):
         self.name, self.raw, self.dtype = name, np.dtype(raw), np.dtype(dtype)
@@ -63,7 +63,7 @@ _STORAGE_TYPES = {n: StorageType(n, r, d) for n, r, d in [
 class Storage:
     """A storage's elements as a 1-D NumPy array (filled later in the legacy format)."""
 
-    __slots__ = ("array", "type", "key")
+    __slots__ = ("array", "key", "type")
 
     def __init__(self, array, stype, key):
         self.array, self.type, self.key = array, stype, key

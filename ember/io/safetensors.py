@@ -34,7 +34,7 @@ _INSTALL = 'pip install "ember[safetensors]"'
 def _package():
     try:
         import safetensors
-        import safetensors.numpy  # noqa: F401
+        import safetensors.numpy
     except ImportError:
         raise ImportError(f"ember.io.safetensors needs the 'safetensors' package: {_INSTALL}"
                           ) from None

@@ -24,6 +24,7 @@ import io
 import os
 import pickle
 import struct
+import typing
 import zipfile
 import zlib
 
@@ -297,7 +298,7 @@ class _Global:
 
 
 class _StorageRef:
-    __slots__ = ("key", "array", "type")
+    __slots__ = ("array", "key", "type")
 
     def __init__(self, key, array):
         self.key, self.array = key, array
@@ -318,16 +319,16 @@ _PLAIN_GLOBALS = (collections.OrderedDict, set, frozenset, codecs.encode)
 
 
 def _save_global(pickler, obj):
-    pickler.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode("utf-8"))
+    pickler.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())
     pickler.memoize(obj)
 
 
 class _TorchPickler(pickle._Pickler):
     """Pickles as torch.save does (protocol 2, torch's globals, storages as persistent ids)."""
 
-    dispatch = dict(pickle._Pickler.dispatch)
-    dispatch[_Global] = _save_global
-    dispatch[_dt.dtype] = lambda self, d: _save_global(self, _Global("torch", d.name))
+    dispatch: typing.ClassVar[dict] = {
+        **pickle._Pickler.dispatch, _Global: _save_global,
+        _dt.dtype: lambda self, d: _save_global(self, _Global("torch", d.name))}
 
     def __init__(self, file):
         super().__init__(file, protocol=2)
