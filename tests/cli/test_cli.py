@@ -203,3 +203,21 @@ def test_debug_shows_the_exception(trained, tmp_path):
     garbage.write_bytes(b"nope")
     with pytest.raises(ValueError, match="cannot decode image"):
         main(["predict", trained, str(garbage), "--debug"])
+
+
+def test_seed_program_command_on_cifar10_lookalike(tmp_path, capsys, monkeypatch):
+    from tests._fake_cifar import patch_checksums, write_cifar10
+
+    patch_checksums(monkeypatch, write_cifar10(str(tmp_path / "data"), n_train=400, n_test=100))
+    argv = ["train", "--model", "lenet", "--dataset", "cifar10", "--batch-size", "4",
+            "--epochs", "1", "--lr", "0.001", "--momentum", "0.9", "--download",
+            "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "runs")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "lenet (62,006 parameters) on cifar10: 400 train / 100 test images" in out
+    ckpt = ember.load(os.path.join(only_run(tmp_path / "runs"), "checkpoint.pt"))
+    cfg = ckpt["config"]
+    # The tutorial's recipe: constant lr 0.001, momentum 0.9, no weight decay, no schedule.
+    assert (cfg["lr"], cfg["momentum"], cfg["scheduler"], cfg["weight_decay"]) == (
+        0.001, 0.9, "none", 0.0)
+    assert ckpt["data"]["classes"][:2] == ["airplane", "automobile"]

@@ -14,7 +14,7 @@ downloads: ``weights`` is a local file (an ``ember.save`` file, a PyTorch-saved 
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["register_model", "get_model", "get_model_builder", "list_models", "load_weights"]
 
@@ -47,7 +47,7 @@ def get_model_builder(name: str) -> Callable:
     return _MODELS[key]
 
 
-def get_model(name: str, **config) -> "ember.nn.Module":  # noqa: F821
+def get_model(name: str, **config):
     """Build the model registered as ``name`` with ``config`` passed to its builder.
 
     Example:
