@@ -63,10 +63,11 @@ def run(args):
         raise ValueError(f"--top must be at least 1, got {args.top}")
     from ember.text import SentenceEncoder
 
+    pair = _query_and_candidates(args) if args.similar else None
     enc = SentenceEncoder.from_pretrained(args.model, max_seq_length=args.max_seq_length)
     out = sys.stdout
-    if args.similar:
-        query, items = _query_and_candidates(args)
+    if pair:
+        query, items = pair
         emb = enc.encode([query] + items, batch_size=args.batch_size, convert_to_numpy=True)
         scores = emb[1:] @ emb[0]
         order = sorted(range(len(items)), key=lambda i: -scores[i])[:args.top]

@@ -1,0 +1,154 @@
+"""ember.text.BertModel against a plain torch BERT (tests/text/_torch_bert.py) on random weights:
+embeddings, self-attention with padding, one layer, the whole model; outputs and all gradients."""
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+from ember.text import BertConfig, BertModel
+from ember.text import bert as ebert
+from tests.harness import assert_close, check_module, copy_params
+from tests.text import _torch_bert as tbert
+
+SMALL = dict(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+             intermediate_size=64, max_position_embeddings=16, type_vocab_size=2)
+
+
+def config(dropout=0.0, **kw):
+    return BertConfig(**{**SMALL, **kw}, hidden_dropout_prob=dropout,
+                      attention_probs_dropout_prob=dropout)
+
+
+IDS = np.random.default_rng(0).integers(1, 50, (3, 7)).astype(np.int64)
+MASK = np.array([[1] * 7, [1] * 4 + [0] * 3, [1] * 2 + [0] * 5], dtype=np.int64)
+TYPES = np.array([[0] * 4 + [1] * 3, [0] * 7, [1] * 7], dtype=np.int64)
+
+
+def _is_torch(m):
+    return isinstance(m, torch.nn.Module)
+
+
+def _mask(m, mask):
+    if _is_torch(m):
+        return tbert.extended_mask(torch.tensor(mask))
+    return ebert._additive_mask(ember.tensor(mask), ember.float32)
+
+
+def _randomize(tmod, seed=0):
+    """Non-trivial LayerNorm and embedding rows (torch initialises them to 1 / 0)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in tmod.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+
+
+@pytest.mark.parametrize("with_types", [False, True])
+def test_embeddings(with_types):
+    c = config()
+    tm, em = tbert.Embeddings(c), ebert.BertEmbeddings(c)
+    _randomize(tm)
+    check_module(tm, em, [IDS, TYPES],
+                 forward=lambda m, ids, types: m(ids, types if with_types else None))
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_self_attention(padded):
+    c = config()
+    tm, em = tbert.SelfAttention(c), ebert.BertSelfAttention(c)
+    check_module(tm, em, [(3, 7, 32)],
+                 forward=lambda m, h: m(h, _mask(m, MASK) if padded else None))
+
+
+@pytest.mark.parametrize("act", ["gelu", "gelu_new", "relu"])
+def test_layer(act):
+    c = config(hidden_act=act)
+    tm, em = tbert.Layer(c), ebert.BertLayer(c)
+    if act != "gelu":
+        tm.intermediate.forward = lambda h, _d=tm.intermediate.dense: (
+            torch.nn.functional.gelu(_d(h), approximate="tanh") if act == "gelu_new"
+            else torch.relu(_d(h)))
+    _randomize(tm)
+    check_module(tm, em, [(3, 7, 32)], forward=lambda m, h: m(h, _mask(m, MASK)),
+                 atol=1e-5)  # two LayerNorms with random (not unit) scales: float32 rounding
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_model_padded_with_pooler(train):
+    c = config()
+    tm, em = tbert.TorchBert(c), BertModel(c)
+    _randomize(tm)
+    check_module(tm, em, [IDS, MASK, TYPES], train=train, atol=1e-5,  # see test_layer
+                 forward=lambda m, ids, mask, types: m(ids, mask, types))
+
+
+def test_model_dropout_eval_matches_and_train_is_random():
+    c = config(dropout=0.3)
+    tm, em = tbert.TorchBert(c, add_pooling_layer=False), BertModel(c, add_pooling_layer=False)
+    check_module(tm, em, [IDS, MASK], train=False, atol=1e-5,  # see test_layer
+                 forward=lambda m, ids, mask: m(ids, mask)[0])
+    em.train()
+    a = em(ember.tensor(IDS), ember.tensor(MASK)).last_hidden_state.detach().numpy()
+    b = em(ember.tensor(IDS), ember.tensor(MASK)).last_hidden_state.detach().numpy()
+    assert not np.allclose(a, b)
+
+
+def test_padding_does_not_change_real_tokens():
+    c = config()
+    em = BertModel(c).eval()
+    short = em(ember.tensor(IDS[1:2, :4])).last_hidden_state.detach().numpy()
+    padded = em(ember.tensor(IDS[1:2]), ember.tensor(MASK[1:2])).last_hidden_state.detach().numpy()
+    assert_close(padded[:, :4], short, 1e-5, 1e-6)
+
+
+def test_all_padding_row_matches_torch():
+    """A row with no real token: Hugging Face's additive mask gives uniform attention."""
+    c = config()
+    tm, em = tbert.TorchBert(c), BertModel(c)
+    copy_params(tm, em)
+    mask = MASK.copy()
+    mask[2] = 0
+    t = tm.eval()(torch.tensor(IDS), torch.tensor(mask))[0].detach().numpy()
+    e = em.eval()(ember.tensor(IDS), ember.tensor(mask)).last_hidden_state.detach().numpy()
+    assert_close(e, t, 1e-5, 1e-5)
+
+
+def test_state_dict_keys_are_hugging_faces():
+    keys = set(BertModel(config()).state_dict())
+    assert "embeddings.position_ids" not in keys
+    for k in ["embeddings.word_embeddings.weight", "embeddings.LayerNorm.bias",
+              "encoder.layer.1.attention.self.query.weight",
+              "encoder.layer.0.attention.output.LayerNorm.weight",
+              "encoder.layer.0.intermediate.dense.bias", "encoder.layer.1.output.dense.weight",
+              "pooler.dense.weight"]:
+        assert k in keys
+    assert set(tbert.TorchBert(config()).state_dict()) == keys
+    assert not any(k.startswith("pooler") for k in BertModel(config(), False).state_dict())
+
+
+def test_config_from_dict_ignores_unknown_keys():
+    c = BertConfig.from_dict({**SMALL, "architectures": ["BertModel"], "layer_norm_eps": 1e-7})
+    assert c.hidden_size == 32 and c.layer_norm_eps == 1e-7
+    assert BertModel(c).embeddings.LayerNorm.eps == 1e-7
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(num_attention_heads=5), "hidden_size (32) must be a multiple of num_attention_heads"),
+    (dict(hidden_act="swish2"), "hidden_act 'swish2' is not supported"),
+    (dict(position_embedding_type="relative_key"), "position_embedding_type='absolute'"),
+])
+def test_config_errors(kw, msg):
+    with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+        config(**kw)
+
+
+def test_input_errors():
+    m = BertModel(config())
+    with pytest.raises(ValueError, match="integer Tensor .batch, seq_len., got shape .2, 3, 4."):
+        m(ember.zeros(2, 3, 4))
+    with pytest.raises(ValueError, match="got list"):
+        m([[1, 2]])
+    with pytest.raises(ValueError, match=r"attention_mask shape \(3, 6\) must equal input_ids"):
+        m(ember.tensor(IDS), ember.tensor(MASK[:, :6]))
+    with pytest.raises(ValueError, match="sequence length 20 exceeds max_position_embeddings 16"):
+        m(ember.ones(1, 20, dtype=ember.int64))
