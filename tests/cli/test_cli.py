@@ -221,3 +221,29 @@ def test_seed_program_command_on_cifar10_lookalike(tmp_path, capsys, monkeypatch
     assert (cfg["lr"], cfg["momentum"], cfg["scheduler"], cfg["weight_decay"]) == (
         0.001, 0.9, "none", 0.0)
     assert ckpt["data"]["classes"][:2] == ["airplane", "automobile"]
+
+
+def test_image_folder_dataset_with_augment_and_workers(tmp_path, capsys):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls, colour in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(10):
+            arr = np.clip(np.array(colour) + rng.normal(0, 20, (12, 12, 3)), 0, 255)
+            Image.fromarray(arr.astype(np.uint8)).save(tmp_path / "imgs" / cls / f"{i}.png")
+    argv = ["train", "--dataset", str(tmp_path / "imgs"), "--model", "mlp", "--epochs", "2",
+            "--augment", "--workers", "2", "--out", str(tmp_path / "runs")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "on folder: 16 train / 4 test images, 2 classes" in out
+    run = only_run(tmp_path / "runs")
+    assert main(["predict", run, str(tmp_path / "imgs" / "red" / "0.png")]) == 0
+    assert capsys.readouterr().out.count("(") == 2  # two classes: top-3 shows both
+
+
+def test_missing_extra_names_it(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # as if tqdm were not installed
+    assert main(["train", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'ember[progress]'" in err and len(err.strip().splitlines()) == 1
