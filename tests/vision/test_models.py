@@ -241,7 +241,9 @@ def test_weights_from_local_files(tmp_path):
     ember.save(sd, str(path))
     npz = tmp_path / "r20.npz"
     np.savez(npz, **{k: v.numpy() for k, v in sd.items()})
-    for w in (str(path), npz, sd):
+    tpath = tmp_path / "r20_torch.pth"  # written by PyTorch, read by ember.load
+    torch.save({k: torch.from_numpy(v.numpy().copy()) for k, v in sd.items()}, tpath)
+    for w in (str(path), npz, str(tpath), sd):
         got = models.resnet20(weights=w).state_dict()
         for k in sd:
             np.testing.assert_array_equal(got[k].numpy(), sd[k].numpy())
