@@ -14,7 +14,7 @@ import numpy as np
 
 import ember
 from ember.onnx._graph import Graph, UnsupportedOperatorError
-from ember.onnx._trace import Const, Tracer, Value
+from ember.onnx._trace import Const, Tracer, Value, same as _same
 from ember.tensor import Tensor
 
 __all__ = ["export"]
@@ -73,21 +73,19 @@ def _axes_of(spec, name):
 
 
 def _second_input(arr, axes, deltas, rng):
-    """The input of the second trace: other values, dynamic axes longer by their delta."""
+    """The input of the second trace: the values shuffled (same range and value set, so token
+    ids stay valid) and the dynamic axes longer by their delta."""
     out = arr
     for ax, sym in axes.items():
         n = arr.shape[ax]
         out = np.take(out, np.arange(n + deltas[sym]) % max(n, 1), axis=ax)
-    if out.dtype.kind == "f":
-        out = (out * 0.5 + rng.standard_normal(out.shape) * 0.1).astype(out.dtype)
-    elif out.ndim:
-        out = np.roll(out, 1, axis=-1)
-    return np.ascontiguousarray(out)
+    flat = out.reshape(-1)
+    return np.ascontiguousarray(flat[rng.permutation(flat.size)].reshape(out.shape))
 
 
-def _run(model, params, fold, arrays, positions, args, kwargs, names):
+def _run(model, params, arrays, positions, args, kwargs, names):
     """One traced forward pass; returns (tracer, graph-input Values, flat outputs)."""
-    tr = Tracer(params, fold)
+    tr = Tracer(params)
     call = list(args)
     inputs = []
     for arr, pos, name in zip(arrays, positions, names):
@@ -108,22 +106,6 @@ def _public_name(fn):
     from ember.onnx.ops import public_name
 
     return public_name(fn)
-
-
-def _same(a, b):
-    if isinstance(a, Const) and isinstance(b, Const):
-        return a.shape == b.shape and np.array_equal(a.array, b.array,
-                                                     equal_nan=a.dtype.kind == "f")
-    if isinstance(a, Value) or isinstance(b, Value):
-        return isinstance(a, Value) and isinstance(b, Value)
-    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, np.dtype) or isinstance(b, np.dtype):
-        return a == b
-    try:
-        return bool(np.all(a == b)) if type(a) is type(b) else False
-    except (TypeError, ValueError):
-        return a is b
 
 
 def _align(n1, n2):
@@ -205,10 +187,10 @@ def export(model, args, f=None, input_names=None, output_names=None, dynamic_axe
     model.eval()
     state = ember.get_rng_state()
     try:
-        tr1, ins1, outs1 = _run(model, params, do_constant_folding, arrays, positions, args,
+        tr1, ins1, outs1 = _run(model, params, arrays, positions, args,
                                 kwargs, names)
         try:
-            tr2, ins2, outs2 = _run(model, params, do_constant_folding, arrays2, positions, args,
+            tr2, ins2, outs2 = _run(model, params, arrays2, positions, args,
                                     kwargs, names)
         except (RuntimeError, ValueError, IndexError) as e:
             raise RuntimeError(f"ember.onnx.export: the model fails on inputs resized along "

@@ -27,7 +27,7 @@ from ember.autograd.function import Function
 from ember.ops import indexing as I
 from ember.tensor import Tensor
 
-__all__ = ["Value", "Const", "Node", "Tracer", "Compare", "Logical"]
+__all__ = ["Value", "Const", "Node", "Tracer", "Compare", "Logical", "same"]
 
 _LOCK = threading.Lock()
 
@@ -35,13 +35,14 @@ _LOCK = threading.Lock()
 class Value:
     """A tensor computed in the graph: a graph input, a parameter/buffer or an op output."""
 
-    __slots__ = ("name", "shape", "dtype", "kind", "array", "shape2", "unavailable")
+    __slots__ = ("name", "shape", "dtype", "kind", "array", "shape2", "unavailable", "const")
 
-    def __init__(self, name, arr, kind):
+    def __init__(self, name, arr, kind, const=False):
         self.name, self.shape, self.dtype, self.kind = name, arr.shape, arr.dtype, kind
         self.array = arr if kind == "param" else None
         self.shape2 = None
         self.unavailable = None
+        self.const = const  # computed from constants and parameters only (a folding candidate)
 
     def __repr__(self):
         return f"Value({self.name!r}, {self.shape}, {self.dtype})"
@@ -69,12 +70,13 @@ class Const:
 
 class Node:
     """One op application: ``fn`` (a Function subclass or a marker), args with tensors replaced
-    by ``Value``/``Const``, and one ``Value`` per output."""
+    by ``Value``/``Const``, and one ``Value`` per output. ``values`` holds copies of the outputs
+    when every input is constant (for constant folding)."""
 
-    __slots__ = ("fn", "args", "outs", "twin")
+    __slots__ = ("fn", "args", "outs", "twin", "values")
 
-    def __init__(self, fn, args, outs):
-        self.fn, self.args, self.outs, self.twin = fn, args, outs, None
+    def __init__(self, fn, args, outs, values=None):
+        self.fn, self.args, self.outs, self.twin, self.values = fn, args, outs, None, values
 
     def __repr__(self):
         return f"Node({self.fn.__name__}, outs={self.outs})"
@@ -88,6 +90,23 @@ class Logical:
     """Marker op for logical ops on bool tensors: args (a, b or None, onnx_op)."""
 
 
+def same(a, b):
+    """Whether two traced arguments (from the two traces) are the same."""
+    if isinstance(a, Const) and isinstance(b, Const):
+        return a.shape == b.shape and np.array_equal(a.array, b.array,
+                                                     equal_nan=a.dtype.kind == "f")
+    if isinstance(a, Value) or isinstance(b, Value):
+        return isinstance(a, Value) and isinstance(b, Value)
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.dtype) or isinstance(b, np.dtype):
+        return a == b
+    try:
+        return bool(np.all(a == b)) if type(a) is type(b) else False
+    except (TypeError, ValueError):
+        return a is b
+
+
 def _is_arr(a):
     return isinstance(a, (Tensor, np.ndarray))
 
@@ -97,13 +116,10 @@ class Tracer:
 
     Args:
         params: ``{id(array): name}`` of the model's parameters and buffers.
-        fold: record nothing for ops whose inputs are all constants/parameters; their outputs
-            become constants (constant folding).
     """
 
-    def __init__(self, params, fold=True):
+    def __init__(self, params):
         self.params = params
-        self.fold = fold
         self.values = {}
         self.keep = []
         self.nodes = []
@@ -144,18 +160,16 @@ class Tracer:
         outs = out if type(out) is tuple else (out,)
         arrs = [o._data if isinstance(o, Tensor) else o for o in outs]
         flat = [r for a in refs for r in (a if isinstance(a, (tuple, list)) else (a,))]
-        if self.fold and not any(isinstance(r, Value) and r.kind != "param" for r in flat):
-            for arr in arrs:  # constant folding: the outputs are constants from now on
-                self.values.pop(id(arr), None)
-            return
+        const = not any(isinstance(r, Value) and r.kind != "param" and not r.const for r in flat)
         vals = []
         for arr in arrs:
             v = Value(f"{_short(fn)}_{len(self.nodes)}" + (f"_{len(vals)}" if len(arrs) > 1
-                                                           else ""), arr, "act")
+                                                           else ""), arr, "act", const)
             self.values[id(arr)] = v
             self.keep.append(arr)
             vals.append(v)
-        self.nodes.append(Node(fn, refs, vals))
+        self.nodes.append(Node(fn, refs, vals,
+                               [np.array(a, copy=True) for a in arrs] if const else None))
 
     # ---------------------------------------------------------------- patching
     def __enter__(self):

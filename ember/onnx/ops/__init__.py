@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from ember.onnx._graph import UnsupportedOperatorError
+from ember.onnx._trace import same
 
 __all__ = ["CONVERTERS", "converter", "convert", "public_name", "op_key"]
 
@@ -64,6 +65,10 @@ def op_key(fn):
 
 def convert(g, node):
     """Convert one traced node; binds the graph names of its outputs."""
+    if _foldable(g, node):
+        for v, arr in zip(node.outs, node.values):
+            v.kind, v.array = "param", arr  # written as an initializer named after the value
+        return
     entry = CONVERTERS.get(op_key(node.fn))
     if entry is None:
         raise UnsupportedOperatorError(
@@ -77,6 +82,14 @@ def convert(g, node):
                              f"'{public_name(node.fn)}' is not supported")
         elif name != v.name:
             v.name = name
+
+
+def _foldable(g, node):
+    """Every input constant and nothing that differs between the two traces."""
+    tw = node.twin
+    return bool(g.fold and node.values is not None and tw is not None and
+                all(same(a, b) for a, b in zip(node.args, tw.args)) and
+                all(v.shape == v.shape2 for v in node.outs))
 
 
 def unsupported(node, detail):
