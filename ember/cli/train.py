@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import signal
 import time
+
+import numpy as np
 
 from ember.cli import _runs
 from ember.cli._data import build_datasets, dataset_names
@@ -103,6 +106,27 @@ def _restore_after_skip(skip, ckpt):
     return 0
 
 
+def _data_for(cfg):
+    """Train/test sets and their description, shaped for the configured model."""
+    from ember.vision.models import get_model_builder
+
+    get_model_builder(cfg["model"])  # an unknown model fails before any data is read
+    args = (cfg["dataset"], cfg["data_dir"], cfg["download"], cfg["augment"])
+    train_set, test_set, info = build_datasets(*args)
+    channels, resize = _runs.model_input(cfg["model"], info)
+    if (channels, resize) != (info.channels, info.resize):
+        train_set, test_set, info = build_datasets(*args, resize, channels)
+    return train_set, test_set, info
+
+
+def _seed_everything(seed):
+    import ember
+
+    ember.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
 def run(args):
     import ember
     import ember.nn as nn
@@ -112,23 +136,8 @@ def run(args):
     _runs.need("matplotlib", "plot", "curves.png of 'ember train'")
     ckpt = _runs.load_checkpoint(args.resume) if args.resume else None
     cfg = _config(args, ckpt["config"] if ckpt else None)
-    train_set, test_set, info = build_datasets(cfg["dataset"], cfg["data_dir"],
-                                               cfg["download"], cfg["augment"])
-    from ember.vision.models import get_model_builder
-
-    get_model_builder(cfg["model"])
-    channels, resize = _runs.model_input(cfg["model"], info)
-    if (channels, resize) != (info.channels, info.resize):
-        train_set, test_set, info = build_datasets(cfg["dataset"], cfg["data_dir"],
-                                                   cfg["download"], cfg["augment"], resize,
-                                                   channels)
-    ember.manual_seed(cfg["seed"])
-    import random
-
-    import numpy as np
-
-    np.random.seed(cfg["seed"])
-    random.seed(cfg["seed"])
+    train_set, test_set, info = _data_for(cfg)
+    _seed_everything(cfg["seed"])
     model = _runs.build_model(cfg["model"], info)
     optimizer = make_optimizer(cfg, model.parameters())
     scheduler = make_scheduler(cfg, optimizer)
