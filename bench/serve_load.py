@@ -146,7 +146,7 @@ def main():
         max_body = 1 << 20
         proc, port = start_server(model, ["--threads", str(args.threads), "--max-body-mb", "1"])
         try:
-            status, info = request(port, "GET", "/health")
+            _, info = request(port, "GET", "/health")
             shape = json.loads(info)["input_shape"]
             shape = [d if d is not None else 1 for d in shape]
             print(f"server pid {proc.pid} on port {port}: {json.loads(info)['model']}, input "

@@ -14,7 +14,8 @@ import numpy as np
 
 import ember
 from ember.onnx._graph import Graph, UnsupportedOperatorError
-from ember.onnx._trace import Const, Tracer, Value, same as _same
+from ember.onnx._trace import Const, Tracer, Value
+from ember.onnx._trace import same as _same
 from ember.tensor import Tensor
 
 __all__ = ["export"]

@@ -27,8 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from ember.serve._predictors import (EmberPredictor, InputError, OnnxPredictor,
-                                     load_predictor)
+from ember.serve._predictors import EmberPredictor, InputError, OnnxPredictor, load_predictor
 
 __all__ = ["InferenceServer", "load_predictor", "OnnxPredictor", "EmberPredictor", "InputError"]
 
@@ -110,7 +109,7 @@ class _Handler(BaseHTTPRequestHandler):
         except InputError as e:
             self.close_connection = self.close_connection or e.status in (411, 413)
             return self._error(e.status, str(e))
-        except Exception as e:  # a model failure is the server's fault, not the client's
+        except Exception as e:  # noqa: BLE001  (a model failure is the server's fault)
             return self._error(500, f"inference failed: {type(e).__name__}: {e}")
         self._send(200, self._payload(out, ms))
 

@@ -1,7 +1,6 @@
 """Single ops and layers through ONNX: each exported, fully checked, and run in onnxruntime
 against ember, with a second batch size through a dynamic axis where the op allows one."""
 
-import numpy as np
 import pytest
 
 import ember

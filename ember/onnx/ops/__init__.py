@@ -98,4 +98,4 @@ def unsupported(node, detail):
         f"ONNX export of '{public_name(node.fn)}' with {detail} is not supported")
 
 
-from ember.onnx.ops import math, nn, recurrent, shape  # noqa: E402,F401  (registers converters)
+from ember.onnx.ops import math, nn, recurrent, shape  # noqa: F401  (registers converters)
