@@ -176,3 +176,11 @@ def test_kernel_larger_than_input_message():
     with pytest.raises(RuntimeError, match=r"padded input size per channel: \(2 x 2\). Kernel "
                                            r"size: \(5 x 5\)"):
         nn.Conv2d(3, 6, 5)(ember.zeros(4, 3, 2, 2))
+
+
+def test_noncontiguous_inputs():
+    check_op([(2, 3, 8, 8), (4, 3, 3, 3)],
+             lambda t, x, w: t.nn.functional.conv2d(x, w, padding=1), transpose=(0, 1), **TOL)
+    check_op([(2, 3, 8, 8), (3, 4, 3, 3)],
+             lambda t, x, w: t.nn.functional.conv_transpose2d(x, w, stride=2), transpose=(0,),
+             **TOL)

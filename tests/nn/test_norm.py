@@ -161,3 +161,14 @@ def test_errors_match_torch(case):
 def test_batchnorm_single_value_per_channel_in_training():
     with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
         nn.BatchNorm1d(3)(ember.zeros(1, 3))
+
+
+def test_noncontiguous_inputs():
+    F = lambda t: t.nn.functional  # noqa: E731
+    check_op([(2, 3, 8, 8), (3,), (3,)],
+             lambda t, x, w, b: F(t).batch_norm(x, None, None, w, b, training=True),
+             transpose=(0,), **TOL)
+    check_op([(2, 3, 8, 8), (8,), (8,)], lambda t, x, w, b: F(t).layer_norm(x, (8,), w, b),
+             transpose=(0,), **TOL)
+    check_op([(2, 4, 8, 8), (4,), (4,)], lambda t, x, w, b: F(t).group_norm(x, 2, w, b),
+             transpose=(0,), **TOL)

@@ -151,3 +151,8 @@ def test_maxpool_inference_path():
     np.testing.assert_array_equal(y.numpy(), torch.nn.MaxPool2d(3, 2, 1)(torch.tensor(x)).numpy())
     np.testing.assert_array_equal(y2.numpy(), ty2.numpy())
     np.testing.assert_array_equal(i2.numpy(), ti2.numpy())
+
+
+def test_noncontiguous_inputs():
+    check_op([(2, 3, 8, 8)], lambda t, x: t.nn.functional.max_pool2d(x, 2), transpose=(0,))
+    check_op([(2, 3, 8, 8)], lambda t, x: t.nn.functional.avg_pool2d(x, 3, 1, 1), transpose=(0,))
