@@ -299,12 +299,6 @@ class RNN(RNNBase):
                              "'relu'.")
         super().__init__(mode, *args, **kwargs)
 
-    def __setattr__(self, name, value):
-        if name == "nonlinearity" and "_parameters" not in self.__dict__:
-            self.__dict__[name] = value  # set before Module.__init__, as PyTorch's RNN does
-            return
-        super().__setattr__(name, value)
-
     def forward(self, input, hx=None):
         return self._forward(input, hx, "RNN")
 
