@@ -244,6 +244,8 @@ def export(model, args, f=None, input_names=None, output_names=None, dynamic_axe
         syms = {k: s for k, s in syms.items() if s}
         syms.update(_axes_of(dynamic_axes.get(name), name))
         graph_outputs.append(_value_info(onnx, name, s1, s2, v.dtype, syms))
+    used = {i for n in g.nodes for i in n.input} | set(out_names)
+    g.initializers = [(n, a) for n, a in g.initializers if n in used]  # drop unused constants
     graph_inputs = [_value_info(onnx, v.name, v.shape, v.shape2, v.dtype, ax)
                     for v, ax in zip(ins1, in_axes)]
     if not export_params:

@@ -30,6 +30,8 @@ def _flat(out):
     if isinstance(out, ember.Tensor):
         return [out.numpy(force=True)]
     res = []
+    if out is None:
+        return res
     for o in out:
         res += _flat(o)
     return res

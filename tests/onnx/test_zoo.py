@@ -118,3 +118,15 @@ def test_bert_padding_mask_built_with_numpy_is_refused_clearly():
     with pytest.raises(ember.onnx.UnsupportedOperatorError,
                        match="changes with the input .* not computed by traced ops"):
         ember.onnx.export(net, (ids, mask), None, input_names=["ids", "mask"])
+
+
+def test_pretrained_minilm_encoder():
+    from ember.text import BertModel
+
+    try:
+        net = BertModel.from_pretrained("all-MiniLM-L6-v2", add_pooling_layer=False)
+    except (FileNotFoundError, ValueError, ImportError, OSError) as e:
+        pytest.skip(f"all-MiniLM-L6-v2 weights not installed: {e}")
+    ids = ember.randint(1000, 20000, (2, 16))
+    roundtrip(net, (ids,), {"in0": {0: "batch", 1: "seq"}},
+              others=[(ember.randint(1000, 20000, (3, 40)),)])
