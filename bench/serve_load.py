@@ -31,11 +31,14 @@ def _default_model(path):
     sys.path.insert(0, ROOT)
     import ember
     import ember.onnx
+    from ember.cli._data import DataInfo
     from ember.vision.models import CNN
 
     ember.manual_seed(0)
+    info = DataInfo("digits", 1, 8, (0.3055,), (0.3777,), [str(i) for i in range(10)])
     ember.onnx.export(CNN(in_channels=1, image_size=8), (ember.randn(1, 1, 8, 8),), path,
-                      input_names=["input"], dynamic_axes={"input": {0: "batch"}})
+                      input_names=["input"], dynamic_axes={"input": {0: "batch"}},
+                      metadata={"ember.data": json.dumps(info.to_dict())})
     return path
 
 
