@@ -38,7 +38,7 @@ class Tensor:
     ``Tensor(*sizes)`` work as PyTorch's legacy constructor (float32).
     """
 
-    __slots__ = ("_data", "_rg", "grad", "grad_fn", "_oi", "_vc", "_hooks", "__weakref__")
+    __slots__ = ("_data", "_rg", "grad", "grad_fn", "_oi", "_vc", "_hooks", "_base", "__weakref__")
     __array_priority__ = 1000  # NumPy defers to Tensor's reflected operators
 
     def __init__(self, *args, dtype=None, device=None, requires_grad=False):
@@ -53,7 +53,7 @@ class Tensor:
         else:
             raise TypeError(f"Tensor() got an unexpected combination of arguments {args!r}")
         self._data, self._rg, self.grad, self.grad_fn = arr, False, None, None
-        self._oi, self._vc, self._hooks = 0, None, None
+        self._oi, self._vc, self._hooks, self._base = 0, None, None, None
         if requires_grad:
             self.requires_grad_(True)
 
@@ -394,7 +394,9 @@ class Tensor:
 
     # ---------------------------------------------------------------- autograd
     def detach(self):
-        return _view_of(self, _wrap(self._data))
+        out = _wrap(self._data)
+        out._vc = self._vc = self._vc or [0]  # shares the version counter, not the graph
+        return out
 
     def detach_(self):
         self.grad_fn = None
@@ -466,6 +468,11 @@ class Tensor:
                 f"output with shape {list(self._data.shape)} doesn't match the broadcast shape "
                 f"{list(rd.shape)}"
             )
+        if self._base is not None and _State.enabled and (res._rg or self._base._rg):
+            from ember.autograd._views import inplace_on_view
+
+            if self._data.flags.writeable and inplace_on_view(self, res):
+                return self
         if res._rg:
             if res.grad_fn._saved:
                 _unalias_saved(res.grad_fn, self._data)
@@ -481,6 +488,10 @@ class Tensor:
             self._data = rd.astype(self._data.dtype)
         if res._rg:
             self._rg, self.grad_fn, self._oi = True, res.grad_fn, res._oi
+            if len(self._vc or ()) > 1:
+                from ember.autograd._views import regenerate_views
+
+                regenerate_views(self)
         _bump(self)
         return self
 
@@ -517,6 +528,7 @@ def _wrap_dim(dim, ndim):
 
 def _init_from(t, arr, rg=False):
     t._data, t._rg, t.grad, t.grad_fn, t._oi, t._vc, t._hooks = arr, rg, None, None, 0, None, None
+    t._base = None
 
 
 def _wrap(arr):
@@ -529,6 +541,7 @@ def _wrap(arr):
     t._oi = 0
     t._vc = None
     t._hooks = None
+    t._base = None
     return t
 
 
@@ -546,11 +559,20 @@ def _bump(t):
 
 def _view_of(src, out):
     """Make ``out`` (a view of ``src``'s memory) share ``src``'s version counter, as PyTorch's
-    views do, so an in-place change through either invalidates what the graph saved of both."""
+    views do, so an in-place change through either invalidates what the graph saved of both;
+    ``out._base`` is the tensor owning the memory, rebased when ``out`` is changed in place."""
     vc = src._vc
     if vc is None:
         vc = src._vc = [0]
     out._vc = vc
+    root = src._base
+    if root is None:
+        root = src
+    out._base = root
+    if out._rg and root.grad_fn is not None:
+        from ember.autograd._views import track_view
+
+        track_view(root, out)
     return out
 
 

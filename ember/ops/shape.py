@@ -507,6 +507,10 @@ def split(tensor, split_size_or_sections, dim=0):
 def _views_of(input, outs):
     for o in outs:
         _view_of(input, o)
+    if input._rg:
+        from ember.autograd._views import mark_multi_views
+
+        mark_multi_views(outs)
     return outs
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import ember
-from tests.harness import check_op
+from tests.harness import check_gradcheck, check_op
 
 MODIFIED = "modified by an inplace operation"
 
@@ -126,3 +126,59 @@ def test_version_counter_matches_torch():
         x.mul_(2)
         x[0] = 3
     assert e._version == t._version == 3
+
+
+VIEW_INPLACE = {
+    # an in-place op through a view changes the base: the base's gradient must see it
+    "row_mul_": lambda h, o: (h[0].mul_(2), h)[1],
+    "col_exp_": lambda h, o: (h[:, 1].exp_(), h * h)[1],
+    "t_row_mul_": lambda h, o: (h.t()[0].mul_(o[0, :3]), h)[1],
+    "view_add_": lambda h, o: (h.view(12).add_(o.reshape(12)), h)[1],
+    "narrow_copy_": lambda h, o: (h.narrow(1, 1, 2).copy_(o[:, :2]), h)[1],
+    "view_of_view": lambda h, o: (h[1:][0, 1:].mul_(o[0, 1:]), h)[1],
+    "setitem_on_view": lambda h, o: (h[1].__setitem__(slice(0, 2), o[0, :2]), h)[1],
+    # the base changes in place: a view taken before sees the new values and gradient
+    "stale_view": lambda h, o: (lambda v: (h.mul_(o), v * 1)[1])(h[1]),
+    "stale_sibling": lambda h, o: (lambda a, b: (a.mul_(3), b + a)[1])(h[0:2], h[1:3]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VIEW_INPLACE))
+def test_inplace_through_views_differentiates_like_torch(name):
+    op = VIEW_INPLACE[name]
+
+    def fn(t, x, o):
+        return op(x * 1.5, o)
+
+    check_op([(3, 4), (3, 4)], fn)
+    check_gradcheck([(3, 4), (3, 4)], lambda t, x, o: fn(t, x, o))
+
+
+def test_copy_into_a_view_of_a_plain_tensor_carries_the_gradient():
+    check_op([(2, 3)], lambda t, x: (lambda y: (y[1].copy_(x[0] * 2), y)[1])(t.zeros(2, 3)))
+
+
+def test_inplace_on_an_output_of_split_or_unbind_raises_like_torch():
+    for lib in (ember, torch):
+        h = lib.ones(3, 4, requires_grad=True) * 2
+        for op in (lambda: h.unbind(0)[2].zero_(), lambda: h.split(2)[0].mul_(2),
+                   lambda: h.chunk(2, 1)[1].add_(1)):
+            with pytest.raises(RuntimeError, match="is a view and is being modified inplace. This "
+                                                   "view is the output of a function that returns "
+                                                   "multiple views"):
+                op()
+    h = ember.ones(3, 4, requires_grad=True) * 2
+    with ember.no_grad():
+        h.unbind(0)[0].zero_()  # no graph is recorded: allowed
+    assert h[0].tolist() == [0.0] * 4
+
+
+def test_inplace_on_view_of_leaf_requiring_grad_raises():
+    x = ember.ones(2, 3, requires_grad=True)
+    for op in (lambda: x[0].add_(1), lambda: x.t().mul_(2), lambda: x.view(6).zero_()):
+        with pytest.raises(RuntimeError, match="a view of a leaf Variable that requires grad is "
+                                               "being used in an in-place operation"):
+            op()
+    with ember.no_grad():
+        x[0].add_(1)
+    assert x.tolist() == [[2.0] * 3, [1.0] * 3]
