@@ -407,7 +407,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
     if p in ("fro", 2, 2.0, None):
-        return E.sqrt(sum(E.mul(input, input), dim, keepdim))
+        return _PNorm.apply(input, 2, _axes(dim, input._data.ndim), keepdim)
     if p == "nuc":
         raise NotImplementedError("nuclear norm is not supported")
     if p == float("inf"):
@@ -418,7 +418,37 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
         return sum(E.ne(input, 0).to(input.dtype), dim, keepdim)
     if p == 1:
         return sum(E.abs(input), dim, keepdim)
+    if p > 1:
+        return _PNorm.apply(input, p, _axes(dim, input._data.ndim), keepdim)
     return E.pow(sum(E.pow(E.abs(input), p), dim, keepdim), 1.0 / p)
+
+
+class _PNorm(Function):
+    """``(sum |x|^p)^(1/p)`` for p > 1; a zero norm gets a zero gradient, as in PyTorch (the
+    chain of sqrt/pow would give 0/0 = nan there)."""
+
+    @staticmethod
+    def forward(ctx, x, p, axes, keepdim):
+        if p == 2:
+            r = np.sqrt(np.asarray((x * x).sum(axis=axes, keepdims=keepdim)))
+        else:
+            r = np.asarray((np.abs(x) ** p).sum(axis=axes, keepdims=keepdim)) ** (1.0 / p)
+        ctx.save_for_backward(x, r)
+        ctx.info = (p, axes, keepdim)
+        return r
+
+    @staticmethod
+    def backward(ctx, g):
+        x, r = ctx.saved_tensors
+        p, axes, keepdim = ctx.info
+        r = _expand_back(r, x.shape, axes, keepdim)
+        g = _expand_back(g, x.shape, axes, keepdim)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if p == 2:
+                gx = g * x / r
+            else:
+                gx = g * np.sign(x) * np.abs(x) ** (p - 1) / r ** (p - 1)
+        return np.where(r == 0, x.dtype.type(0), gx).astype(x.dtype, copy=False), None, None, None
 
 
 def dist(input, other, p=2):
@@ -462,10 +492,22 @@ class _CumProd(Function):
     def backward(ctx, g):
         x, y = ctx.saved_tensors
         a = ctx.axis
-        # Valid where x has no zeros; PyTorch's zero-handling path is not reproduced.
+        # Before a line's first zero: sum_{j>=k} g_j y_j / x_k. After it every product holds
+        # that zero: 0. At it (k = z): y_{z-1} * sum_{j>=z} g_j prod_{z<i<=j} x_i.
         s = np.flip(np.cumsum(np.flip(g * y, a), axis=a), a)
+        zero = x == 0
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(x != 0, s / x, 0).astype(x.dtype), None
+            gx = np.where(zero, 0, s / x).astype(x.dtype)
+        if zero.any():
+            first = zero & (np.cumsum(zero, axis=a) == 1)
+            after = np.cumsum(first, axis=a) > 0  # j >= z
+            c = np.cumprod(np.where(after & ~first, x, 1), axis=a)
+            tail = np.flip(np.cumsum(np.flip(np.where(after, g * c, 0), a), axis=a), a)
+            prefix = np.concatenate(
+                [np.ones_like(np.take(y, [0], axis=a)), np.take(y, range(y.shape[a] - 1), axis=a)],
+                axis=a)
+            gx = np.where(first, prefix * tail, gx).astype(x.dtype)
+        return gx, None
 
 
 def _cumext(input, dim, is_max):

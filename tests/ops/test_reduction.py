@@ -107,3 +107,20 @@ def test_empty_reduction_errors():
         ember.zeros(0).max()
     with pytest.raises(IndexError, match="Dimension out of range"):
         ember.zeros(2, 3).sum(2)
+
+
+def test_cumprod_gradient_through_zeros():
+    # one zero, two zeros, a zero first and last in a line: PyTorch's zero-aware gradient
+    x = np.array([[2., 0., 3., -1.], [0., 4., 0., 2.], [1.5, -2., 0.5, 0.], [0., 0., 0., 0.]])
+    for dim in (0, 1):
+        check_op([x.astype(np.float32)], lambda t, a: t.cumprod(a, dim))
+        check_gradcheck([x], lambda t, a: t.cumprod(a, dim))
+
+
+def test_norm_of_zero_has_zero_gradient_like_torch():
+    z = np.zeros((2, 3), np.float32)
+    z[1] = [3.0, -4.0, 1.0]
+    for fn in (lambda t, a: a.norm(), lambda t, a: a.norm(dim=1), lambda t, a: t.norm(a, p=3, dim=1),
+               lambda t, a: (a * 0).norm(p=3), lambda t, a: t.norm(a, 2, 1, keepdim=True)):
+        check_op([z], fn, **RED)
+    check_gradcheck([(3, 4)], lambda t, a: t.norm(a, p=2.5, dim=0))
