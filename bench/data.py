@@ -194,6 +194,24 @@ def bench(args):
                   flush=True)
 
 
+def loader_pair(quick=False, workers=2, batch_size=128):
+    """bench/run.py's ``loader`` row: images/s of pipeline (b) (RandomCrop + Flip + ToTensor +
+    Normalize) with 2 workers, ember and torch interleaved; returns ``{"ember": .., "torch": ..}``."""
+    torch.set_num_threads(2)
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 256, (50000, 32, 32, 3), dtype=np.uint8)
+    targets = rng.integers(0, 10, 50000).tolist()
+    ep, tp = ember_pipelines(), torch_pipelines()
+    e_ds = CIFARLike(data, targets, ep["b"] if ep else numpy_augment)
+    t_ds = CIFARLike(data, targets, tp["b"])
+    batches, reps = (20, 2) if quick else (60, 3)
+    e, t = [], []
+    for _ in range(reps):
+        e.append(throughput(DataLoader, e_ds, workers, batches, batch_size))
+        t.append(throughput(torch.utils.data.DataLoader, t_ds, workers, batches, batch_size))
+    return {"ember": statistics.median(e), "torch": statistics.median(t)}
+
+
 # ------------------------------------------------------------------------ memory over epochs
 def _mem_kb(pid):
     """(RSS, private = USS) in MiB of ``pid`` from /proc."""

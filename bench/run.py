@@ -2,9 +2,14 @@
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/run.py [--only lenet4,mlp128] [--quick]
 
-Timings are interleaved in one process with the same thread count (2) for both libraries and
-reported as medians; peak memory of each training workload is measured in a fresh child process
-per library (max RSS growth over the process's RSS after imports and model construction).
+Also ``ember bench [...]`` from a source checkout. Timings are interleaved in one process with
+the same thread count (2, ``--threads``) for both libraries and reported as medians; peak memory
+of each training workload is measured in a fresh child process per library (max RSS growth over
+the process's RSS after its imports). The header names the machine and its load average: the
+machine is often shared, and only ratios measured in one run mean anything.
+
+ember's products run on one BLAS thread while other processes keep the other cores busy (see
+``ember.backend.threads``; ``EMBER_DYNAMIC_THREADS=0`` turns that off); torch has no such mode.
 """
 
 from __future__ import annotations
@@ -150,21 +155,23 @@ def _tokens(n, t, vocab):
     return rng.integers(0, vocab, (n, t)), rng.integers(0, vocab, n * t)
 
 
-# name -> (model builder, data builder, optimizer kwargs)
+# name -> (model builder, data builder, optimizer kwargs, gradient-norm clip or None)
 WORKLOADS = {
-    "lenet4": (lenet, lambda: _images(4), dict(lr=0.001, momentum=0.9)),
-    "lenet64": (lenet, lambda: _images(64), dict(lr=0.001, momentum=0.9)),
-    "mlp128": (mlp, lambda: _images(128, 1, 28), dict(lr=0.01, momentum=0.9)),
-    "lstm32": (lambda lib: lstm_head(lib), lambda: _sequence(32, 32, 128), dict(lr=0.01, momentum=0.9)),
-    "resnet64": (resnet20, lambda: _images(64), dict(lr=0.1, momentum=0.9)),
-    # the char-LSTM example's model at its default size (embedding 65 -> LSTM 2x256, batch 32, 64 steps)
-    "gru_char": (lambda lib: lstm_head(lib, "LSTM", vocab=65, inp=64, hidden=256, layers=2),
-                 lambda: _tokens(32, 64, 65), dict(lr=0.002)),
+    "lenet4": (lenet, lambda: _images(4), dict(lr=0.001, momentum=0.9), None),
+    "lenet64": (lenet, lambda: _images(64), dict(lr=0.001, momentum=0.9), None),
+    "mlp128": (mlp, lambda: _images(128, 1, 28), dict(lr=0.01, momentum=0.9), None),
+    "lstm32": (lambda lib: lstm_head(lib), lambda: _sequence(32, 32, 128),
+               dict(lr=0.01, momentum=0.9), None),
+    "resnet64": (resnet20, lambda: _images(64), dict(lr=0.1, momentum=0.9), None),
+    # examples/char_lstm.py's training step at its defaults: CharLSTM(65 characters, embed 64,
+    # hidden 256, 1 layer), batch 32 x 64 steps, Adam(lr=3e-3), clip_grad_norm_(5.0)
+    "gru_char": (lambda lib: lstm_head(lib, "LSTM", vocab=65, inp=64, hidden=256, layers=1),
+                 lambda: _tokens(32, 64, 65), dict(lr=3e-3), 5.0),
 }
 
 
 def make_step(lib, name):
-    build, data, okw = WORKLOADS[name]
+    build, data, okw, clip = WORKLOADS[name]
     lib.manual_seed(0)
     model = build(lib)
     x, y = data()
@@ -173,11 +180,15 @@ def make_step(lib, name):
     opt = (lib.optim.Adam(model.parameters(), **okw) if "momentum" not in okw
            else lib.optim.SGD(model.parameters(), **okw))
     loss_fn = lib.nn.CrossEntropyLoss()
+    params = list(model.parameters())
+    clip_fn = lib.nn.utils.clip_grad_norm_
 
     def step():
         opt.zero_grad()
         loss = loss_fn(model(xt), yt)
         loss.backward()
+        if clip is not None:
+            clip_fn(params, clip)
         opt.step()
         return loss
 
@@ -218,13 +229,13 @@ def _hwm_kb():
     return 0
 
 
-def peak_memory_child(lib_name, name):
+def peak_memory_child(lib_name, name, threads=THREADS):
     """Run in a child: peak RSS growth (MB) of building the step and running a few steps."""
     code = (
-        "import sys; sys.path.insert(0, %r); import bench.run as r; r.set_threads();"
+        "import sys; sys.path.insert(0, %r); import bench.run as r; r.set_threads(%d);"
         "import %s as lib; base = r._rss_kb(); step = r.make_step(lib, %r); "
         "[step() for _ in range(5)]; print((r._hwm_kb() - base) / 1024)"
-    ) % (ROOT, lib_name, name)
+    ) % (ROOT, threads, lib_name, name)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     try:
         return float(out.stdout.strip().splitlines()[-1])
@@ -244,17 +255,26 @@ def bench_loader(quick=False):
 
 
 def bench_import(n=5):
+    """Median wall time of ``import lib`` in fresh processes, bytecode cached for both libraries
+    as an installed package has it (one untimed import first fills a private pycache; this
+    environment may set PYTHONDONTWRITEBYTECODE, which would make every run compile ember)."""
+    import tempfile
+
     res = {}
-    for lib in ("ember", "torch"):
-        times = []
-        for _ in range(n):
-            out = subprocess.run(
-                [sys.executable, "-c",
-                 f"import time,sys; sys.path.insert(0, {ROOT!r}); t=time.perf_counter(); import {lib}; "
-                 "print(time.perf_counter()-t)"],
-                capture_output=True, text=True)
-            times.append(float(out.stdout.strip()))
-        res[lib] = statistics.median(times)
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, PYTHONPYCACHEPREFIX=cache)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        for lib in ("ember", "torch"):
+            times = []
+            for i in range(n + 1):
+                out = subprocess.run(
+                    [sys.executable, "-c",
+                     f"import time,sys; sys.path.insert(0, {ROOT!r}); t=time.perf_counter(); "
+                     f"import {lib}; print(time.perf_counter()-t)"],
+                    capture_output=True, text=True, env=env)
+                if i:
+                    times.append(float(out.stdout.strip()))
+            res[lib] = statistics.median(times)
     return res
 
 
@@ -268,21 +288,55 @@ def core_size_mb():
     return total / 1e6
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", default="", help="comma-separated workloads")
-    p.add_argument("--reps", type=int, default=7)
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _load():
+    try:
+        return "load average %.2f %.2f %.2f" % os.getloadavg()
+    except (AttributeError, OSError):
+        return "load average n/a"
+
+
+def build_parser(p=None):
+    p = p or argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default="", help="comma-separated workloads: " +
+                   ",".join(list(WORKLOADS) + ["loader", "import"]))
+    p.add_argument("--reps", type=int, default=7, help="timed repetitions per library (median)")
+    p.add_argument("--threads", type=int, default=THREADS, help="threads for each library")
     p.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
-    p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory children")
     p.add_argument("--json", help="also write the results to this file")
-    args = p.parse_args(argv)
-    set_threads()
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return run(args)
+
+
+def run(args):
+    set_threads(args.threads)
     only = [w for w in args.only.split(",") if w] or list(WORKLOADS) + ["loader", "import"]
+    unknown = [w for w in only if w not in WORKLOADS and w not in ("loader", "import")]
+    if unknown:
+        raise ValueError(f"unknown workload(s) {unknown}; choose from "
+                         f"{list(WORKLOADS) + ['loader', 'import']}")
     reps = 2 if args.quick else args.reps
-    env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-    print(f"# ember bench: {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cpus, "
-          f"{THREADS} threads each; OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']} "
-          f"OPENBLAS_L2_SIZE={env['OPENBLAS_L2_SIZE']}")
+    env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+                                          "EMBER_DYNAMIC_THREADS")}
+    print(f"# ember bench: {time.strftime('%Y-%m-%d %H:%M')}, {_cpu_model()}, "
+          f"{os.cpu_count()} cpus, {args.threads} threads each, {_load()}; "
+          + ", ".join(f"{k}={v}" for k, v in env.items()))
     print(f"{'workload':<10} {'ember ms/step':>14} {'torch ms/step':>14} {'torch/ember':>12} "
           f"{'ember MB':>9} {'torch MB':>9}")
     results = {}
@@ -293,7 +347,7 @@ def main(argv=None):
                 inner = max(1, inner // 3)
             t = time_pair(name, reps, inner)
             mem = ({} if args.no_memory else
-                   {lib: peak_memory_child(lib, name) for lib in ("ember", "torch")})
+                   {lib: peak_memory_child(lib, name, args.threads) for lib in ("ember", "torch")})
             ratio = t["torch"] / t["ember"]
             results[name] = dict(ember_ms=t["ember"], torch_ms=t["torch"], ratio=ratio,
                                  ember_mb=mem.get("ember"), torch_mb=mem.get("torch"))
@@ -314,6 +368,7 @@ def main(argv=None):
             results[name] = dict(ember_s=r["ember"], torch_s=r["torch"], core_mb=size)
             print(f"{'import':<10} {r['ember']:>12.3f} s {r['torch']:>12.3f} s "
                   f"{r['torch'] / r['ember']:>12.2f}   ember core {size:.2f} MB", flush=True)
+    print(f"# finished {time.strftime('%H:%M')}, {_load()}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -13,9 +13,12 @@ Example::
 
 from __future__ import annotations
 
+from ember.backend.threads import machine_busy
+
 __all__ = ["serial_blas", "SERIAL_MACS"]
 
 SERIAL_MACS = 1 << 25  # products up to this many multiply-adds run on one thread
+_BLAS_SERIAL_MACS = 1 << 18  # OpenBLAS runs products this small on one thread by itself
 
 _libs = None
 
@@ -38,7 +41,9 @@ class serial_blas:
     __slots__ = ("saved",)
 
     def __init__(self, macs):
-        self.saved = () if macs <= SERIAL_MACS else None
+        # Also one thread for every product while other processes keep the other cores busy.
+        self.saved = (() if _BLAS_SERIAL_MACS < macs <= SERIAL_MACS or
+                      (macs > SERIAL_MACS and machine_busy()) else None)
 
     def __enter__(self):
         if self.saved is not None:

@@ -21,6 +21,7 @@ register("predict", "ember.cli.predict", "top classes of image files with a trai
 register("export", "ember.cli.export", "write a trained run's model as an ONNX file")
 register("serve", "ember.cli.serve", "HTTP inference server for an .onnx file or a run folder")
 register("embed", "ember.cli.embed", "sentence embeddings, or rank sentences by similarity")
+register("bench", "ember.cli.bench", "training-step speed and memory side by side with PyTorch")
 
 
 def build_parser():

@@ -16,6 +16,7 @@ import numpy as np
 
 from ember.autograd.function import Function
 from ember.autograd.grad_mode import _State
+from ember.backend.blas import serial_blas
 from ember.random import _gen
 from ember.tensor import Tensor, _wrap
 
@@ -33,7 +34,12 @@ class Linear(Function):
     @staticmethod
     def forward(ctx, x, w, b):
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-        y = x2 @ w.T
+        macs = x2.shape[0] * w.size
+        if macs <= _SMALL_MACS:
+            y = x2 @ w.T
+        else:
+            with serial_blas(macs):
+                y = x2 @ w.T
         if b is not None:
             y += b
         ctx.save_for_backward(x2, w)
@@ -45,15 +51,32 @@ class Linear(Function):
         x2, w = ctx.saved_tensors
         nx, nw, nb = ctx.needs_input_grad
         g2 = g.reshape(-1, w.shape[0]) if g.ndim != 2 else g
-        gx = (g2 @ w).reshape(ctx.xshape) if nx else None
-        gw = g2.T @ x2 if nw else None
+        macs = x2.shape[0] * w.size
+        if macs <= _SMALL_MACS:
+            gx = (g2 @ w).reshape(ctx.xshape) if nx else None
+            gw = g2.T @ x2 if nw else None
+        else:
+            with serial_blas(macs):
+                gx = (g2 @ w).reshape(ctx.xshape) if nx else None
+                gw = g2.T @ x2 if nw else None
         gb = g2.sum(axis=0) if nb else None
         return gx, gw, gb
+
+
+_SMALL_MACS = 1 << 18  # BLAS runs products this small on one thread anyway: skip the switch
 
 
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias``: input ``(*, in_features)``, weight ``(out_features,
     in_features)``, bias ``(out_features,)``; result ``(*, out_features)``."""
+    if isinstance(input, Tensor) and isinstance(weight, Tensor):
+        x, w = input._data, weight._data
+        # The common case (2-D weight, matching features and dtypes, 1-D bias) needs no more
+        # checks; everything else goes through the checks below.
+        if w.ndim == 2 and x.ndim and x.shape[-1] == w.shape[1] and x.dtype == w.dtype and (
+                bias is None or isinstance(bias, Tensor) and bias._data.dtype == w.dtype
+                and bias._data.shape == w.shape[:1]):
+            return Linear.apply(input, weight, bias)
     for name, t in (("input", input), ("weight", weight)):
         if not isinstance(t, Tensor):
             raise TypeError(f"linear(): argument '{name}' must be Tensor, not {type(t).__name__}")

@@ -121,6 +121,31 @@ class CrossEntropy(Function):
         return _unflat_classes(dx, shape), None, None, None, None, None
 
 
+class CrossEntropyMean(Function):
+    """The common case in one lean op: logits ``(N, C)``, valid class indices ``(N,)``, no
+    weight, no smoothing, mean reduction (the general op's arithmetic with the unit weights
+    dropped, so the numbers are the same)."""
+
+    @staticmethod
+    def forward(ctx, x, target):
+        logp = x - x.max(axis=1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+        rows = np.arange(x.shape[0])
+        n = x.dtype.type(x.shape[0])
+        ctx.save_for_backward(logp)
+        ctx.meta = (rows, target, n)
+        return -logp[rows, target].sum() / n
+
+    @staticmethod
+    def backward(ctx, g):
+        (logp,) = ctx.saved_tensors
+        rows, target, n = ctx.meta
+        dx = np.exp(logp)
+        dx[rows, target] -= 1
+        dx *= g / n
+        return dx, None
+
+
 class CrossEntropyProbs(Function):
     """Cross-entropy against class probabilities (target has the input's shape)."""
 
@@ -239,6 +264,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
                   reduction="mean", label_smoothing=0.0):
     """Cross-entropy between logits ``input`` (``(C,)``, ``(N, C)`` or ``(N, C, d1, ...)``) and
     class indices (``(N, d1, ...)``) or class probabilities (the input's shape)."""
+    if (reduction == "mean" and weight is None and not label_smoothing and size_average is None
+            and reduce is None and _fast_ce_ok(input, target, ignore_index)):
+        return CrossEntropyMean.apply(input, target._data)
     reduction = _reduction(reduction, size_average, reduce)
     if not 0.0 <= label_smoothing <= 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
@@ -258,6 +286,20 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     w = _check_class_target(input, target, weight, ignore_index, "cross_entropy")
     return CrossEntropy.apply(input, target._data.astype(np.int64, copy=False), w, ignore_index,
                               reduction, eps)
+
+
+def _fast_ce_ok(input, target, ignore_index):
+    """Float logits ``(N, C)`` and int64 class indices ``(N,)`` all in ``[0, C)`` (so none equals
+    ``ignore_index``): the case ``CrossEntropyMean`` covers. Anything else takes the general
+    path, which also raises the errors."""
+    if not (isinstance(input, Tensor) and isinstance(target, Tensor)):
+        return False
+    x, t = input._data, target._data
+    if x.ndim != 2 or t.ndim != 1 or t.dtype != np.int64 or x.dtype.kind != "f" or \
+            t.shape[0] != x.shape[0] or not t.shape[0]:
+        return False
+    c = x.shape[1]
+    return (ignore_index < 0 or ignore_index >= c) and t.min() >= 0 and t.max() < c
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
