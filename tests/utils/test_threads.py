@@ -1,0 +1,66 @@
+"""Thread-count control (ember.set_num_threads) and the busy-machine check."""
+
+import time
+
+import numpy as np
+import pytest
+
+import ember
+from ember.backend import threads as bt
+from ember.backend.blas import serial_blas
+from ember.utils import threads
+
+
+def test_set_get_num_threads_roundtrip():
+    before = ember.get_num_threads()
+    try:
+        ember.set_num_threads(1)
+        assert ember.get_num_threads() == 1
+    finally:
+        ember.set_num_threads(before)
+    assert ember.get_num_threads() == before
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_num_threads_rejects(bad):
+    with pytest.raises(ValueError, match="positive integer"):
+        ember.set_num_threads(bad)
+
+
+def test_machine_busy_is_a_cached_bool():
+    first = bt.machine_busy()
+    assert isinstance(first, bool)
+    assert bt.machine_busy() is first  # within the sampling window: the cached verdict
+    bt._last[0] = time.monotonic() - 1.0
+    assert isinstance(bt.machine_busy(), bool)
+
+
+def test_set_dynamic_off_never_busy_on_multicore():
+    was = threads.get_dynamic()
+    try:
+        threads.set_dynamic(False)
+        assert threads.machine_busy() is (bt.cpu_count() < 2)
+    finally:
+        threads.set_dynamic(was)
+
+
+def test_serial_blas_restores_thread_count():
+    before = threads.get_num_threads()
+    a = np.ones((256, 256), np.float32)
+    with serial_blas(1 << 20):
+        np.matmul(a, a)
+    assert threads.get_num_threads() == before
+
+
+def test_linear_results_unchanged_across_thread_paths():
+    ember.manual_seed(0)
+    x = ember.randn(128, 784)
+    m = ember.nn.Linear(784, 512)
+    y1 = m(x)
+    was = threads.get_dynamic()
+    try:
+        threads.set_dynamic(False)
+        y2 = m(x)
+    finally:
+        threads.set_dynamic(was)
+    np.testing.assert_allclose(y1.detach().numpy(), y2.detach().numpy(), rtol=1e-5, atol=1e-5)
