@@ -1,5 +1,6 @@
 """Activation layers (PyTorch's ``nn.ReLU`` ... ``nn.GLU``): thin modules over
-``ember.nn.functional``. ``MultiheadAttention`` lives in ``nn/modules/attention.py``.
+``ember.nn.functional``. ``MultiheadAttention`` lives in ``nn/modules/attention.py`` and is
+re-exported here, where PyTorch defines it (``torch.nn.modules.activation.MultiheadAttention``).
 
 Example::
 
@@ -10,6 +11,7 @@ Example::
 from __future__ import annotations
 
 import ember
+from ember.nn.modules.attention import MultiheadAttention
 from ember.nn.modules.module import Module
 from ember.nn.parameter import Parameter
 from ember.ops import activation as F
@@ -18,7 +20,7 @@ __all__ = [
     "ReLU", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh",
     "Softmax", "LogSoftmax", "Softmin", "Softmax2d", "Softplus", "Hardtanh", "ReLU6", "PReLU",
     "RReLU", "Hardswish", "Hardsigmoid", "LogSigmoid", "Tanhshrink", "Softsign", "Softshrink",
-    "Hardshrink", "Threshold", "GLU",
+    "Hardshrink", "Threshold", "GLU", "MultiheadAttention",
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 from collections import OrderedDict
 
-from ember.nn.modules.module import Module
+from ember.nn.modules.module import Module, _addindent
 from ember.nn.parameter import Parameter
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
@@ -145,6 +145,21 @@ class ModuleList(Module):
     def forward(self, *args):
         raise NotImplementedError("ModuleList is a container and has no forward; iterate over it")
 
+    def __repr__(self):
+        # PyTorch's compressed form: runs of equal reprs print once, as "(0-2): 3 x Linear(...)"
+        reprs = [repr(m) for m in self]
+        if not reprs:
+            return self._get_name() + "()"
+        runs = []  # [start, end, repr]
+        for i, r in enumerate(reprs):
+            if runs and runs[-1][2] == r:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i, r])
+        lines = [_addindent(f"({a}): {r}" if a == b else f"({a}-{b}): {b - a + 1} x {r}", 2)
+                 for a, b, r in runs]
+        return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
+
 
 class ModuleDict(Module):
     """A dict of sub-modules."""
@@ -230,10 +245,9 @@ class ParameterList(Module):
         return self
 
     def extra_repr(self):
-        return "\n".join(
-            f"({k}): Parameter containing: [{p.dtype} of size {'x'.join(map(str, p.shape))}]"
-            for k, p in self._parameters.items()
-        )
+        # PyTorch's text, including the two leading spaces on every line
+        return "\n".join(f"  ({k}): {_param_str(p, str(p.dtype))}"
+                         for k, p in self._parameters.items())
 
 
 class ParameterDict(Module):
@@ -275,6 +289,14 @@ class ParameterDict(Module):
         items = parameters.items() if hasattr(parameters, "items") else parameters
         for k, p in items:
             self[k] = p
+
+    def extra_repr(self):
+        return "\n".join(f"  ({k}): {_param_str(p, p.type())}" for k, p in self._parameters.items())
+
+
+def _param_str(p, dtype):
+    kind = "Parameter" if isinstance(p, Parameter) else "Tensor"
+    return f"{kind} containing: [{dtype} of size {'x'.join(map(str, p.shape))}]"
 
 
 def _as_param(p):

@@ -446,8 +446,7 @@ class Module:
         lines = extra.split("\n") if extra else []
         child = []
         for name, m in self._modules.items():
-            r = repr(m).replace("\n", "\n  ")
-            child.append(f"({name}): {r}")
+            child.append(f"({name}): {_addindent(repr(m), 2)}")
         lines += child
         main = self._get_name() + "("
         if lines:
@@ -644,6 +643,16 @@ def _check_name(module, name, kind):
     if hasattr(module, name) and name not in module._parameters and name not in module._buffers \
             and name not in module._modules:
         raise KeyError(f"attribute '{name}' already exists")
+
+
+def _addindent(s, num_spaces):
+    """Indent every line but the first by ``num_spaces`` (blank lines stay empty), as PyTorch's
+    repr does for nested modules."""
+    first, *rest = s.split("\n")
+    if not rest:
+        return s
+    pad = " " * num_spaces
+    return "\n".join([first] + [pad + line if line.strip() else "" for line in rest])
 
 
 def _size_str(shape):
