@@ -31,7 +31,7 @@ DEFAULTS = dict(model="cnn", dataset="digits", data_dir="data", download=False, 
                 scheduler="none", augment=False, workers=0, seed=0, out="runs")
 # Per-dataset defaults for options not given: the bundled digits train to >= 98% in seconds.
 # Other datasets keep the plain defaults, so the CIFAR-10 tutorial's flags give its exact recipe.
-RECIPES = {"digits": dict(lr=0.05, scheduler="cosine")}
+RECIPES = {"digits": dict(epochs=15, lr=0.05, scheduler="cosine", augment=True)}
 _RESUMABLE = ("epochs", "workers")  # options that may change when a run is resumed
 
 
@@ -44,7 +44,7 @@ def add_arguments(p):
     p.add_argument("--data-dir", help=f"where datasets live (default {d['data_dir']!r})")
     p.add_argument("--download", action="store_true", default=None,
                    help="download the dataset if it is missing")
-    p.add_argument("--epochs", type=int, help=f"default {d['epochs']}")
+    p.add_argument("--epochs", type=int, help=f"default {d['epochs']} (15 on digits)")
     p.add_argument("--batch-size", type=int, help=f"default {d['batch_size']}")
     p.add_argument("--lr", type=float, help=f"learning rate (default {d['lr']}; 0.05 on digits)")
     p.add_argument("--momentum", type=float, help=f"SGD/RMSprop momentum (default {d['momentum']})")
@@ -54,8 +54,9 @@ def add_arguments(p):
     p.add_argument("--scheduler", choices=["none", "step", "cosine"],
                    help=f"learning-rate schedule per epoch (default {d['scheduler']}; cosine on "
                         "digits)")
-    p.add_argument("--augment", action="store_true", default=None,
-                   help="random crops (and flips for photos) on the training set")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random crops (and flips for photos) on the training set (default: on "
+                        "for digits, off otherwise)")
     p.add_argument("--workers", type=int, help="DataLoader worker processes (default 0)")
     p.add_argument("--seed", type=int, help=f"random seed (default {d['seed']})")
     p.add_argument("--out", help=f"folder for run folders (default {d['out']!r})")
@@ -99,8 +100,9 @@ class _StopFlag:
 
 def _restore_after_skip(skip, ckpt):
     # The batches done before an interruption were replayed from the epoch's starting RNG state
-    # (so the loader's sampler is where it was); continue from the global RNG states that the
-    # interrupted run had at that moment (its dropout and augmentation draws included).
+    # (so the loader's sampler is where it was); before the next batch is fetched, continue from
+    # the global RNG states that the interrupted run had at that moment (its dropout and
+    # augmentation draws included).
     if skip:
         _runs.set_rng_state(ckpt["rng"])
     return 0
@@ -181,10 +183,11 @@ def run(args):
             t0 = time.perf_counter() - seconds
             bar = tqdm(total=len(loader), initial=skip, desc=f"epoch {epoch}/{cfg['epochs']}",
                        unit="batch", leave=False, dynamic_ncols=True)
-            for i, (x, y) in enumerate(loader):
-                if i < skip:
-                    continue
-                skip = _restore_after_skip(skip, ckpt)
+            batches = iter(loader)
+            for _ in range(skip):  # replay the batches done before an interruption
+                next(batches)
+            first, skip = skip, _restore_after_skip(skip, ckpt)
+            for i, (x, y) in enumerate(batches, start=first):
                 out = model(x)
                 loss = criterion(out, y)
                 optimizer.zero_grad()
@@ -205,7 +208,7 @@ def run(args):
                           f"'ember train --resume {run_dir}'")
                     return 130
             bar.close()
-            skip, partial = _restore_after_skip(skip, ckpt), None
+            partial = None
             if scheduler is not None:
                 scheduler.step()
             test_loss, test_acc = evaluate(model, test_loader, criterion)

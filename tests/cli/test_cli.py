@@ -38,7 +38,7 @@ def test_train_writes_run_folder(trained, capsys):
     for m in metrics:
         assert set(m) == {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"}
     assert metrics[1]["train_loss"] < metrics[0]["train_loss"]
-    assert metrics[1]["test_acc"] > 0.9
+    assert metrics[1]["test_acc"] > 0.8
     ckpt = ember.load(os.path.join(trained, "checkpoint.pt"))
     assert ckpt["epoch"] == 2 and ckpt["config"]["model"] == "cnn"
     assert {"model", "optimizer", "scheduler", "rng"} <= set(ckpt)
