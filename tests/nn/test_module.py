@@ -180,7 +180,8 @@ def test_train_eval_propagates_and_dropout_obeys():
 
 def test_registration_errors():
     m = ember.nn.Module()
-    with pytest.raises(TypeError, match="cannot assign 'Tensor' as parameter 'w'"):
+    with pytest.raises(TypeError, match=r"cannot assign 'ember.FloatTensor' as parameter 'w' "
+                                        r"\(ember.nn.Parameter or None expected\)"):
         m.w = ember.nn.Parameter(ember.ones(1))
         m.w = ember.ones(1)
     with pytest.raises(KeyError, match="contain"):
@@ -207,3 +208,86 @@ def test_containers_match_torch():
     assert [k for k, _ in pl.named_parameters()] == ["0", "1"] and pl[1].requires_grad
     with pytest.raises(IndexError, match="index 5 is out of range"):
         s[5]
+
+
+def _bn_net(n):
+    return n.Sequential(n.Linear(3, 2), n.BatchNorm1d(2), n.Sequential(n.Linear(2, 2, bias=False)),
+                        n.InstanceNorm1d(2))
+
+
+LOAD_CASES = {
+    "size_mismatch": lambda L, sd: {**sd, "0.weight": L.zeros(3, 3)},
+    "missing_and_unexpected_nested": lambda L, sd: {
+        **{k: v for k, v in sd.items() if not k.startswith("2.")}, "9.x": L.zeros(1),
+        "2.0.bias": L.zeros(2), "0.weight": L.zeros(1)},
+    "unexpected_under_a_buffer": lambda L, sd: {**sd, "1.running_mean.extra": L.zeros(1)},
+    "old_bn_without_num_batches_tracked": lambda L, sd: {
+        k: v for k, v in sd.items() if k != "1.num_batches_tracked"},
+    "pre_0_4_instancenorm_stats": lambda L, sd: {**sd, "3.running_mean": L.zeros(2),
+                                                 "3.running_var": L.ones(2)},
+    "unexpected_key_first_in_order": lambda L, sd: {"2.0.extra": L.zeros(1), **sd,
+                                                    "zz": L.zeros(1)},
+}
+
+
+@pytest.mark.parametrize("strict", [True, False])
+@pytest.mark.parametrize("case", list(LOAD_CASES))
+def test_load_state_dict_errors_and_results_equal_torchs(case, strict):
+    """Plain dicts (no _metadata), as converted checkpoints are: same text, same key lists."""
+    def run(n, lib):
+        m = _bn_net(n)
+        sd = LOAD_CASES[case](lib, dict(m.state_dict()))
+        try:
+            return repr(m.load_state_dict(sd, strict=strict))
+        except RuntimeError as ex:
+            return "RuntimeError: " + str(ex)
+
+    assert run(ember.nn, ember) == run(torch.nn, torch).replace("torch.", "ember.")
+
+
+def test_state_dict_metadata_versions_match_torch():
+    e, t = _bn_net(ember.nn).state_dict(), _bn_net(torch.nn).state_dict()
+    assert dict(e._metadata) == {k: {"version": v["version"]} for k, v in t._metadata.items()}
+    # with version 2 recorded, a missing num_batches_tracked is an error again (as in torch)
+    del e["1.num_batches_tracked"]
+    with pytest.raises(RuntimeError, match='Missing key.*"1.num_batches_tracked"'):
+        _bn_net(ember.nn).load_state_dict(e)
+
+
+def test_load_state_dict_post_hooks_of_children_run_and_assign():
+    m = ember.nn.Sequential(ember.nn.Linear(2, 2))
+    seen = []
+    m[0].register_load_state_dict_post_hook(lambda mod, keys: seen.append(type(mod).__name__))
+    m.register_load_state_dict_post_hook(lambda mod, keys: seen.append(type(mod).__name__))
+    sd = {k: v.clone() for k, v in m.state_dict().items()}
+    m.load_state_dict(sd)
+    assert seen == ["Linear", "Sequential"]  # torch's order: a child's hook, then its parent's
+    w = ember.ones(2, 2)
+    m.load_state_dict({**sd, "0.weight": w}, assign=True)
+    assert isinstance(m[0].weight, ember.nn.Parameter) and m[0].weight.requires_grad
+    assert m[0].weight._data is w._data
+    with pytest.raises(TypeError, match="Expected state_dict to be dict-like, got <class 'list'>"):
+        m.load_state_dict([1])
+
+
+def test_parameters_buffers_children_modules_register_parameter():
+    t, e = net(torch.nn), net(ember.nn)
+    assert [tuple(p.shape) for p in e.parameters()] == [tuple(p.shape) for p in t.parameters()]
+    assert [tuple(b.shape) for b in e.buffers()] == [tuple(b.shape) for b in t.buffers()]
+    assert [type(c).__name__ for c in e.children()] == [type(c).__name__ for c in t.children()]
+    assert [type(c).__name__ for c in e.modules()] == [type(c).__name__ for c in t.modules()]
+    assert len(list(e.parameters(recurse=False))) == 0
+    for m, lib in ((e, ember), (t, torch)):
+        m.register_parameter("extra", lib.nn.Parameter(lib.zeros(2)))
+        m.register_parameter("nothing", None)
+    assert "extra" in e.state_dict() and "nothing" not in e.state_dict()
+    assert list(e.state_dict()) == list(t.state_dict())
+    assert [k for k, _ in e.named_parameters()] == [k for k, _ in t.named_parameters()]
+    with pytest.raises(TypeError, match=r"cannot assign 'ember.FloatTensor' object to parameter "
+                                        r"'bad' \(ember.nn.Parameter or None required\)"):
+        e.register_parameter("bad", ember.zeros(2))
+    order = []
+    e.apply(lambda m: order.append(type(m).__name__))
+    torder = []
+    t.apply(lambda m: torder.append(type(m).__name__))
+    assert order == torder  # children first, the root last

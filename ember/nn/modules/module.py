@@ -14,10 +14,9 @@ from ember.tensor import Tensor, _wrap
 
 __all__ = ["Module", "register_module_forward_hook", "register_module_forward_pre_hook"]
 
-_IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    __slots__ = ()
 
-
-class _IncompatibleKeysT(_IncompatibleKeys):
     def __repr__(self):
         if not self.missing_keys and not self.unexpected_keys:
             return "<All keys matched successfully>"
@@ -163,7 +162,7 @@ class Module:
         if params is not None and name in params:
             if value is not None and not isinstance(value, Parameter):
                 raise TypeError(
-                    f"cannot assign '{type(value).__name__}' as parameter '{name}' "
+                    f"cannot assign '{_typename(value)}' as parameter '{name}' "
                     "(ember.nn.Parameter or None expected)"
                 )
             params[name] = value
@@ -179,7 +178,7 @@ class Module:
         if mods is not None and name in mods:
             if value is not None:
                 raise TypeError(
-                    f"cannot assign '{type(value).__name__}' as child module '{name}' "
+                    f"cannot assign '{_typename(value)}' as child module '{name}' "
                     "(ember.nn.Module or None expected)"
                 )
             mods[name] = value
@@ -191,8 +190,8 @@ class Module:
         if bufs is not None and name in bufs:
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(
-                    f"cannot assign '{type(value).__name__}' as buffer '{name}' "
-                    "(ember.Tensor or None expected)"
+                    f"cannot assign '{_typename(value)}' as buffer '{name}' "
+                    "(ember.nn.Buffer, ember.Tensor or None expected)"
                 )
             bufs[name] = value
             return
@@ -225,7 +224,7 @@ class Module:
         _check_name(self, name, "parameter")
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(
-                f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
+                f"cannot assign '{_typename(param)}' object to parameter '{name}' "
                 "(ember.nn.Parameter or None required)"
             )
         self._parameters[name] = param
@@ -236,8 +235,8 @@ class Module:
         _check_name(self, name, "buffer")
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(
-                f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
-                "(ember.Tensor or None required)"
+                f"cannot assign '{_typename(tensor)}' object to buffer '{name}' "
+                "(ember Tensor or None required)"
             )
         if isinstance(tensor, Buffer):
             tensor = _wrap(tensor._data)
@@ -482,6 +481,8 @@ class Module:
         if destination is None:
             destination = OrderedDict()
             destination._metadata = OrderedDict()
+        if hasattr(destination, "_metadata"):  # PyTorch's per-module version record
+            destination._metadata[prefix[:-1]] = {"version": self._version}
         self._save_to_state_dict(destination, prefix, keep_vars)
         for name, m in self._modules.items():
             if m is not None:
@@ -498,14 +499,14 @@ class Module:
             hook(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
         persistent = {k: v for k, v in self._buffers.items()
                       if k not in self._non_persistent_buffers_set}
-        local = list(self._parameters.items()) + list(persistent.items())
-        for name, param in local:
+        local = {k: v for k, v in itertools.chain(self._parameters.items(), persistent.items())
+                 if v is not None}
+        assign = local_metadata.get("assign_to_params_buffers", False)
+        for name, param in local.items():
             key = prefix + name
             if key not in state_dict:
-                if param is not None:
+                if strict:
                     missing_keys.append(key)
-                continue
-            if param is None:
                 continue
             value = state_dict[key]
             arr = _to_array(value)
@@ -515,42 +516,75 @@ class Module:
                     f"Tensor-like object from checkpoint but received {type(value)}"
                 )
                 continue
+            if param._data.ndim == 0 and arr.shape == (1,):
+                arr = arr[0]  # PyTorch loads a 1-element vector into a 0-d buffer (old files)
             if arr.shape != param._data.shape:
                 error_msgs.append(
                     f"size mismatch for {key}: copying a param with shape {_size_str(arr.shape)} "
                     f"from checkpoint, the shape in current model is {_size_str(param._data.shape)}."
                 )
                 continue
-            param._data[...] = arr.astype(param._data.dtype, copy=False) if param._data.dtype.kind == "f" or arr.dtype == param._data.dtype else arr
+            if assign and isinstance(value, Tensor):
+                if isinstance(param, Parameter):
+                    value = Parameter(value, requires_grad=param.requires_grad)
+                setattr(self, name, value)
+                continue
+            param._data[...] = arr
             if param._vc is not None:
                 param._vc[0] += 1
         extra_key = prefix + "_extra_state"
-        has_extra = getattr(type(self), "set_extra_state", None) is not Module.set_extra_state
-        if has_extra:
+        if getattr(type(self), "set_extra_state", None) is not Module.set_extra_state:
             if extra_key in state_dict:
                 self.set_extra_state(state_dict[extra_key])
             elif strict:
                 missing_keys.append(extra_key)
+        elif strict and extra_key in state_dict:
+            unexpected_keys.append(extra_key)
+        if strict:  # PyTorch's rule: keys under this prefix that name nothing here
+            for key in state_dict:
+                if key.startswith(prefix) and key != extra_key:
+                    first, *rest = key[len(prefix):].split(".", 1)
+                    if (first not in self._modules) if rest else (first not in local):
+                        unexpected_keys.append(key)
 
     def load_state_dict(self, state_dict, strict=True, assign=False):
         """Copy parameters and buffers from ``state_dict`` (a PyTorch state_dict of tensors or
-        arrays loads too). With ``strict``, missing or unexpected keys raise PyTorch's error."""
+        arrays loads too). With ``strict``, missing or unexpected keys raise PyTorch's error;
+        ``assign=True`` makes the module hold the given tensors instead of copying them.
+
+        Example::
+
+            model.load_state_dict(ember.load("ckpt.pt"))
+            result = model.load_state_dict(sd, strict=False)   # result.missing_keys, ...
+        """
         if not isinstance(state_dict, collections.abc.Mapping):
             raise TypeError(
                 f"Expected state_dict to be dict-like, got {type(state_dict)}."
             )
         missing, unexpected, errors = [], [], []
+        metadata = getattr(state_dict, "_metadata", None)
         state_dict = OrderedDict(state_dict)
 
-        def load(mod, prefix=""):
-            mod._load_from_state_dict(state_dict, prefix, {}, True, missing, unexpected, errors)
+        def load(mod, local_state_dict, prefix=""):
+            local_metadata = {} if metadata is None else dict(metadata.get(prefix[:-1], {}))
+            if assign:
+                local_metadata["assign_to_params_buffers"] = True
+            mod._load_from_state_dict(local_state_dict, prefix, local_metadata, True, missing,
+                                      unexpected, errors)
             for name, child in mod._modules.items():
                 if child is not None:
-                    load(child, prefix + name + ".")
+                    child_prefix = prefix + name + "."
+                    load(child, {k: v for k, v in local_state_dict.items()
+                                 if k.startswith(child_prefix)}, child_prefix)
+            incompatible = _IncompatibleKeys(missing, unexpected)
+            for hook in mod._load_state_dict_post_hooks.values():
+                if hook(mod, incompatible) is not None:
+                    raise AssertionError(
+                        "Hooks registered with ``register_load_state_dict_post_hook`` are not "
+                        "expected to return new values, if incompatible_keys need to be "
+                        "modified, it should be done inplace.")
 
-        load(self)
-        expected = set(self.state_dict().keys())
-        unexpected.extend(k for k in state_dict if k not in expected)
+        load(self, state_dict)
         if strict:
             if unexpected:
                 errors.insert(0, "Unexpected key(s) in state_dict: {}. ".format(
@@ -563,10 +597,7 @@ class Module:
                 "Error(s) in loading state_dict for {}:\n\t{}".format(
                     type(self).__name__, "\n\t".join(errors))
             )
-        result = _IncompatibleKeysT(missing, unexpected)
-        for hook in self._load_state_dict_post_hooks.values():
-            hook(self, result)
-        return result
+        return _IncompatibleKeys(missing, unexpected)
 
     def register_state_dict_pre_hook(self, hook):
         return self._add_hook(self._state_dict_hooks, lambda m, d, p, _: hook(m, p, False) and None)
@@ -653,6 +684,11 @@ def _addindent(s, num_spaces):
         return s
     pad = " " * num_spaces
     return "\n".join([first] + [pad + line if line.strip() else "" for line in rest])
+
+
+def _typename(obj):
+    """PyTorch's ``torch.typename``: 'ember.FloatTensor' for a tensor, the class name otherwise."""
+    return obj.type() if isinstance(obj, Tensor) else type(obj).__name__
 
 
 def _size_str(shape):

@@ -104,6 +104,25 @@ class _InstanceNorm(_NormBase):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype,
                          bias=bias)
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # PyTorch's message for pre-0.4 checkpoints that hold running stats this layer lacks
+        keys = [prefix + n for n in ("running_mean", "running_var") if prefix + n in state_dict]
+        if local_metadata.get("version", None) is None and not self.track_running_stats and keys:
+            name = type(self).__name__
+            error_msgs.append(
+                "Unexpected running stats buffer(s) {names} for {klass} with "
+                "track_running_stats=False. If state_dict is a checkpoint saved before 0.4.0, "
+                "this may be expected because {klass} does not track running stats by default "
+                "since 0.4.0. Please remove these keys from state_dict. If the running stats are "
+                "actually needed, instead set track_running_stats=True in {klass} to enable "
+                "them. See the documentation of {klass} for details.".format(
+                    names=" and ".join(f'"{k}"' for k in keys), klass=name))
+            for k in keys:
+                state_dict.pop(k)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
     def forward(self, input):
         nd = self._nd
         if input.ndim not in (nd + 1, nd + 2):
