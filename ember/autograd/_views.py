@@ -20,7 +20,7 @@ import numpy as np
 from ember.autograd.function import Function
 from ember.tensor import _bump, _unalias_saved, _wrap
 
-__all__ = ["view_index", "inplace_on_view", "regenerate_views", "track_view", "mark_multi_views"]
+__all__ = ["inplace_on_view", "mark_multi_views", "regenerate_views", "track_view", "view_index"]
 
 _as_strided = np.lib.stride_tricks.as_strided
 _byte_bounds = np.lib.array_utils.byte_bounds

@@ -216,6 +216,8 @@ def _is_float(a, b):
 def _int_div(a, b, mode):
     a, b = _prep(a, b)
     bd = b._data if isinstance(b, Tensor) else b
+    if np.any(np.asarray(bd) == 0):
+        raise RuntimeError(f"ZeroDivisionError: integer division by zero ({a.dtype} tensors)")
     q = np.trunc(np.true_divide(a._data, bd)).astype(a._data.dtype)
     return _wrap(q)
 
@@ -229,24 +231,37 @@ def floor_divide(input, other):
 
 def remainder(input, other):
     a, b = _prep(input, other)
-    bd = b._data if isinstance(b, Tensor) else b
-    if a._rg and a._data.dtype.kind == "f":
+    if (a._rg or getattr(b, "_rg", False)) and a._data.dtype.kind == "f":
         # x mod y = x - floor(x/y)*y: differentiable in x with slope 1, in y with -floor(x/y)
-        return sub(a, mul(_wrap(np.floor(a._data / bd)), b))
+        return sub(a, mul(_wrap(_quotient(np.floor, a, b)), b))
     return _nograd(np.remainder, a, b)
 
 
 def fmod(input, other):
     a, b = _prep(input, other)
-    bd = b._data if isinstance(b, Tensor) else b
-    if a._rg and a._data.dtype.kind == "f":
-        return sub(a, mul(_wrap(np.trunc(a._data / bd)), b))
+    if (a._rg or getattr(b, "_rg", False)) and a._data.dtype.kind == "f":
+        return sub(a, mul(_wrap(_quotient(np.trunc, a, b)), b))
     return _nograd(np.fmod, a, b)
 
 
-def _nograd(f, a, b):
+_INT_DIVS = (np.floor_divide, np.remainder, np.fmod)
+
+
+def _quotient(rounding, a, b):
     try:
-        return _wrap(np.asarray(f(a._data, b._data if isinstance(b, Tensor) else b)))
+        return rounding(a._data / (b._data if isinstance(b, Tensor) else b))
+    except ValueError:
+        _broadcast_error(a, b)
+
+
+def _nograd(f, a, b):
+    bd = b._data if isinstance(b, Tensor) else b
+    if f in _INT_DIVS and a._data.dtype.kind in "iub" and np.any(np.asarray(bd) == 0):
+        # NumPy would return 0 with a warning; PyTorch raises.
+        raise RuntimeError(f"ZeroDivisionError: integer {f.__name__} by zero ({a.dtype} tensors)")
+    try:
+        with np.errstate(divide="ignore", invalid="ignore"):  # IEEE results, no warnings
+            return _wrap(np.asarray(f(a._data, bd)))
     except ValueError:
         _broadcast_error(a, b)
 

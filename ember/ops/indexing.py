@@ -118,6 +118,8 @@ class GetItem(Function):
 
 def getitem(input, idx):
     index, basic = _convert_index(idx, input._data.shape)
+    if basic and Ellipsis not in index:
+        index += (Ellipsis,)  # x[1, 2] is then a 0-d view (NumPy would copy out a scalar)
     if not input._rg:
         out = _wrap(np.asarray(input._data[index]))
     else:
@@ -199,7 +201,7 @@ def index_select(input, dim, index):
     if idx.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
     n = input._data.shape[axis] if input._data.ndim else 1
-    if idx.size and (idx.max() >= n or idx.min() < -n):
+    if idx.size and (idx.max() >= n or idx.min() < 0):
         raise IndexError(
             f"index out of range in self: index {int(idx.max() if idx.max() >= n else idx.min())} "
             f"for dimension {axis} with size {n}"
@@ -244,7 +246,7 @@ def _check_gather(input, axis, idx, name):
             f"({idx.ndim} vs {x.ndim}) in {name}"
         )
     n = x.shape[axis]
-    if idx.size and (idx.max() >= n or idx.min() < -n):
+    if idx.size and (idx.max() >= n or idx.min() < 0):
         raise RuntimeError(
             f"index {int(idx.max() if idx.max() >= n else idx.min())} is out of bounds for "
             f"dimension {axis} with size {n}"
@@ -325,7 +327,7 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
             f"scatter(): Expected self.dtype to be equal to src.dtype ({input.dtype} vs {src.dtype})"
         )
     n = input._data.shape[axis]
-    if idx.size and (idx.max() >= n or idx.min() < -n):
+    if idx.size and (idx.max() >= n or idx.min() < 0):
         raise RuntimeError(
             f"index {int(idx.max() if idx.max() >= n else idx.min())} is out of bounds for "
             f"dimension {axis} with size {n}"

@@ -299,6 +299,11 @@ def _correction(unbiased, correction):
 
 
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(
+            f"std and var only support floating point and complex dtypes (got {input.dtype}); "
+            f"convert first, e.g. x.float().var()"
+        )
     if isinstance(dim, bool):
         unbiased, dim = dim, None
     return Var.apply(input, _axes(dim, input._data.ndim), _correction(unbiased, correction), keepdim)

@@ -3,6 +3,7 @@ inputs, hypothesis shapes, and float64 gradcheck."""
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
@@ -182,3 +183,22 @@ def test_where_scalar_branch_and_addcmul():
 
 def test_clamp_tensor_bounds():
     check_op([(3, 4), (4,), (4,)], lambda t, x, lo, hi: t.clamp(x, lo, lo + hi.abs()))
+
+
+def test_remainder_fmod_gradient_to_the_divisor_alone():
+    # only the divisor requires grad: its gradient (-floor or -trunc of a/b) must not be dropped
+    check_op([(3, 4), (3, 4)], lambda t, a, b: t.remainder(a.detach(), b.abs() + 0.5))
+    check_op([(3, 4), (3, 4)], lambda t, a, b: t.fmod(a.detach() * 3, b.abs() + 0.5))
+    check_op([(3, 4), (4,)], lambda t, a, b: a.detach() % (b.abs() + 0.5))
+    num = np.random.default_rng(5).standard_normal((3, 4)) * 3
+    check_gradcheck([(3, 4)], lambda t, b: t.remainder(t.tensor(num), b.abs() + 0.5))
+
+
+def test_integer_division_by_zero_raises_like_torch():
+    for fn in (lambda t: t.tensor([3, 4]) // 0, lambda t: t.tensor([3, 4]) % t.tensor([1, 0]),
+               lambda t: t.fmod(t.tensor([3]), 0), lambda t: t.floor_divide(t.tensor([3]), 0),
+               lambda t: t.div(t.tensor([3]), t.tensor([0]), rounding_mode="trunc")):
+        for lib in (ember, torch):
+            with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+                fn(lib)
+    assert (ember.tensor([3.0]) // 0).tolist() == [float("inf")]  # floats follow IEEE, as torch

@@ -139,3 +139,24 @@ def test_index_out_of_range_errors():
     # torch agrees that these are errors of the same class
     with pytest.raises(IndexError):
         torch.zeros(3, 4)[3]
+
+
+def test_integer_index_gives_a_writable_zero_dim_view():
+    for lib in (ember, torch):
+        x = lib.zeros(2, 3)
+        x[1, 2].fill_(7.0)
+        x[0, -1].add_(2.0)
+        v = x[1, 0]
+        v += 5
+        assert x.tolist() == [[0.0, 0.0, 2.0], [5.0, 0.0, 7.0]] and v.shape == ()
+
+
+def test_gather_scatter_refuse_negative_indices_like_torch():
+    for lib in (ember, torch):
+        x = lib.zeros(2, 3)
+        with pytest.raises(RuntimeError, match="index -1 is out of bounds for dimension 1 with size 3"):
+            x.gather(1, lib.tensor([[-1]]))
+        with pytest.raises(RuntimeError, match="index -1 is out of bounds for dimension 0 with size 2"):
+            x.scatter(0, lib.tensor([[-1]]), lib.ones(1, 1))
+        with pytest.raises(IndexError, match="index out of range in self"):
+            x.index_select(0, lib.tensor([-1]))

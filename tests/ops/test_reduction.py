@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ember
+import torch
 from tests.harness import check_gradcheck, check_op
 
 # Reductions sum many float32 terms in a different order than torch: 1e-5 absolute slack.
@@ -124,3 +125,10 @@ def test_norm_of_zero_has_zero_gradient_like_torch():
                lambda t, a: (a * 0).norm(p=3), lambda t, a: t.norm(a, 2, 1, keepdim=True)):
         check_op([z], fn, **RED)
     check_gradcheck([(3, 4)], lambda t, a: t.norm(a, p=2.5, dim=0))
+
+
+def test_var_std_of_integers_raise_like_torch():
+    for lib in (ember, torch):
+        for fn in (lambda x: x.std(), lambda x: x.var(0), lambda x: lib.std_mean(x)):
+            with pytest.raises(RuntimeError, match="only support floating point"):
+                fn(lib.tensor([1, 2]))
