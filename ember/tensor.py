@@ -239,9 +239,9 @@ class Tensor:
 
     def _scalar_check(self, what):
         if self._data.size != 1:
-            raise RuntimeError(
-                f"{what} of a Tensor with {self._data.size} elements is ambiguous"
-                if what == "Boolean value" else
+            if what == "Boolean value":
+                raise RuntimeError(f"{what} of a Tensor with {self._data.size} elements is ambiguous")
+            raise ValueError(  # PyTorch's class for int()/float() of a many-element tensor
                 f"only one element tensors can be converted to Python scalars (got shape "
                 f"{tuple(self._data.shape)})"
             )
@@ -272,7 +272,12 @@ class Tensor:
     def __format__(self, spec):
         if self._data.ndim == 0 or (spec and self._data.size == 1):
             return format(self._data.reshape(()).item(), spec)
-        return format(repr(self), spec)
+        if spec:
+            raise TypeError(
+                f"unsupported format string {spec!r} passed to Tensor.__format__: only one-element "
+                f"tensors take a format spec (this one has shape {tuple(self._data.shape)})"
+            )
+        return repr(self)
 
     def __repr__(self):
         from ember._format import tensor_repr

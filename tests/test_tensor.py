@@ -89,8 +89,11 @@ def test_item_tolist_scalars():
         ember.tensor([1.0, 2.0]).item()
     with pytest.raises(RuntimeError, match="Boolean value of a Tensor with 2 elements is ambiguous"):
         bool(ember.tensor([1.0, 2.0]))
-    with pytest.raises(RuntimeError, match="only one element tensors"):
-        float(ember.tensor([1.0, 2.0]))
+    for conv in (float, int):
+        with pytest.raises(ValueError, match="only one element tensors"):
+            conv(ember.tensor([1.0, 2.0]))
+        with pytest.raises(ValueError, match="only one element tensors"):
+            conv(torch.tensor([1.0, 2.0]))
 
 
 def test_format_and_index():
@@ -103,6 +106,10 @@ def test_format_and_index():
     assert f"{i:d}" == "2"
     with pytest.raises(TypeError, match="only integer tensors of a single element"):
         [1, 2][ember.tensor(1.0)]
+    with pytest.raises(TypeError, match="unsupported format string"):
+        f"{ember.tensor([1.0, 2.0]):.2f}"
+    with pytest.raises(TypeError, match="unsupported format string"):
+        f"{torch.tensor([1.0, 2.0]):.2f}"
 
 
 def test_iteration_and_len():
@@ -157,6 +164,30 @@ def test_devices():
             make()
     with pytest.raises(RuntimeError, match="Expected one of cpu, cuda"):
         ember.device("gpu")
+
+
+def test_tensor_dtype_inference_matches_torch():
+    for data in ([1, 2.5], [True, 1], [True, False], [[1, 2], [3.5, 4]], np.float64(3.0),
+                 np.array(3.0), np.int32(3), [], [np.float32(1), np.float32(2)],
+                 [np.float64(1), 2.0], [np.zeros(2, np.float64), np.ones(2)],
+                 [np.int32(1), np.int32(2)], [np.int16(1), 2], [ember.tensor(1.0), 2.0],
+                 np.arange(3, dtype=np.int8), np.ones(2, np.float16), 2**40, ((1, 2), (3, 4))):
+        tdata = [torch.tensor(1.0), 2.0] if isinstance(data, list) and data and isinstance(
+            data[0], ember.Tensor) else data
+        e, t = ember.tensor(data), torch.tensor(tdata)
+        assert str(e.dtype) == str(t.dtype).replace("torch", "ember"), (data, e.dtype, t.dtype)
+        assert e.tolist() == t.tolist()
+
+
+def test_tensor_refuses_dtypes_it_cannot_hold():
+    for arr in (np.ones(2, np.uint16), np.ones(2, np.uint32), np.ones(2, np.complex64)):
+        with pytest.raises(TypeError, match=f"can't convert np.ndarray of type {arr.dtype}"):
+            ember.tensor(arr)
+        with pytest.raises(TypeError, match=f"can't convert np.ndarray of type {arr.dtype}"):
+            ember.as_tensor(arr)
+    assert ember.tensor(np.ones(2, np.uint16), dtype=ember.int32).dtype is ember.int32
+    with pytest.raises(TypeError, match="invalid data type 'str'"):
+        ember.tensor("abc")
 
 
 def test_legacy_constructor_and_array_protocol():

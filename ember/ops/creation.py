@@ -35,6 +35,11 @@ def _infer(data):
         return data._data
     if isinstance(data, np.ndarray):
         return data
+    first = data
+    while isinstance(first, (list, tuple)) and first:
+        first = first[0]
+    if isinstance(first, (np.ndarray, np.generic)):
+        return _infer_numpy_items(data)
     if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
         data = _tensors_to_lists(data)
     try:
@@ -52,6 +57,34 @@ def _infer(data):
         arr = arr.astype(np.int64)
     elif arr.dtype.kind == "c":
         raise TypeError("complex tensors are not supported by ember")
+    return arr
+
+
+def _infer_numpy_items(data):
+    """A list holding NumPy scalars/arrays: PyTorch promotes the items' own dtypes (Python
+    floats count as the default dtype), so ``[np.float64(1), np.float64(2)]`` stays float64."""
+    if isinstance(data, np.generic):
+        return np.asarray(data)
+    dt = None
+    for x in _flat(data):
+        if isinstance(x, (np.ndarray, np.generic)):
+            d = _dt.from_numpy_dtype(x.dtype)
+        elif isinstance(x, bool):
+            d = _dt.bool
+        elif isinstance(x, numbers.Integral):
+            d = _dt.int64
+        elif isinstance(x, numbers.Real):
+            d = _dt.get_default_dtype()
+        else:
+            d = None
+        if d is not None:
+            dt = d if dt is None else _dt.promote_types(dt, d)
+    try:
+        arr = np.array(data, dtype=None if dt is None else dt.np)
+    except ValueError as e:
+        raise ValueError(f"expected a sequence of equal-length sequences for a tensor: {e}") from None
+    if arr.dtype == object or arr.dtype.kind in "USOc":
+        raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
     return arr
 
 
@@ -74,6 +107,8 @@ def _tensors_to_lists(x):
 def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False):
     """Copy ``data`` into a new tensor (``ember.tensor([[1., 2.], [3., 4.]])``)."""
     arr = _infer(data)
+    if dtype is None:
+        _dt.from_numpy_dtype(arr.dtype)  # a clear TypeError for uint16, complex, object...
     arr = np.array(arr, dtype=_dt.to_dtype(dtype).np if dtype is not None else None, copy=True)
     return _finish(arr, requires_grad, device)
 
