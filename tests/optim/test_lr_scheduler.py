@@ -211,3 +211,42 @@ def test_one_cycle_too_many_steps():
     with pytest.raises(ValueError, match="Tried to step 4 times. The specified number of total "
                                          "steps is 3"):
         _step(opt, sched)
+
+
+def _mlp_loss(lib, ps, x, y):
+    w1, b1, w2, b2 = ps
+    return (((x @ w1.T + b1).tanh() @ w2.T + b2 - y) ** 2).mean()
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES) + ["ReduceLROnPlateau"])
+def test_scheduled_training_follows_torch(name):
+    """100 steps of a scheduled optimizer on the same model and data: the same parameters
+    (rtol 1e-4) and the same learning rates as torch, each library computing its own grads."""
+    rng = np.random.default_rng(0)
+    shapes = [(8, 5), (8,), (3, 8), (3,)]
+    init = [(rng.standard_normal(s) * 0.5).astype(np.float32) for s in shapes]
+    x, y = rng.standard_normal((16, 5)).astype(np.float32), rng.standard_normal((16, 3)).astype(
+        np.float32)
+    runs = {}
+    for lib, opt_mod, sched_mod in ((torch, torch.optim, TS), (ember, eo, ES)):
+        ps = [lib.tensor(a.copy(), requires_grad=True) for a in init]
+        if name in ADAM:
+            opt = opt_mod.Adam([{"params": ps[:2]}, {"params": ps[2:], "lr": 0.02}], lr=0.01)
+        else:
+            opt = opt_mod.SGD([{"params": ps[:2]}, {"params": ps[2:], "lr": 0.02}], lr=0.01,
+                              momentum=0.9)
+        sched = (sched_mod.ReduceLROnPlateau(opt, patience=2, factor=0.5)
+                 if name == "ReduceLROnPlateau" else SCHEDULES[name](sched_mod, opt))
+        lrs = []
+        for _ in range(100):
+            opt.zero_grad()
+            loss = _mlp_loss(lib, ps, lib.tensor(x), lib.tensor(y))
+            loss.backward()
+            opt.step()
+            sched.step(round(loss.item(), 3)) if name == "ReduceLROnPlateau" else sched.step()
+            lrs.append([g["lr"] for g in opt.param_groups])
+        runs[lib.__name__] = ([p.detach().numpy() for p in ps], lrs)
+    (pe, le), (pt, lt) = runs["ember"], runs["torch"]
+    np.testing.assert_allclose(le, lt, rtol=1e-6, atol=1e-12)
+    for a, b in zip(pe, pt):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

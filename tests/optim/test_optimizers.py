@@ -288,3 +288,35 @@ def test_updates_in_place_float32():
         assert p.detach().numpy() is arr and arr.dtype == np.float32
         for v in opt.state[p].values():
             assert v.dtype == ember.float32
+
+
+@pytest.mark.parametrize("name,kw", [CONFIGS[i] for i in (2, 6, 10, 14, 17, 20, 22)],
+                         ids=[IDS[i] for i in (2, 6, 10, 14, 17, 20, 22)])
+def test_ember_state_dict_loads_into_torch_and_continues(name, kw):
+    params, x, y = _data(2)
+    tp, topt, ep, eopt = _pair(name, kw, params)
+    for _ in range(10):  # ember trains alone (torch's grads, ember's update)...
+        grads = _torch_grads([torch.tensor(p.detach().numpy(), requires_grad=True) for p in ep],
+                             x, y)
+        eopt.zero_grad()
+        for p, g in zip(ep, grads):
+            p.grad = ember.tensor(g)
+        eopt.step()
+    esd = eopt.state_dict()
+    with torch.no_grad():  # ...then torch takes over its parameters and optimizer state
+        for t, e in zip(tp, ep):
+            t.copy_(torch.tensor(e.detach().numpy()))
+    topt.load_state_dict({"state": {k: {n: torch.tensor(v.numpy()) if isinstance(v, ember.Tensor)
+                                        else v for n, v in s.items()}
+                                    for k, s in esd["state"].items()},
+                          "param_groups": esd["param_groups"]})
+    for _ in range(10):
+        topt.zero_grad()
+        grads = _torch_grads(tp, x, y)
+        eopt.zero_grad()
+        for p, g in zip(ep, grads):
+            p.grad = ember.tensor(g)
+        topt.step()
+        eopt.step()
+    for a, b in zip(ep, tp):
+        assert_close(a, b, rtol=1e-5, atol=1e-7)
