@@ -278,6 +278,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             raise RuntimeError(
                 f"Expected floating point type for target with class probabilities, got "
                 f"{_tname(target)}")
+        if ignore_index >= 0:  # PyTorch refuses it rather than silently ignoring nothing
+            raise RuntimeError("ignore_index is not supported for floating point target")
         c = input.shape[1] if input.ndim >= 2 else input.shape[0]
         w = _weight_arr(weight, c, input)
         if target._data.dtype != input._data.dtype:

@@ -221,6 +221,9 @@ def test_cross_entropy_errors():
          "0D or 1D target tensor expected, multi-target not supported")
     _err(lambda: Fe.cross_entropy(x, ember.zeros(4, 10, dtype=ember.int64)), RuntimeError,
          "0D or 1D target tensor expected")
+    _err(lambda: Fe.cross_entropy(x, ember.rand(4, 10), ignore_index=0), RuntimeError,
+         "ignore_index is not supported for floating point target")
+    Fe.cross_entropy(x, ember.rand(4, 10), ignore_index=-1)  # negative: accepted, as in torch
 
 
 def test_other_loss_errors():
