@@ -102,6 +102,7 @@ def test_inplace_ops_differentiate_like_torch(name):
         return h * 2
 
     check_op([(3, 4), (3, 4)], fn)
+    check_gradcheck([(3, 4), (3, 4)], fn)
 
 
 def test_inplace_without_graph_writes_memory():
@@ -161,8 +162,8 @@ def test_copy_into_a_view_of_a_plain_tensor_carries_the_gradient():
 def test_inplace_on_an_output_of_split_or_unbind_raises_like_torch():
     for lib in (ember, torch):
         h = lib.ones(3, 4, requires_grad=True) * 2
-        for op in (lambda: h.unbind(0)[2].zero_(), lambda: h.split(2)[0].mul_(2),
-                   lambda: h.chunk(2, 1)[1].add_(1)):
+        for op in (lambda h=h: h.unbind(0)[2].zero_(), lambda h=h: h.split(2)[0].mul_(2),
+                   lambda h=h: h.chunk(2, 1)[1].add_(1)):
             with pytest.raises(RuntimeError, match="is a view and is being modified inplace. This "
                                                    "view is the output of a function that returns "
                                                    "multiple views"):

@@ -116,6 +116,7 @@ def test_tril_triu(k):
     check_op([(4, 5)], lambda t, x: t.tril(x, k))
     check_op([(2, 4, 4)], lambda t, x: x.triu(k), transpose=(0,))
     check_gradcheck([(4, 5)], lambda t, x: t.triu(x, k))
+    check_gradcheck([(2, 4, 4)], lambda t, x: x.tril(k))
 
 
 def test_index_out_of_range_errors():
