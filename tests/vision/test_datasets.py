@@ -326,3 +326,47 @@ def test_digits_file_matches_source_and_readme():
     with np.load(digits._FILE) as z:
         np.testing.assert_array_equal(z["images"], d.images.astype(np.uint8))
         np.testing.assert_array_equal(z["labels"], d.target)
+
+
+def test_seed_program_data_pipeline_with_two_workers(cifar_root):
+    """The tutorial's loader verbatim: CIFAR10 + Compose([ToTensor(), Normalize]) +
+    DataLoader(batch_size=4, shuffle=True, num_workers=2); batches are the samples of a seeded
+    permutation, the same as with no workers."""
+    root, C, (tx, ty, _, _) = cifar_root
+    import ember as torch
+    import ember.vision.transforms as transforms
+
+    transform = transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
+    trainset = C(root=str(root), train=True, download=True, transform=transform)
+    trainloader = torch.utils.data.DataLoader(trainset, batch_size=4, shuffle=True, num_workers=2)
+    torch.manual_seed(0)
+    batches = [(x.numpy().copy(), y.tolist()) for x, y in trainloader]
+    torch.manual_seed(0)
+    single = [(x.numpy(), y.tolist()) for x, y in
+              torch.utils.data.DataLoader(trainset, batch_size=4, shuffle=True)]
+    assert len(trainloader) == len(batches) == 5
+    assert all(x.shape == (4, 3, 32, 32) and x.dtype == np.float32 for x, _ in batches)
+    assert [y for _, y in batches] == [y for _, y in single]
+    assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(batches, single))
+    # each image is the normalized HWC sample whose label it carries
+    norm = (tx.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255) - np.float32(0.5)) \
+        / np.float32(0.5)
+    for x, y in batches:
+        for img, label in zip(x, y):
+            k = next(i for i in range(len(norm)) if np.array_equal(norm[i], img))
+            assert ty[k] == label
+    assert sorted(sum((y for _, y in batches), [])) == sorted(ty)
+
+
+def test_image_folder_malformed_inputs_name_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing"):
+        datasets.ImageFolder(str(tmp_path / "missing"))
+    (tmp_path / "plain_file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="plain_file"):
+        datasets.ImageFolder(str(tmp_path / "plain_file"))
+    (tmp_path / "root" / "cls").mkdir(parents=True)
+    (tmp_path / "root" / "cls" / "broken.png").write_bytes(b"not a png at all")
+    ds = datasets.ImageFolder(str(tmp_path / "root"))
+    with pytest.raises(OSError, match="broken.png"):  # PIL.UnidentifiedImageError
+        ds[0]

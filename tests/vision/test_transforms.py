@@ -516,3 +516,29 @@ def test_unexpected_input_type():
         F.get_dimensions([1, 2])
     with pytest.raises(TypeError, match="img should be Tensor Image"):
         F.erase(pil(), 0, 0, 1, 1, 0)
+
+
+def test_random_resized_crop_and_color_jitter_on_tensors_replay_the_same_draws():
+    for seed in range(3):
+        ember.manual_seed(seed)
+        i, j, h, w = T.RandomResizedCrop.get_params(chw(), (0.08, 1.0), (3 / 4, 4 / 3))
+        ember.manual_seed(seed)
+        out = T.RandomResizedCrop((8, 9), antialias=True)(chw())
+        ref = F.resize(F.crop(chw(), i, j, h, w), [8, 9], antialias=True)
+        assert out.shape == (3, 8, 9)
+        np.testing.assert_array_equal(out.numpy(), ref.numpy())
+
+    def draw(g):
+        return g.permutation(4), g.uniform(0.6, 1.4), g.uniform(0.7, 1.3), g.uniform(0.5, 1.5)
+
+    order, b, c, s = replay(9, draw)
+    out = T.ColorJitter(brightness=0.4, contrast=0.3, saturation=0.5)(chw())
+    ref = chw()
+    for k in order:
+        ref = {0: lambda im: F.adjust_brightness(im, b), 1: lambda im: F.adjust_contrast(im, c),
+               2: lambda im: F.adjust_saturation(im, s), 3: lambda im: im}[int(k)](ref)
+    np.testing.assert_array_equal(out.numpy(), ref.numpy())
+    # the tensor path agrees with the PIL path to Pillow's rounding
+    ember.manual_seed(9)
+    via_pil = np.asarray(T.ColorJitter(brightness=0.4, contrast=0.3, saturation=0.5)(pil()))
+    assert np.abs(as_hwc(out).astype(int) - via_pil.astype(int)).max() <= 2
