@@ -123,7 +123,7 @@ def build_onnx(model):
         export(model, (ids, ember.ones(BATCH, SEQ, dtype=ember.int64)), path,
                input_names=["input_ids", "attention_mask"], output_names=["hidden"],
                dynamic_axes={"input_ids": {0: "b", 1: "s"}, "attention_mask": {0: "b", 1: "s"}})
-    except Exception as exc:  # any exporter failure becomes a note, not a crash
+    except Exception as exc:  # noqa: BLE001 -- any exporter failure becomes a note, not a crash
         return None, f"skipped: ember.onnx.export failed: {type(exc).__name__}: {exc}"
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = THREADS, 1

@@ -14,5 +14,5 @@ from ember.text._resolve import KNOWN_MODELS, resolve
 from ember.text.bert import BertConfig, BertModel, BertOutput, load_bert_state_dict
 from ember.text.sentence import SentenceEncoder, load_tokenizer, mean_pool
 
-__all__ = ["BertConfig", "BertModel", "BertOutput", "KNOWN_MODELS", "SentenceEncoder",
+__all__ = ["KNOWN_MODELS", "BertConfig", "BertModel", "BertOutput", "SentenceEncoder",
            "load_bert_state_dict", "load_tokenizer", "mean_pool", "resolve"]

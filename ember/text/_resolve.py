@@ -33,7 +33,7 @@ def _package_folder(name):
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(f"model {name!r} needs its weights package, which is not installed: "
                           f"{install}") from None
-    return os.path.join(list(spec.submodule_search_locations)[0], sub)
+    return os.path.join(next(iter(spec.submodule_search_locations)), sub)
 
 
 def resolve(name_or_path, required=REQUIRED_FILES) -> str:

@@ -78,13 +78,13 @@ class BertConfig:
                              f"{self.position_embedding_type!r}")
 
     @classmethod
-    def from_dict(cls, d: dict) -> "BertConfig":
+    def from_dict(cls, d: dict) -> BertConfig:
         """Keep the known keys of a ``config.json`` dict; ignore the rest (architectures...)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
     @classmethod
-    def from_json_file(cls, path) -> "BertConfig":
+    def from_json_file(cls, path) -> BertConfig:
         with open(path, encoding="utf-8") as fh:
             return cls.from_dict(json.load(fh))
 
@@ -283,7 +283,7 @@ class BertModel(nn.Module):
         return BertOutput(hidden, pooled)
 
     @classmethod
-    def from_pretrained(cls, name_or_path, add_pooling_layer: bool = True) -> "BertModel":
+    def from_pretrained(cls, name_or_path, add_pooling_layer: bool = True) -> BertModel:
         """Build from a folder (or a known name, see ``ember.text.resolve``) holding
         ``config.json`` and ``model.safetensors``; returns the model in eval mode."""
         from ember.text._resolve import resolve
@@ -305,7 +305,7 @@ def load_bert_state_dict(path, model: BertModel) -> dict:
     from ember.io.safetensors import load_file
 
     sd = load_file(path, dtype=ember.float32)
-    sd = {k[5:] if k.startswith("bert.") else k: v for k, v in sd.items()}
+    sd = {k.removeprefix("bert."): v for k, v in sd.items()}
     sd.pop("embeddings.position_ids", None)
     if model.pooler is None:
         sd = {k: v for k, v in sd.items() if not k.startswith("pooler.")}

@@ -79,7 +79,7 @@ class SentenceEncoder(nn.Module):
         self.do_lower_case = bool(do_lower_case)
 
     @classmethod
-    def from_pretrained(cls, name_or_path, max_seq_length: int | None = None) -> "SentenceEncoder":
+    def from_pretrained(cls, name_or_path, max_seq_length: int | None = None) -> SentenceEncoder:
         """Load a known model (``"all-MiniLM-L6-v2"``) or a folder with ``config.json``,
         ``model.safetensors`` and ``tokenizer.json``; returns the encoder in eval mode.
 

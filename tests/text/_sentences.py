@@ -23,8 +23,8 @@ SENTENCES = [
     "The stock market fell sharply on Monday after the central bank raised interest rates.",
     "Quantum entanglement links the states of two particles regardless of distance.",
     "How do I reset my password if I no longer have access to my email account?",
-    "Python 3.11 is 10-60% faster than 3.10 (per the release notes), mostly from the new "
-    "specialising interpreter.",
+    ("Python 3.11 is 10-60% faster than 3.10 (per the release notes), mostly from the new "
+     "specialising interpreter."),
     "e = mc^2; F = ma; PV = nRT.",
     "Crème brûlée is a dessert consisting of a rich custard base topped with caramel.",
     "Ça va? Très bien, merci — et toi?",

@@ -11,8 +11,8 @@ from ember.text import bert as ebert
 from tests.harness import assert_close, check_module, copy_params
 from tests.text import _torch_bert as tbert
 
-SMALL = dict(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-             intermediate_size=64, max_position_embeddings=16, type_vocab_size=2)
+SMALL = {"vocab_size": 50, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+         "intermediate_size": 64, "max_position_embeddings": 16, "type_vocab_size": 2}
 
 
 def config(dropout=0.0, **kw):
@@ -133,9 +133,9 @@ def test_config_from_dict_ignores_unknown_keys():
 
 
 @pytest.mark.parametrize("kw, msg", [
-    (dict(num_attention_heads=5), "hidden_size (32) must be a multiple of num_attention_heads"),
-    (dict(hidden_act="swish2"), "hidden_act 'swish2' is not supported"),
-    (dict(position_embedding_type="relative_key"), "position_embedding_type='absolute'"),
+    ({"num_attention_heads": 5}, "hidden_size (32) must be a multiple of num_attention_heads"),
+    ({"hidden_act": "swish2"}, "hidden_act 'swish2' is not supported"),
+    ({"position_embedding_type": "relative_key"}, "position_embedding_type='absolute'"),
 ])
 def test_config_errors(kw, msg):
     with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
