@@ -358,14 +358,17 @@ class PointwiseLoss(Function):
     """``reduce(weight * loss(x, t))`` for the losses in ``_KINDS``; gradients for x and t."""
 
     @staticmethod
-    def forward(ctx, x, t, kind, params, weight, reduction):
+    def forward(ctx, x, t, kind, params, weight, reduction, mean_over_weight=False):
         f, df = _KINDS[kind]
         loss = f(x, t, *params).astype(x.dtype, copy=False)
+        n = x.dtype.type(loss.size)
         if weight is not None:
             loss = loss * weight
+            if mean_over_weight:  # PyTorch's weighted mse/l1 'mean' is sum(w * loss) / sum(w)
+                n = weight.sum(dtype=x.dtype)
         ctx.save_for_backward(x, t)
-        ctx.meta = (kind, params, weight, reduction, loss.shape, x.dtype.type(loss.size))
-        return _reduce(loss, reduction)
+        ctx.meta = (kind, params, weight, reduction, loss.shape, n)
+        return _reduce(loss, reduction, n)
 
     @staticmethod
     def backward(ctx, g):
@@ -378,11 +381,11 @@ class PointwiseLoss(Function):
             s = s * weight
         gx = unbroadcast(np.broadcast_to(dx * s, shape), x.shape).astype(x.dtype) if nx else None
         gt = unbroadcast(np.broadcast_to(dt * s, shape), t.shape).astype(t.dtype) if nt else None
-        return gx, gt, None, None, None, None
+        return gx, gt, None, None, None, None, None
 
 
 def _pointwise_loss(input, target, kind, params=(), weight=None, reduction="mean", strict=False,
-                    name=""):
+                    name="", mean_over_weight=False):
     if not isinstance(target, Tensor):
         raise TypeError(f"{name}(): target must be a Tensor, got {type(target).__name__}")
     if tuple(target.shape) != tuple(input.shape):
@@ -396,7 +399,14 @@ def _pointwise_loss(input, target, kind, params=(), weight=None, reduction="mean
     w = None if weight is None else np.broadcast_to(
         weight._data.astype(input._data.dtype, copy=False),
         np.broadcast_shapes(input.shape, target.shape))
-    return PointwiseLoss.apply(input, target, kind, params, w, reduction)
+    return PointwiseLoss.apply(input, target, kind, params, w, reduction, mean_over_weight)
+
+
+def _same_size_weight(weight, input):
+    """mse/l1/huber take a weight of the input's exact size, as PyTorch (no broadcasting)."""
+    if weight is not None and tuple(weight.shape) != tuple(input.shape):
+        raise ValueError("Weights and input must have the same size.")
+    return weight
 
 
 def _size_msg(target, input, strict):
@@ -413,14 +423,16 @@ def _size_msg(target, input, strict):
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     """Mean squared error ``(input - target) ** 2``, reduced."""
-    return _pointwise_loss(input, target, "mse", (), weight,
-                           _reduction(reduction, size_average, reduce), name="mse_loss")
+    return _pointwise_loss(input, target, "mse", (), _same_size_weight(weight, input),
+                           _reduction(reduction, size_average, reduce), name="mse_loss",
+                           mean_over_weight=True)
 
 
-def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
-    """Mean absolute error ``|input - target|``, reduced."""
-    return _pointwise_loss(input, target, "l1", (), None,
-                           _reduction(reduction, size_average, reduce), name="l1_loss")
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """Mean absolute error ``|input - target|`` (times ``weight`` when given), reduced."""
+    return _pointwise_loss(input, target, "l1", (), _same_size_weight(weight, input),
+                           _reduction(reduction, size_average, reduce), name="l1_loss",
+                           mean_over_weight=True)
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
@@ -438,7 +450,8 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     """``0.5 d^2`` for ``|d| < delta``, ``delta * (|d| - delta / 2)`` beyond."""
     if delta <= 0:
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
-    return _pointwise_loss(input, target, "huber", (float(delta),), weight, _reduction(reduction),
+    return _pointwise_loss(input, target, "huber", (float(delta),),
+                           _same_size_weight(weight, input), _reduction(reduction),
                            name="huber_loss")
 
 

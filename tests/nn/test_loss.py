@@ -243,3 +243,20 @@ def test_other_loss_errors():
     _err(lambda: Fe.huber_loss(ember.rand(3), ember.rand(3), delta=0), RuntimeError,
          "non-positive values for delta")
     _err(lambda: ember.nn.TripletMarginLoss(margin=0), ValueError, "expected margin to be greater")
+
+
+WEIGHTED = [(n, r) for n in ("mse_loss", "l1_loss", "huber_loss") for r in ("mean", "sum", "none")]
+
+
+@pytest.mark.parametrize("name,reduction", WEIGHTED)
+def test_elementwise_weight_matches_torch(name, reduction):
+    """torch's weighted mse/l1 'mean' divides by sum(weight) (huber's by the element count)."""
+    wt = rng.uniform(0.1, 3.0, (3, 4))
+
+    def fn(t, x, y):
+        return getattr(F(t), name)(x, y, reduction=reduction, weight=w(t, wt, x))
+
+    check_op([(3, 4), (3, 4)], fn)
+    check_gradcheck([(3, 4), (3, 4)], fn)
+    with pytest.raises(ValueError, match="Weights and input must have the same size."):
+        getattr(ember.nn.functional, name)(ember.rand(3, 4), ember.rand(3, 4), weight=ember.ones(4))
