@@ -7,7 +7,6 @@ at the same path, and a nested model must print as PyTorch prints it (with "torc
 import importlib
 import pkgutil
 
-import pytest
 import torch
 import torch.nn.modules
 
