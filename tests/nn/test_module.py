@@ -148,6 +148,7 @@ def test_backward_hook_wrong_count_raises():
 
 def test_to_apply_zero_grad_requires_grad():
     e = net(ember.nn)
+    assert e.to("cpu") is e and e.to(ember.device("cpu")) is e and e.cpu() is e
     e.to(ember.float64)
     assert all(p.dtype == ember.float64 for p in e.parameters())
     assert e.steps.dtype == ember.float64
