@@ -370,3 +370,39 @@ def test_image_folder_malformed_inputs_name_the_path(tmp_path):
     ds = datasets.ImageFolder(str(tmp_path / "root"))
     with pytest.raises(OSError, match="broken.png"):  # PIL.UnidentifiedImageError
         ds[0]
+
+
+class _Reduce:
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_restricted_unpickler_refuses_every_other_global(tmp_path, protocol):
+    import builtins
+    import subprocess
+
+    canary = tmp_path / "canary"
+    gadgets = [
+        (os.system, (f"touch {canary}",)),
+        (subprocess.Popen, (["touch", str(canary)],)),
+        (builtins.exec, (f"open({str(canary)!r}, 'w')",)),
+        (builtins.getattr, ("", "join")),
+        (pickle.loads, (b"\x80\x02cos\nsystem\n.",)),
+        (np.load, (str(canary),)),
+        (shutil.rmtree, (str(tmp_path / "nothing"),)),
+    ]
+    for fn, args in gadgets:
+        path = tmp_path / "data_batch_1"
+        path.write_bytes(pickle.dumps({"data": _Reduce(fn, args), "labels": [1]}, protocol=protocol))
+        with pytest.raises(pickle.UnpicklingError, match="refusing to load global"):
+            load_batch(str(path))
+        assert not canary.exists()
+    ok = {"data": np.arange(6, dtype=np.uint8).reshape(2, 3), "labels": [1, 2]}
+    (tmp_path / "good").write_bytes(py2_pickle(ok))  # what the official files hold still loads
+    got = load_batch(str(tmp_path / "good"))
+    np.testing.assert_array_equal(got["data"], ok["data"])
+    assert got["labels"] == [1, 2]
