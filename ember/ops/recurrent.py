@@ -21,11 +21,11 @@ has no recurrent functions, so neither does ``ember.nn.functional``)::
 from __future__ import annotations
 
 import functools
-import os
 
 import numpy as np
 
 from ember.autograd.function import Function
+from ember.backend.blas import SERIAL_MACS, serial_blas
 
 __all__ = []
 
@@ -33,59 +33,14 @@ _LSTM_PERM = [3, 0, 1, 2]  # internal gate k is PyTorch gate _LSTM_PERM[k]: (o, 
 _LSTM_INV = [1, 2, 3, 0]
 
 
-class _OneThreadWhenBusy:
-    """Context: BLAS on one thread while the machine's other cores are busy.
-
-    Measured here (2 cores, others running): the LSTM's (32, 256) @ (256, 1024) per-step matmuls
-    and the big ones around the loop ran 5-10x slower on two threads than on one, because each
-    call waits for a second thread that is not scheduled. On an idle machine two threads pay.
-    The check reads the instantaneous count of runnable tasks (/proc/loadavg, ~15 us). Needs
-    the optional ``threadpoolctl`` (extra ``fast``); without it this does nothing.
-    """
-
-    libs = None
-    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    __slots__ = ("saved",)
-
-    def __enter__(self):
-        self.saved = ()
-        if not _busy(self.ncpu):
-            return self
-        if _OneThreadWhenBusy.libs is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-            except ImportError:
-                _OneThreadWhenBusy.libs = []
-            else:
-                _OneThreadWhenBusy.libs = [c for c in ThreadpoolController().lib_controllers
-                                           if c.user_api == "blas"]
-        self.saved = [(c, c.get_num_threads()) for c in _OneThreadWhenBusy.libs]
-        for c, n in self.saved:
-            if n != 1:
-                c.set_num_threads(1)
-        return self
-
-    def __exit__(self, *exc):
-        for c, n in self.saved:
-            if n != 1:
-                c.set_num_threads(n)
-
-
-def _busy(ncpu):
-    """True when more tasks are runnable right now than there are cores."""
-    try:
-        with open("/proc/loadavg", "rb") as f:
-            return int(f.read().split()[3].split(b"/")[0]) > ncpu
-    except (OSError, ValueError, IndexError):
-        return False
-
-
 def _blas_policy(fn):
-    """Run an op's forward or backward under ``_OneThreadWhenBusy``."""
+    """Run an op's forward or backward with the shared BLAS thread policy for large products
+    (one thread while other processes keep the cores busy); the time loops inside also wrap
+    their small per-step products in ``serial_blas``."""
 
     @functools.wraps(fn)
     def run(ctx, *args):
-        with _OneThreadWhenBusy():
+        with serial_blas(SERIAL_MACS + 1):
             return fn(ctx, *args)
 
     return run
@@ -189,28 +144,29 @@ class LSTMLayer(Function):
         buf = np.empty((B, 4 * H), dt)
         tmp = np.empty((B, H), dt)
         h = h0
-        for t in range(T):
-            g = A[t]
-            if h is not None:
-                np.matmul(h, whT_s, out=buf)
-                g += buf
-            np.tanh(g, out=g)
-            s = g[:, : 3 * H]
-            s *= 0.5
-            s += 0.5
-            c = C[t + 1]
-            np.multiply(g[:, 2 * H : 3 * H], C[t], out=c)
-            np.multiply(g[:, H : 2 * H], g[:, 3 * H :], out=tmp)
-            c += tmp
-            np.tanh(c, out=TC[t])
-            np.multiply(g[:, :H], TC[t], out=HR[t])
-            if w_hr is not None:
-                np.matmul(HR[t], w_hr.T, out=out[t])
-            if bs is not None and bs[t] < B:
-                n = bs[t]
-                C[t + 1, n:] = C[t, n:]
-                out[t, n:] = 0 if h is None else h[n:]
-            h = out[t]
+        with serial_blas(B * 4 * H * P):
+            for t in range(T):
+                g = A[t]
+                if h is not None:
+                    np.matmul(h, whT_s, out=buf)
+                    g += buf
+                np.tanh(g, out=g)
+                s = g[:, : 3 * H]
+                s *= 0.5
+                s += 0.5
+                c = C[t + 1]
+                np.multiply(g[:, 2 * H : 3 * H], C[t], out=c)
+                np.multiply(g[:, H : 2 * H], g[:, 3 * H :], out=tmp)
+                c += tmp
+                np.tanh(c, out=TC[t])
+                np.multiply(g[:, :H], TC[t], out=HR[t])
+                if w_hr is not None:
+                    np.matmul(HR[t], w_hr.T, out=out[t])
+                if bs is not None and bs[t] < B:
+                    n = bs[t]
+                    C[t + 1, n:] = C[t, n:]
+                    out[t, n:] = 0 if h is None else h[n:]
+                h = out[t]
         ctx._nout = 3
         ctx.reverse, ctx.dims, ctx.bs = reverse, (T, B, H, P), bs
         if any(ctx.needs_input_grad):
@@ -253,30 +209,31 @@ class LSTMLayer(Function):
         dHP = np.empty((T, B, P), dt) if w_hr is not None else None
         need_h0 = h0 is not None and nig[1]
         dh_rec, dc_next = dh_n, dc_n
-        for t in range(T - 1, -1, -1):
-            dh = _dh_total(dout, dh_rec, t, dh_buf)
-            n = B if ctx.bs is None else ctx.bs[t]
-            if n < B:  # finished (or not yet started) sequences pass their state through
-                tail_dh = dh[n:].copy()
-                tail_dc = 0 if dc_next is None else dc_next[n:].copy()
-            if w_hr is not None:
-                dHP[t] = dh
+        with serial_blas(B * 4 * H * P):
+            for t in range(T - 1, -1, -1):
+                dh = _dh_total(dout, dh_rec, t, dh_buf)
+                n = B if ctx.bs is None else ctx.bs[t]
+                if n < B:  # finished (or not yet started) sequences pass their state through
+                    tail_dh = dh[n:].copy()
+                    tail_dc = 0 if dc_next is None else dc_next[n:].copy()
+                if w_hr is not None:
+                    dHP[t] = dh
+                    if n < B:
+                        dHP[t, n:] = 0
+                    dh = np.matmul(dh, w_hr, out=dhh)
+                np.multiply(dh, F[t, :, 0], out=dG4[t, :, 0])
+                np.multiply(dh, K[t], out=dc)
+                if dc_next is not None:
+                    dc += dc_next
+                np.multiply(dc[:, None, :], F[t, :, 1:], out=dG4[t, :, 1:])
+                dc_next = np.multiply(dc, A4[t, :, 2], out=dcn)
                 if n < B:
-                    dHP[t, n:] = 0
-                dh = np.matmul(dh, w_hr, out=dhh)
-            np.multiply(dh, F[t, :, 0], out=dG4[t, :, 0])
-            np.multiply(dh, K[t], out=dc)
-            if dc_next is not None:
-                dc += dc_next
-            np.multiply(dc[:, None, :], F[t, :, 1:], out=dG4[t, :, 1:])
-            dc_next = np.multiply(dc, A4[t, :, 2], out=dcn)
-            if n < B:
-                dG[t, n:] = 0
-                dc_next[n:] = tail_dc
-            if t > 0 or need_h0:
-                dh_rec = np.matmul(dG[t], wh, out=dhr)
-                if n < B:
-                    dh_rec[n:] = tail_dh
+                    dG[t, n:] = 0
+                    dc_next[n:] = tail_dc
+                if t > 0 or need_h0:
+                    dh_rec = np.matmul(dG[t], wh, out=dhr)
+                    if n < B:
+                        dh_rec[n:] = tail_dh
         dx = None
         if nig[0]:
             dx = _flip((dG.reshape(T * B, 4 * H) @ wi).reshape(T, B, -1), ctx.reverse)
@@ -323,30 +280,31 @@ class GRULayer(Function):
         out = np.empty((T, B, H), dt)
         buf = np.empty((B, 3 * H), dt)
         h = h0 if h0 is not None else np.zeros((B, H), dt)
-        for t in range(T):
-            g = A[t]
-            np.matmul(h, whT_s, out=buf)
-            rz = g[:, : 2 * H]
-            rz += buf[:, : 2 * H]
-            np.tanh(rz, out=rz)
-            rz *= 0.5
-            rz += 0.5
-            ghn = GHN[t]
-            if bhn is None:
-                ghn[...] = buf[:, 2 * H :]
-            else:
-                np.add(buf[:, 2 * H :], bhn, out=ghn)
-            n = g[:, 2 * H :]
-            np.multiply(g[:, :H], ghn, out=buf[:, :H])
-            n += buf[:, :H]
-            np.tanh(n, out=n)
-            o = out[t]
-            np.subtract(h, n, out=o)
-            o *= g[:, H : 2 * H]
-            o += n
-            if bs is not None and bs[t] < B:
-                o[bs[t]:] = h[bs[t]:]
-            h = o
+        with serial_blas(B * 3 * H * H):
+            for t in range(T):
+                g = A[t]
+                np.matmul(h, whT_s, out=buf)
+                rz = g[:, : 2 * H]
+                rz += buf[:, : 2 * H]
+                np.tanh(rz, out=rz)
+                rz *= 0.5
+                rz += 0.5
+                ghn = GHN[t]
+                if bhn is None:
+                    ghn[...] = buf[:, 2 * H :]
+                else:
+                    np.add(buf[:, 2 * H :], bhn, out=ghn)
+                n = g[:, 2 * H :]
+                np.multiply(g[:, :H], ghn, out=buf[:, :H])
+                n += buf[:, :H]
+                np.tanh(n, out=n)
+                o = out[t]
+                np.subtract(h, n, out=o)
+                o *= g[:, H : 2 * H]
+                o += n
+                if bs is not None and bs[t] < B:
+                    o[bs[t]:] = h[bs[t]:]
+                h = o
         ctx._nout = 2
         ctx.reverse, ctx.dims, ctx.bs = reverse, (T, B, H), bs
         if any(ctx.needs_input_grad):
@@ -386,26 +344,27 @@ class GRULayer(Function):
         tmp = np.empty((B, H), dt)
         need_h0 = h0 is not None and nig[1]
         dh_rec = dh_n
-        for t in range(T - 1, -1, -1):
-            dh = _dh_total(dout, dh_rec, t, dh_buf)
-            n = B if ctx.bs is None else ctx.bs[t]
-            if n < B:
-                tail_dh = dh[n:].copy()
-            gx, gh = dGx[t], dGh[t]
-            dn = np.multiply(dh, F[t, :, 2], out=gx[:, 2 * H :])
-            np.multiply(dh, F[t, :, 1], out=gx[:, H : 2 * H])
-            np.multiply(dn, F[t, :, 0], out=gx[:, :H])
-            gh[:, : 2 * H] = gx[:, : 2 * H]
-            np.multiply(dn, r[t], out=gh[:, 2 * H :])
-            if n < B:
-                gx[n:] = 0
-                gh[n:] = 0
-            if t > 0 or need_h0:
-                np.multiply(dh, z[t], out=tmp)
-                dh_rec = np.matmul(gh, w_hh, out=dhr)
-                dh_rec += tmp
+        with serial_blas(B * 3 * H * H):
+            for t in range(T - 1, -1, -1):
+                dh = _dh_total(dout, dh_rec, t, dh_buf)
+                n = B if ctx.bs is None else ctx.bs[t]
                 if n < B:
-                    dh_rec[n:] = tail_dh
+                    tail_dh = dh[n:].copy()
+                gx, gh = dGx[t], dGh[t]
+                dn = np.multiply(dh, F[t, :, 2], out=gx[:, 2 * H :])
+                np.multiply(dh, F[t, :, 1], out=gx[:, H : 2 * H])
+                np.multiply(dn, F[t, :, 0], out=gx[:, :H])
+                gh[:, : 2 * H] = gx[:, : 2 * H]
+                np.multiply(dn, r[t], out=gh[:, 2 * H :])
+                if n < B:
+                    gx[n:] = 0
+                    gh[n:] = 0
+                if t > 0 or need_h0:
+                    np.multiply(dh, z[t], out=tmp)
+                    dh_rec = np.matmul(gh, w_hh, out=dhr)
+                    dh_rec += tmp
+                    if n < B:
+                        dh_rec[n:] = tail_dh
         dx = None
         if nig[0]:
             dx = _flip((dGx.reshape(T * B, 3 * H) @ w_ih).reshape(T, B, -1), ctx.reverse)
@@ -432,18 +391,19 @@ class RNNLayer(Function):
         whT = w_hh.T
         buf = np.empty((B, H), dt)
         h = h0
-        for t in range(T):
-            o = out[t]
-            if h is not None:
-                np.matmul(h, whT, out=buf)
-                o += buf
-            if relu:
-                np.maximum(o, 0, out=o)
-            else:
-                np.tanh(o, out=o)
-            if bs is not None and bs[t] < B:
-                o[bs[t]:] = 0 if h is None else h[bs[t]:]
-            h = o
+        with serial_blas(B * H * H):
+            for t in range(T):
+                o = out[t]
+                if h is not None:
+                    np.matmul(h, whT, out=buf)
+                    o += buf
+                if relu:
+                    np.maximum(o, 0, out=o)
+                else:
+                    np.tanh(o, out=o)
+                if bs is not None and bs[t] < B:
+                    o[bs[t]:] = 0 if h is None else h[bs[t]:]
+                h = o
         ctx._nout = 2
         ctx.reverse, ctx.relu, ctx.dims, ctx.bs = reverse, relu, (T, B, H), bs
         if any(ctx.needs_input_grad):
@@ -469,17 +429,18 @@ class RNNLayer(Function):
         dhr = np.empty((B, H), dt)
         need_h0 = h0 is not None and nig[1]
         dh_rec = dh_n
-        for t in range(T - 1, -1, -1):
-            dh = _dh_total(dout, dh_rec, t, dh_buf)
-            np.multiply(dh, D[t], out=dG[t])
-            n = B if ctx.bs is None else ctx.bs[t]
-            if n < B:
-                dG[t, n:] = 0
-                tail_dh = dh[n:].copy()
-            if t > 0 or need_h0:
-                dh_rec = np.matmul(dG[t], w_hh, out=dhr)
+        with serial_blas(B * H * H):
+            for t in range(T - 1, -1, -1):
+                dh = _dh_total(dout, dh_rec, t, dh_buf)
+                np.multiply(dh, D[t], out=dG[t])
+                n = B if ctx.bs is None else ctx.bs[t]
                 if n < B:
-                    dh_rec[n:] = tail_dh
+                    dG[t, n:] = 0
+                    tail_dh = dh[n:].copy()
+                if t > 0 or need_h0:
+                    dh_rec = np.matmul(dG[t], w_hh, out=dhr)
+                    if n < B:
+                        dh_rec[n:] = tail_dh
         dx = None
         if nig[0]:
             dx = _flip((dG.reshape(T * B, H) @ w_ih).reshape(T, B, -1), ctx.reverse)
