@@ -317,3 +317,21 @@ def test_pipe_transport_where_there_is_no_memfd(monkeypatch):
 
     with pytest.raises(RuntimeError, match="is killed by signal: Killed"):
         list(DataLoader(Items(3, die), num_workers=1))
+
+
+@pytest.mark.parametrize("n", [1, 4, 40])  # inline messages and a memfd past INLINE_BYTES
+def test_small_and_large_batches_arrive_whole_aligned_and_writable(n):
+    from ember.utils.data import _shm
+
+    images = ember.randn(80, 3, 32, 32)  # 12 KiB each: 40 of them do not fit inline
+    ds = TensorDataset(images, ember.arange(80), ember.arange(80).double())
+    assert 40 * 3 * 32 * 32 * 4 > _shm.INLINE_BYTES > 4 * 3 * 32 * 32 * 4 + 1024
+    got = list(DataLoader(ds, batch_size=n, num_workers=2))
+    assert len(got) == 80 // n
+    for i, (x, y, d) in enumerate(got):
+        np.testing.assert_array_equal(x.numpy(), images.numpy()[i * n:(i + 1) * n])
+        np.testing.assert_array_equal(y.numpy(), np.arange(i * n, (i + 1) * n))
+        np.testing.assert_array_equal(d.numpy(), np.arange(i * n, (i + 1) * n))
+        for t in (x, y, d):
+            assert t.numpy().flags.aligned and t.numpy().flags.writeable
+        x.add_(1)
