@@ -25,7 +25,7 @@ import socket
 
 import numpy as np
 
-__all__ = ["available", "channel", "send", "recv", "INLINE_BYTES"]
+__all__ = ["INLINE_BYTES", "available", "channel", "recv", "send"]
 
 _ALIGN = 64
 INLINE_BYTES = 1 << 17  # under the default socket buffer (208 KiB): 10 CIFAR images
