@@ -195,7 +195,7 @@ def make_step(lib, name):
     return step
 
 
-def time_pair(name, reps, inner):
+def time_pair(name, reps, inner, clock=time.perf_counter):
     import ember
     import torch
 
@@ -206,10 +206,10 @@ def time_pair(name, reps, inner):
     samples = {"ember": [], "torch": []}
     for _ in range(reps):
         for lib in ("ember", "torch"):
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(inner):
                 steps[lib]()
-            samples[lib].append((time.perf_counter() - t0) / inner * 1000)
+            samples[lib].append((clock() - t0) / inner * 1000)
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
@@ -314,6 +314,9 @@ def build_parser(p=None):
     p.add_argument("--reps", type=int, default=7, help="timed repetitions per library (median)")
     p.add_argument("--threads", type=int, default=THREADS, help="threads for each library")
     p.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="time steps by process CPU time (needs --threads 1): on a shared, busy "
+                        "machine this approximates an idle machine's single-thread timings")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory children")
     p.add_argument("--json", help="also write the results to this file")
     return p
@@ -331,11 +334,15 @@ def run(args):
     if unknown:
         raise ValueError(f"unknown workload(s) {unknown}; choose from "
                          f"{list(WORKLOADS) + ['loader', 'import']}")
+    if getattr(args, "cpu_time", False) and args.threads != 1:
+        raise ValueError("--cpu-time measures one thread's work: pass --threads 1 with it")
+    clock = time.process_time if getattr(args, "cpu_time", False) else time.perf_counter
     reps = 2 if args.quick else args.reps
     env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
                                           "EMBER_DYNAMIC_THREADS")}
     print(f"# ember bench: {time.strftime('%Y-%m-%d %H:%M')}, {_cpu_model()}, "
-          f"{os.cpu_count()} cpus, {args.threads} threads each, {_load()}; "
+          f"{os.cpu_count()} cpus, {args.threads} threads each"
+          f"{', CPU time' if clock is time.process_time else ''}, {_load()}; "
           + ", ".join(f"{k}={v}" for k, v in env.items()))
     print(f"{'workload':<10} {'ember ms/step':>14} {'torch ms/step':>14} {'torch/ember':>12} "
           f"{'ember MB':>9} {'torch MB':>9}")
@@ -345,7 +352,7 @@ def run(args):
             inner = 20 if name == "lenet4" else (3 if name in ("resnet64", "gru_char") else 5)
             if args.quick:
                 inner = max(1, inner // 3)
-            t = time_pair(name, reps, inner)
+            t = time_pair(name, reps, inner, clock)
             mem = ({} if args.no_memory else
                    {lib: peak_memory_child(lib, name, args.threads) for lib in ("ember", "torch")})
             ratio = t["torch"] / t["ember"]

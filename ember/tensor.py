@@ -8,6 +8,7 @@ import numpy as np
 
 from ember import dtypes as _dt
 from ember.backend import check_device, cpu
+from ember.backend.memory import tune_malloc
 
 __all__ = ["Tensor", "Size"]
 
@@ -590,3 +591,5 @@ def _rebuild(arr, rg):
 # Imported last: the autograd and op modules need the Tensor class defined above.
 from ember.autograd.grad_mode import _State  # noqa: E402
 import ember._tensor_methods  # noqa: E402,F401  (binds the ops as Tensor methods)
+
+tune_malloc()  # keep freed arrays in the process between training steps (see backend/memory)

@@ -38,6 +38,8 @@ def add_arguments(p):
     p.add_argument("--reps", type=int, default=7, help="timed repetitions per library (median)")
     p.add_argument("--threads", type=int, default=2, help="threads for each library")
     p.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="time by process CPU time (with --threads 1; for busy machines)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory children")
     p.add_argument("--json", help="also write the results to this file")
 
