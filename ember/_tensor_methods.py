@@ -264,6 +264,8 @@ def _random_fill(draw):
     def method(self, *args, generator=None, **kwargs):
         _check_leaf_inplace(self)
         arr = draw(_gen(generator), self._data.shape, *args, **kwargs)
+        if _State.enabled and self._rg:  # new values: the old graph gets zero gradients
+            return self._inplace(_overwrite(self, np.asarray(arr, self._data.dtype)))
         self._data[...] = arr
         _bump(self)
         return self

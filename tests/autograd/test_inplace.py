@@ -183,3 +183,16 @@ def test_inplace_on_view_of_leaf_requiring_grad_raises():
     with ember.no_grad():
         x[0].add_(1)
     assert x.tolist() == [[2.0] * 3, [1.0] * 3]
+
+
+def test_random_fill_of_a_graph_tensor_cuts_its_gradient_like_torch():
+    x = ember.ones(2, 3, requires_grad=True)
+    h = x * 2
+    h[1].uniform_(5.0, 6.0)
+    (h * 3).sum().backward()
+    assert x.grad.tolist() == [[6.0] * 3, [0.0] * 3] and 5.0 <= h[1].min().item() < 6.0
+    t = torch.ones(2, 3, requires_grad=True)
+    g = t * 2
+    g[1].uniform_(5.0, 6.0)
+    (g * 3).sum().backward()
+    assert t.grad.tolist() == x.grad.tolist()
