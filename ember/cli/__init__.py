@@ -17,7 +17,7 @@ def register(name, module, help):
 
 register("train", "ember.cli.train", "train a model (default: a CNN on the bundled digits)")
 register("evaluate", "ember.cli.evaluate", "test accuracy, per-class table, confusion matrix")
-register("predict", "ember.cli.predict", "top classes of image files with a trained run")
+register("predict", "ember.cli.predict", "top classes of image files (a trained run, or the shipped digits CNN)")
 register("export", "ember.cli.export", "write a trained run's model as an ONNX file")
 register("serve", "ember.cli.serve", "HTTP inference server for an .onnx file or a run folder")
 register("embed", "ember.cli.embed", "sentence embeddings, or rank sentences by similarity")

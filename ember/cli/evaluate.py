@@ -13,7 +13,7 @@ from ember.cli import _runs
 from ember.cli._data import DataInfo, build_datasets
 from ember.cli._loop import predict_all
 
-__all__ = ["add_arguments", "run", "load_run_model", "confusion_matrix"]
+__all__ = ["add_arguments", "confusion_matrix", "load_run_model", "one_line", "run"]
 
 
 def add_arguments(p):
@@ -34,10 +34,15 @@ def load_run_model(run):
     try:
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, KeyError, ValueError) as e:
-        first = str(e).strip().splitlines()[0]
         raise ValueError(f"checkpoint {_runs.checkpoint_path(run)!r} does not fit its model: "
-                         f"{first}") from None
+                         f"{one_line(e)}") from None
     return model.eval(), info, ckpt
+
+
+def one_line(error, limit=300):
+    """An exception's message on one line (load_state_dict's span several), cut to ``limit``."""
+    text = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def confusion_matrix(pred, target, n):

@@ -154,6 +154,101 @@ def test_predict_prints_top3(trained, tmp_path, capsys):
     assert len(probs) == 3 and probs == sorted(probs, reverse=True) and sum(probs) <= 100.1
 
 
+def _top3(line):
+    """``(path, [(class, percent), ...])`` of one line of ``ember predict``."""
+    import re
+
+    path, rest = line.split(": ", 1)
+    return path, [(c, float(p)) for c, p in re.findall(r"(\S+) \(([0-9.]+)%\)", rest)]
+
+
+@pytest.mark.parametrize("extra", [[], ["--model", "cnn"], ["--weights", "DEFAULT"],
+                                   ["--model", "mlp"]])
+def test_predict_works_out_of_the_box_with_shipped_weights(extra, tmp_path, capsys):
+    from ember.vision.datasets import Digits
+
+    test = Digits(train=False)
+    paths, labels = [], []
+    for i in range(5):  # the shipped CNN (99.2%) and MLP (97.8%) get these five right
+        img, label = test[i]
+        img.save(tmp_path / f"digit{i}.png")
+        paths.append(str(tmp_path / f"digit{i}.png"))
+        labels.append(str(label))
+    assert main(["predict", *paths, *extra]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 5
+    for line, path, label in zip(lines, paths, labels, strict=True):
+        got_path, top = _top3(line)
+        assert got_path == path and len(top) == 3
+        assert top[0][0] == label and top[0][1] > 90, line
+        assert [p for _, p in top] == sorted((p for _, p in top), reverse=True)
+
+
+def test_predict_shipped_weights_preprocess_as_the_registry_says(tmp_path, capsys):
+    from ember import hub
+    from ember.cli.predict import load_shipped_model
+    from ember.vision import transforms as T
+    from ember.vision.datasets import Digits
+
+    pre = hub.get_weight("cnn.DIGITS_V1").meta["preprocessing"]
+    model, info = load_shipped_model("cnn")
+    assert (info.mean, info.std, info.image_size, info.channels) == (
+        tuple(pre["mean"]), tuple(pre["std"]), pre["size"], pre["channels"])
+    img, _ = Digits(train=False)[3]
+    img.save(tmp_path / "d.png")
+    assert main(["predict", str(tmp_path / "d.png"), "-k", "10"]) == 0
+    printed = dict(_top3(capsys.readouterr().out.strip())[1])
+    x = T.Compose([T.ToTensor(), T.Normalize(pre["mean"], pre["std"])])(img).unsqueeze(0)
+    with ember.no_grad():
+        probs = ember.softmax(model(x), 1)[0].numpy()
+    for c, p in printed.items():
+        assert abs(p - 100 * probs[int(c)]) < 0.051
+
+
+def test_predict_with_a_local_weights_file(tmp_path, capsys):
+    from ember.vision.datasets import Digits
+    from ember.vision.models import get_model
+
+    img, label = Digits(train=False)[1]
+    img.save(tmp_path / "d.png")
+    np.savez(tmp_path / "mlp.npz", **{k: v.numpy() for k, v in
+                                      get_model("mlp", weights="DEFAULT").state_dict().items()})
+    argv = ["predict", "--model", "mlp", "--weights", str(tmp_path / "mlp.npz"),
+            str(tmp_path / "d.png")]
+    assert main(argv) == 0
+    assert _top3(capsys.readouterr().out.strip())[1][0][0] == str(label)
+    assert main(["predict", "--weights", str(tmp_path / "mlp.npz"), str(tmp_path / "d.png")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot load weights" in err and "into model 'cnn'" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_predict_with_shipped_weights_bad_input(trained, tmp_path, capsys):
+    from ember.vision.datasets import Digits
+
+    img, _ = Digits(train=False)[0]
+    img.save(tmp_path / "d.png")
+    img.resize((28, 28)).save(tmp_path / "big.png")
+    d = str(tmp_path / "d.png")
+    cases = [
+        (["predict", "--model", "resnet18", d],
+         "no weights are shipped for model 'resnet18'; models with shipped weights: cnn, mlp"),
+        (["predict", "--model", "resnet99", d], "unknown model 'resnet99'; valid models are"),
+        (["predict", "--weights", "V9", d],
+         "no pretrained weights 'V9' for CNN; available: DEFAULT, DIGITS_V1"),
+        (["predict", "--weights", str(tmp_path / "w.npz"), d], "no such weights file"),
+        (["predict", str(tmp_path / "big.png")],
+         "is 28x28 pixels; this model was trained on 8x8 digits images"),
+        (["predict", str(tmp_path / "no_run"), d], "no checkpoint at"),
+        (["predict", trained], "no image files given after the run"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err, (argv, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
 @pytest.mark.parametrize("argv,message", [
     (["train", "--model", "resnet19"], "unknown model 'resnet19'; valid models are: cnn, lenet"),
     (["train", "--dataset", "imagenet-x"],
