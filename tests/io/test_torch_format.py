@@ -2,7 +2,6 @@
 
 import collections
 import io
-import os
 
 import numpy as np
 import pytest
@@ -30,10 +29,7 @@ def _build(name, monkeypatch):
     return models.get_model(name)
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.skipif(n in _BIG and not os.environ.get(
-        "EMBER_SLOW_TESTS"), reason="530 MB state_dict; EMBER_SLOW_TESTS=1 runs it"))
-    for n in models.list_models()])
+@pytest.mark.parametrize("name", models.list_models())  # VGG's 530 MB cases take ~5 s each
 def test_zoo_state_dicts_from_torch_load_bitwise(tmp_path, monkeypatch, name):
     net = _build(name, monkeypatch)
     g = torch.Generator().manual_seed(0)
