@@ -166,6 +166,7 @@ def test_devices():
         ember.device("gpu")
 
 
+@pytest.mark.filterwarnings("ignore:Creating a tensor from a list of numpy")
 def test_tensor_dtype_inference_matches_torch():
     for data in ([1, 2.5], [True, 1], [True, False], [[1, 2], [3.5, 4]], np.float64(3.0),
                  np.array(3.0), np.int32(3), [], [np.float32(1), np.float32(2)],
