@@ -198,8 +198,9 @@ def run(args):
                 correct += int((out.argmax(1) == y).sum().item())
                 seen += n
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.2%}",
-                                img_s=f"{seen / (time.perf_counter() - t0):.0f}", refresh=False)
+                bar.set_postfix({"loss": f"{loss_sum / seen:.4f}", "acc": f"{correct / seen:.2%}",
+                                 "img/s": f"{seen / (time.perf_counter() - t0):.0f}"},
+                                refresh=False)  # a dict keeps this order (keywords are sorted)
                 if flag.stop:
                     bar.close()
                     sums = (loss_sum, correct, seen, time.perf_counter() - t0)

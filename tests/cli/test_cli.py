@@ -54,6 +54,35 @@ def test_train_prints_summary_lines(tmp_path, capsys):
     assert "done: test accuracy" in out
 
 
+def test_progress_bar_shows_loss_accuracy_and_images_per_second(tmp_path, capsys, monkeypatch):
+    import types
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total, initial=0, desc="", **kwargs):
+            self.total, self.desc, self.n, self.postfix = total, desc, initial, []
+            bars.append(self)
+
+        def update(self, n):
+            self.n += n
+
+        def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
+            self.postfix.append(dict(ordered_dict or {}, **kwargs))
+
+        def close(self):
+            pass
+
+    monkeypatch.setitem(sys.modules, "tqdm", types.SimpleNamespace(tqdm=Bar))
+    assert main(["train", *FAST[:3], "2", "--out", str(tmp_path)]) == 0
+    assert [b.desc for b in bars] == ["epoch 1/2", "epoch 2/2"]
+    for b in bars:
+        assert b.n == b.total == 45  # 1,437 images in batches of 32
+        last = b.postfix[-1]
+        assert list(last) == ["loss", "acc", "img/s"]
+        assert float(last["loss"]) > 0 and last["acc"].endswith("%") and int(last["img/s"]) > 0
+
+
 def _weights(run):
     state = ember.load(os.path.join(run, "checkpoint.pt"))["model"]
     return {k: v.numpy() for k, v in state.items()}
@@ -342,3 +371,88 @@ def test_missing_extra_names_it(monkeypatch, tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "pip install 'ember[progress]'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_on_mnist_fashion_mnist_and_cifar100_files(tmp_path, capsys, monkeypatch):
+    from tests.vision._fixtures import py2_pickle, write_idx
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    for cls in ("MNIST", "FashionMNIST"):
+        raw = data / cls / "raw"
+        raw.mkdir(parents=True)
+        for prefix, n in (("train", 40), ("t10k", 20)):
+            write_idx(raw / f"{prefix}-images-idx3-ubyte.gz",
+                      rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+            write_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
+    folder = data / "cifar-100-python"
+    folder.mkdir()
+    for name, n in (("train", 30), ("test", 10)):
+        (folder / name).write_bytes(py2_pickle({
+            "filenames": ["a"] * n, "batch_label": name, "fine_labels": list(range(n)),
+            "coarse_labels": [0] * n, "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8)}))
+    (folder / "meta").write_bytes(py2_pickle({"fine_label_names": [f"c{i}" for i in range(100)],
+                                              "coarse_label_names": ["x"] * 20}))
+    from ember.vision.datasets import CIFAR100
+    from tests.vision._fixtures import md5
+
+    monkeypatch.setattr(CIFAR100, "train_list", [["train", md5(folder / "train")]])
+    monkeypatch.setattr(CIFAR100, "test_list", [["test", md5(folder / "test")]])
+    monkeypatch.setattr(CIFAR100, "meta", dict(CIFAR100.meta, md5=md5(folder / "meta")))
+    for name, model, header in (
+            ("mnist", "cnn", "cnn (421,642 parameters) on mnist: 40 train / 20 test images, "
+                             "10 classes"),
+            ("fashion-mnist", "mlp", "on fashion-mnist: 40 train / 20 test images, 10 classes"),
+            ("cifar100", "resnet20", "on cifar100: 30 train / 10 test images, 100 classes")):
+        argv = ["train", "--dataset", name, "--model", model, "--data-dir", str(data),
+                "--epochs", "1", "--batch-size", "16", "--out", str(tmp_path / name)]
+        assert main(argv) == 0, name
+        out = capsys.readouterr().out
+        assert header in out, out
+        ckpt = ember.load(os.path.join(only_run(tmp_path / name), "checkpoint.pt"))
+        assert ckpt["data"]["name"] == name and ckpt["config"]["model"] == model
+
+
+@pytest.mark.parametrize("opt,extra,cls,group", [
+    ("sgd", ["--scheduler", "step", "--weight-decay", "0.01", "--momentum", "0.5"], "SGD",
+     {"weight_decay": 0.01, "momentum": 0.5}),
+    ("adam", ["--scheduler", "cosine"], "Adam", {"weight_decay": 0.0}),
+    ("adamw", ["--weight-decay", "0.1", "--scheduler", "none"], "AdamW", {"weight_decay": 0.1}),
+    ("rmsprop", ["--momentum", "0.2"], "RMSprop", {"momentum": 0.2}),  # digits recipe: cosine
+])
+def test_optimizer_scheduler_and_weight_decay_options(opt, extra, cls, group, tmp_path, capsys,
+                                                      monkeypatch):
+    import ember.cli._loop as loop
+
+    made = {}
+    real = loop.make_optimizer
+    monkeypatch.setattr(loop, "make_optimizer",
+                        lambda cfg, params: made.setdefault("opt", real(cfg, params)))
+    import ember.cli.train as train_cli
+
+    monkeypatch.setattr(train_cli, "make_optimizer", loop.make_optimizer)
+    argv = ["train", *FAST[:3], "2", "--optimizer", opt, "--lr", "0.003", *extra,
+            "--out", str(tmp_path)]
+    assert main(argv) == 0
+    optimizer = made["opt"]
+    assert type(optimizer).__name__ == cls
+    for k, v in group.items():
+        assert optimizer.param_groups[0][k] == v, k
+    scheduler = extra[extra.index("--scheduler") + 1] if "--scheduler" in extra else "cosine"
+    expected = {"step": 0.003 * 0.1 ** 2,  # StepLR(step_size=max(1, 2 // 3), gamma=0.1), 2 steps
+                "cosine": 0.0,  # CosineAnnealingLR(T_max=epochs) ends at 0
+                "none": 0.003}[scheduler]
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(expected, abs=1e-12)
+    ckpt = ember.load(os.path.join(only_run(tmp_path), "checkpoint.pt"))
+    assert ckpt["config"]["optimizer"] == opt and ckpt["config"]["scheduler"] == scheduler
+    assert (ckpt["scheduler"] is None) == (scheduler == "none")
+
+
+def test_seed_option_repeats_and_changes_the_run(tmp_path, capsys):
+    runs = []
+    for i, seed in enumerate(["3", "3", "4"]):
+        assert main(["train", *FAST[:3], "1", "--seed", seed, "--out", str(tmp_path / str(i))]) == 0
+        runs.append(only_run(tmp_path / str(i)))
+    _assert_same_weights(runs[0], runs[1])
+    with pytest.raises(AssertionError):
+        _assert_same_weights(runs[0], runs[2])
