@@ -14,7 +14,7 @@ import random
 import numpy as np
 
 __all__ = ["build_model", "model_input", "rng_state", "set_rng_state", "save_checkpoint",
-           "load_checkpoint", "write_metrics", "plot_curves", "checkpoint_path", "need"]
+           "load_checkpoint", "write_metrics", "plot_curves", "checkpoint_path", "need", "need_all"]
 
 CHECKPOINT = "checkpoint.pt"
 _THREE_CHANNEL = ("resnet18", "resnet34", "resnet50", "vgg11", "vgg11_bn", "vgg16", "vgg16_bn")
@@ -22,13 +22,29 @@ _THREE_CHANNEL = ("resnet18", "resnet34", "resnet50", "vgg11", "vgg11_bn", "vgg1
 
 def need(module: str, extra: str, what: str):
     """Import an optional dependency or fail with the pip extra that provides it."""
+    return need_all([(module, extra)], what)[0]
+
+
+_PIP_NAMES = {"PIL": "pillow"}
+
+
+def need_all(modules, what: str) -> list:
+    """Import every ``(module, extra)`` or fail once, naming all the missing extras."""
     import importlib
 
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ImportError(f"{what} needs the '{module}' package: pip install 'ember[{extra}]' "
-                          f"(or pip install {module})") from None
+    found, missing = [], []
+    for module, extra in modules:
+        try:
+            found.append(importlib.import_module(module))
+        except ImportError:
+            missing.append((module, extra))
+    if missing:
+        names = ", ".join(f"'{m}'" for m, _ in missing)
+        extras = ",".join(dict.fromkeys(e for _, e in missing))
+        pips = " ".join(_PIP_NAMES.get(m, m) for m, _ in missing)
+        raise ImportError(f"{what} needs the {names} package{'s' * (len(missing) > 1)}: "
+                          f"pip install 'ember[{extras}]' (or pip install {pips})")
+    return found
 
 
 def model_input(name: str, info) -> tuple[int, int | None]:

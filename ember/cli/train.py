@@ -134,8 +134,8 @@ def run(args):
     import ember.nn as nn
     from ember.utils.data import DataLoader
 
-    tqdm = _runs.need("tqdm", "progress", "the progress bar of 'ember train'").tqdm
-    _runs.need("matplotlib", "plot", "curves.png of 'ember train'")
+    tqdm = _runs.need_all([("tqdm", "progress"), ("matplotlib", "plot"), ("PIL", "vision")],
+                          "'ember train'")[0].tqdm
     ckpt = _runs.load_checkpoint(args.resume) if args.resume else None
     cfg = _config(args, ckpt["config"] if ckpt else None)
     train_set, test_set, info = _data_for(cfg)

@@ -371,6 +371,11 @@ def test_missing_extra_names_it(monkeypatch, tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "pip install 'ember[progress]'" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    assert main(["train", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert ("'ember train' needs the 'tqdm', 'PIL' packages: pip install 'ember[progress,vision]' "
+            "(or pip install tqdm pillow)") in err
 
 
 def test_train_on_mnist_fashion_mnist_and_cifar100_files(tmp_path, capsys, monkeypatch):
