@@ -18,8 +18,21 @@ parameters and buffers become initializers named by their ``state_dict`` keys. I
 from __future__ import annotations
 
 from ember.onnx._graph import UnsupportedOperatorError
+from ember.onnx._trace import is_tracing
 
-__all__ = ["export", "UnsupportedOperatorError"]
+__all__ = ["UnsupportedOperatorError", "export", "is_in_onnx_export"]
+
+
+def is_in_onnx_export() -> bool:
+    """Whether ``export`` is tracing the forward pass running now (``torch.onnx``'s function).
+
+    A model uses it to skip a shortcut chosen from input values, which the traced graph would
+    otherwise freeze (e.g. BERT's "nothing is padded, drop the attention mask")::
+
+        if not ember.onnx.is_in_onnx_export() and bool(mask.all()):
+            mask = None
+    """
+    return is_tracing()
 
 
 def export(model, args, f=None, input_names=None, output_names=None, dynamic_axes=None,

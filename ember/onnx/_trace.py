@@ -27,9 +27,15 @@ from ember.autograd.function import Function
 from ember.ops import indexing as I
 from ember.tensor import Tensor
 
-__all__ = ["Value", "Const", "Node", "Tracer", "Compare", "Logical", "same"]
+__all__ = ["Value", "Const", "Node", "Tracer", "Compare", "Logical", "same", "is_tracing"]
 
 _LOCK = threading.Lock()
+_TRACING = {"tid": None}  # the thread whose forward pass is being traced, if any
+
+
+def is_tracing() -> bool:
+    """Whether the current thread runs a forward pass that ``ember.onnx.export`` traces."""
+    return _TRACING["tid"] == threading.get_ident()
 
 
 class Value:
@@ -174,7 +180,7 @@ class Tracer:
     # ---------------------------------------------------------------- patching
     def __enter__(self):
         _LOCK.acquire()
-        self._tid = threading.get_ident()
+        self._tid = _TRACING["tid"] = threading.get_ident()
         tr = self
         orig_apply = Function.__dict__["apply"].__func__
         orig_inplace = Tensor._inplace
@@ -226,6 +232,7 @@ class Tracer:
         for n, f in saved.items():
             setattr(Tensor, n, f)
         self._saved = None
+        _TRACING["tid"] = None
         _LOCK.release()
         return False
 

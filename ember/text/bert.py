@@ -27,7 +27,7 @@ import numpy as np
 import ember
 import ember.nn.functional as F
 from ember import nn
-from ember.tensor import Tensor, _wrap
+from ember.tensor import Tensor
 
 __all__ = ["BertConfig", "BertModel", "BertOutput", "load_bert_state_dict"]
 
@@ -229,15 +229,20 @@ class BertPooler(nn.Module):
 
 def _additive_mask(attention_mask, dtype):
     """(N, S) 1/0 mask -> (N, 1, 1, S) float: 0 where attended, dtype's min where padded (as
-    Hugging Face's extended attention mask)."""
-    m = attention_mask._data if isinstance(attention_mask, Tensor) else np.asarray(attention_mask)
-    if m.ndim != 2:
-        raise ValueError(f"attention_mask must be (batch, seq_len), got shape {m.shape}")
+    Hugging Face's extended attention mask), built with ember ops so that ``ember.onnx.export``
+    records it. None when nothing is padded (the unmasked fast path), except while exporting:
+    the graph must keep reading the mask whatever the example's values."""
+    from ember.onnx import is_in_onnx_export
+
+    if not isinstance(attention_mask, Tensor):
+        attention_mask = ember.as_tensor(np.asarray(attention_mask))
+    if attention_mask.ndim != 2:
+        raise ValueError(f"attention_mask must be (batch, seq_len), got shape "
+                         f"{tuple(attention_mask.shape)}")
+    if not is_in_onnx_export() and bool(attention_mask._data.all()):
+        return None
     npd = np.dtype(dtype.np) if hasattr(dtype, "np") else np.dtype(dtype)
-    if m.all():
-        return None  # nothing padded: the unmasked fast path
-    out = np.where(m.astype(bool), npd.type(0), np.finfo(npd).min).astype(npd, copy=False)
-    return _wrap(out[:, None, None, :])
+    return (1.0 - attention_mask[:, None, None, :].to(dtype)) * float(np.finfo(npd).min)
 
 
 class BertModel(nn.Module):

@@ -162,9 +162,12 @@ class SentenceEncoder(nn.Module):
 
 def mean_pool(hidden: Tensor, attention_mask: Tensor) -> Tensor:
     """Mean of ``hidden`` (N, L, H) over the positions where ``attention_mask`` (N, L) is 1."""
-    m = attention_mask._data.astype(hidden._data.dtype)
-    count = np.maximum(m.sum(1, keepdims=True), 1e-9).astype(m.dtype)  # as sentence-transformers
-    return ember.matmul(_wrap(m[:, None, :]), hidden).squeeze(1) / _wrap(count)
+    if not isinstance(attention_mask, Tensor):
+        attention_mask = ember.as_tensor(np.asarray(attention_mask))
+    # ember ops throughout, so that an ONNX export reads the mask instead of freezing it.
+    m = attention_mask.to(hidden.dtype)
+    count = m.sum(1, keepdim=True).clamp(min=1e-9)  # as sentence-transformers
+    return ember.matmul(m.unsqueeze(1), hidden).squeeze(1) / count
 
 
 def _check_texts(texts):

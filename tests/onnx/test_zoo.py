@@ -4,7 +4,6 @@ match ember in onnxruntime (rtol 1e-3, atol 1e-5), also at another batch size (d
 import importlib.util
 import os
 
-import numpy as np
 import pytest
 
 import ember
@@ -88,45 +87,66 @@ def test_bert_encoder_dynamic_batch_and_sequence():
     assert {"Erf", "Softmax", "LayerNormalization", "MatMul"} <= set(ops)
 
 
-def test_bert_encoder_with_a_padding_mask_computed_by_ember_ops():
+def _padded(n, length, lengths, lo=1, hi=60):
+    ids = ember.randint(lo, hi, (n, length))
+    mask = ember.tensor([[1] * k + [0] * (length - k) for k in lengths])
+    return ids * mask, mask  # padding positions hold token 0 ([PAD]), as a tokenizer writes
+
+
+def _mean_pooled(m, ids, mask):
+    h = m.bert(ids, attention_mask=mask).last_hidden_state
+    w = mask.float().unsqueeze(-1)
+    return (h * w).sum(1) / w.sum(1)  # mean pooling over the real tokens
+
+
+def test_bert_encoder_with_a_padding_mask():
     from ember.text import BertModel
-
-    bert = BertModel(_bert_config(), add_pooling_layer=False)
-
-    def fwd(m, ids, mask):
-        # The additive mask from ember ops (BertModel builds it with NumPy, see the next test).
-        add = (1.0 - mask[:, None, None, :].float()) * float(np.finfo(np.float32).min)
-        h = m.bert.encoder(m.bert.embeddings(ids), add)
-        w = mask.float().unsqueeze(-1)
-        return (h * w).sum(1) / w.sum(1)  # mean pooling over the real tokens
-
     from tests.onnx._util import Lambda
 
-    net = Lambda(fwd, bert=bert)
-    ids, mask = ember.randint(1, 60, (2, 8)), ember.tensor([[1] * 8, [1] * 5 + [0] * 3])
-    ids2, mask2 = ember.randint(1, 60, (3, 6)), ember.tensor([[1] * 6, [1] * 2 + [0] * 4,
-                                                              [1] * 4 + [0] * 2])
-    roundtrip(net, (ids, mask), {"in0": {0: "batch", 1: "seq"}, "in1": {0: "batch", 1: "seq"}},
-              others=[(ids2, mask2)])
+    net = Lambda(_mean_pooled, bert=BertModel(_bert_config(), add_pooling_layer=False))
+    axes = {"in0": {0: "batch", 1: "seq"}, "in1": {0: "batch", 1: "seq"}}
+    roundtrip(net, _padded(2, 8, [8, 5]), axes,
+              others=[_padded(3, 6, [6, 2, 4]), _padded(1, 11, [11])])
 
 
-def test_bert_padding_mask_built_with_numpy_is_refused_clearly():
+def test_bert_exported_with_an_unpadded_mask_still_reads_the_mask():
+    # Regression: BertModel drops an all-ones mask (fast path); exported from such an example
+    # the graph ignored its mask input and gave silently wrong outputs for padded batches.
     from ember.text import BertModel
 
-    net = BertModel(_bert_config())
-    ids, mask = ember.randint(1, 60, (2, 8)), ember.tensor([[1] * 8, [1] * 5 + [0] * 3])
-    with pytest.raises(ember.onnx.UnsupportedOperatorError,
-                       match="changes with the input .* not computed by traced ops"):
-        ember.onnx.export(net, (ids, mask), None, input_names=["ids", "mask"])
+    net = BertModel(_bert_config(), add_pooling_layer=False)
+    ids = ember.randint(1, 60, (2, 8))
+    axes = {"in0": {0: "batch", 1: "seq"}, "in1": {0: "batch", 1: "seq"}}
+    roundtrip(net, (ids, ember.ones(2, 8, dtype=ember.int64)), axes,
+              others=[_padded(2, 8, [8, 3]), _padded(3, 5, [1, 5, 2])])
+    assert not ember.onnx.is_in_onnx_export()
 
 
-def test_pretrained_minilm_encoder():
+def _minilm(add_pooling_layer=False):
     from ember.text import BertModel
 
     try:
-        net = BertModel.from_pretrained("all-MiniLM-L6-v2", add_pooling_layer=False)
+        return BertModel.from_pretrained("all-MiniLM-L6-v2", add_pooling_layer=add_pooling_layer)
     except (FileNotFoundError, ValueError, ImportError, OSError) as e:
         pytest.skip(f"all-MiniLM-L6-v2 weights not installed: {e}")
+
+
+def test_pretrained_minilm_encoder():
+    net = _minilm()
     ids = ember.randint(1000, 20000, (2, 16))
     roundtrip(net, (ids,), {"in0": {0: "batch", 1: "seq"}},
               others=[(ember.randint(1000, 20000, (3, 40)),)])
+
+
+def test_pretrained_minilm_sentence_embeddings_with_padding():
+    """The real all-MiniLM-L6-v2 encoder + mean pooling, padded attention masks, dynamic batch
+    and sequence axes: onnxruntime equals ember (rtol 1e-3, atol 1e-5)."""
+    from tests.onnx._util import Lambda
+
+    net = Lambda(_mean_pooled, bert=_minilm())
+    axes = {"in0": {0: "batch", 1: "seq"}, "in1": {0: "batch", 1: "seq"}}
+    proto = roundtrip(net, _padded(2, 16, [16, 9], 1000, 20000), axes,
+                      others=[_padded(4, 40, [40, 1, 23, 7], 1000, 20000),
+                              _padded(1, 5, [5], 1000, 20000)])
+    dims = [d.dim_param for d in proto.graph.input[1].type.tensor_type.shape.dim]
+    assert dims == ["batch", "seq"]
