@@ -197,6 +197,14 @@ def crop(x, top, left, height, width):
     h, w = x.shape[-2:]
     right, bottom = left + width, top + height
     if left < 0 or top < 0 or right > w or bottom > h:
+        if 0 < right and 0 < bottom and left < w and top < h:
+            # overlaps the image: zero padding fused into the crop (one zero array, one copy)
+            out = np.zeros(x.shape[:-2] + (height, width), dtype=x.dtype)
+            t0, l0 = max(top, 0), max(left, 0)
+            out[..., t0 - top : min(bottom, h) - top, l0 - left : min(right, w) - left] = x[
+                ..., t0:bottom, l0:right
+            ]
+            return out
         ltrb = [
             max(-left + min(0, right), 0),
             max(-top + min(0, bottom), 0),

@@ -339,10 +339,10 @@ def crop(img, top, left, height, width):
     """The region with corner (top, left) and size (height, width); outside pixels are 0."""
     if is_pil_image(img):
         return F_pil.crop(img, top, left, height, width)
-    if _is_hwc(img):
-        hwc = np.moveaxis(img if img.ndim == 3 else img[:, :, None], 2, 0)
-        out = np.moveaxis(F_t.crop(hwc, top, left, height, width), 0, 2)
-        return out if img.ndim == 3 else out[:, :, 0]
+    if _is_hwc(img):  # crop the CHW view: a padded result is CHW in memory, as ToTensor wants
+        if img.ndim == 2:
+            return F_t.crop(img, top, left, height, width)
+        return F_t.crop(img.transpose(2, 0, 1), top, left, height, width).transpose(1, 2, 0)
     return _tensor_op(img, F_t.crop, top, left, height, width)
 
 
