@@ -4,6 +4,7 @@ import hashlib
 import http.server
 import io
 import os
+import re
 import threading
 import urllib.request
 
@@ -158,3 +159,16 @@ def test_registered_url_weights_use_ember_home(server, tmp_path, monkeypatch):
         assert len(requests) == 1
     finally:
         hub._REGISTRY.pop("lenet.TEST_V1")
+
+
+def test_download_shows_a_progress_bar(server, tmp_path, capsys):
+    pytest.importorskip("tqdm")
+    root, base, _ = server
+    _, sha = _weights_file(root, "bar.pt")
+    hub.load_state_dict_from_url(f"{base}/bar.pt", model_dir=tmp_path / "c", sha256=sha)
+    err = capsys.readouterr().err
+    assert f'Downloading: "{base}/bar.pt"' in err
+    assert re.search(r"100%\|.*\| (\d+k)/\1 \[", err), err  # tqdm's bar: all KiB of it read
+    hub.load_state_dict_from_url(f"{base}/bar.pt", model_dir=tmp_path / "c2", sha256=sha,
+                                 progress=False)
+    assert capsys.readouterr().err == ""
