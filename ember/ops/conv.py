@@ -15,7 +15,7 @@ import numpy as np
 
 from ember.autograd.function import Function
 from ember.backend.blas import serial_blas
-from ember.backend.im2col import col2im, conv_out_size, im2col, pad_cn, unpad_cn
+from ember.backend.im2col import col2im, conv_out_size, im2col, pad_cn, scratch, unpad_cn
 from ember.tensor import Tensor
 
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
@@ -64,7 +64,14 @@ class Conv2dOp(Function):
         ho = conv_out_size(h, kh, stride[0], pads[0] + pads[1], dilation[0])
         wo = conv_out_size(wd, kw, stride[1], pads[2] + pads[3], dilation[1])
         xp = pad_cn(x, pads)
-        cols = im2col(xp, (kh, kw), stride, dilation, (ho, wo)).reshape(groups, cg * kh * kw, -1)
+        # Small columns are kept for the weight gradient; large ones (kh*kw times the input)
+        # are rebuilt in backward from the padded input to keep peak memory near PyTorch's,
+        # and live in the reusable scratch buffer meanwhile.
+        cshape = (xp.shape[0], kh, kw, n, ho, wo)
+        keep = x.itemsize * xp.shape[0] * kh * kw * n * ho * wo <= _KEEP_COLS_BYTES
+        cols = im2col(xp, (kh, kw), stride, dilation, (ho, wo),
+                      out=None if keep else scratch(cshape, x.dtype))
+        cols = cols.reshape(groups, cg * kh * kw, -1)
         og = o // groups
         wm = w.reshape(groups, og, cg * kh * kw)
         out = np.empty((o, n * ho * wo), dtype=x.dtype)
@@ -72,10 +79,7 @@ class Conv2dOp(Function):
             np.matmul(wm[gi], cols[gi], out=out[gi * og:(gi + 1) * og])
         y = np.empty((n, o, ho, wo), dtype=x.dtype)
         _bias_into(out.reshape(o, n, ho, wo), b, y.transpose(1, 0, 2, 3))
-        # Small columns are kept for the weight gradient; large ones (kh*kw times the input)
-        # are rebuilt in backward from the padded input to keep peak memory near PyTorch's.
-        keep = cols if cols.nbytes <= _KEEP_COLS_BYTES else None
-        ctx.save_for_backward(xp, w, keep)
+        ctx.save_for_backward(xp, w, cols if keep else None)
         ctx.geom = (x.shape, stride, pads, dilation, groups, (ho, wo))
         ctx.wsize = w.size
         return y
@@ -94,7 +98,9 @@ class Conv2dOp(Function):
             gb = gt.reshape(o, -1).sum(axis=1)
         if need[1]:
             if cols is None:
-                cols = im2col(xp, (kh, kw), stride, dilation, (ho, wo)).reshape(groups, kk, -1)
+                cols = im2col(xp, (kh, kw), stride, dilation, (ho, wo),
+                              out=scratch((xshape[1], kh, kw, n, ho, wo), xp.dtype))
+                cols = cols.reshape(groups, kk, -1)
             # (kk, NL) @ (NL, og): OpenBLAS is several times faster with the long K axis
             # contracted this way round than as (og, NL) @ (NL, kk).
             gw = np.empty((groups, kk, og), dtype=w.dtype)
@@ -126,7 +132,9 @@ def _input_grad_by_correlation(g, w, pads, dilation, groups, xshape, full):
     o, cg, kh, kw = w.shape
     og = o // groups
     gp = pad_cn(g, (full[0] - pads[0], full[0] - pads[1], full[1] - pads[2], full[1] - pads[3]))
-    cols = im2col(gp, (kh, kw), (1, 1), dilation, (h, wd)).reshape(groups, og * kh * kw, -1)
+    cols = im2col(gp, (kh, kw), (1, 1), dilation, (h, wd),
+                  out=scratch((o, kh, kw, n, h, wd), g.dtype))
+    cols = cols.reshape(groups, og * kh * kw, -1)
     del gp
     wf = w.reshape(groups, og, cg, kh, kw)[..., ::-1, ::-1].transpose(0, 2, 1, 3, 4)
     wf = np.ascontiguousarray(wf).reshape(groups, cg, og * kh * kw)
@@ -184,7 +192,9 @@ class ConvTranspose2dOp(Function):
         ph, pw = padding
         ho, wo = g.shape[2:]
         gp = pad_cn(g, (ph, full[0] - ph - ho, pw, full[1] - pw - wo))
-        cols = im2col(gp, (kh, kw), stride, dilation, (h, wd)).reshape(groups, kk, -1)
+        cols = im2col(gp, (kh, kw), stride, dilation, (h, wd),
+                      out=scratch((gp.shape[0], kh, kw, n, h, wd), g.dtype))
+        cols = cols.reshape(groups, kk, -1)
         del gp
         need = ctx.needs_input_grad
         gx = gw = gb = None
