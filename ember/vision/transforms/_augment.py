@@ -17,6 +17,7 @@ from ember.nn.modules.module import Module
 from ember.random import _gen
 from ember.tensor import Tensor
 from ember.vision.transforms import functional as F
+from ember.vision.transforms._functional_pil import parse_padding
 from ember.vision.transforms.functional import InterpolationMode, _interpolation
 from ember.vision.transforms.transforms import _setup_size
 
@@ -105,8 +106,6 @@ class RandomCrop(Module):
             and isinstance(self.fill, numbers.Number)
             and self.fill == 0
         ):
-            from ember.vision.transforms._functional_pil import parse_padding
-
             left, top, right, bottom = parse_padding(self.padding)
             _, h, w = F.get_dimensions(img)
             i, j, th, tw = self._params(h + top + bottom, w + left + right, *self.size)
