@@ -45,16 +45,18 @@ def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_seri
 
 
 def _kind(fh):
-    """``"zip"``/``"legacy"`` for torch.save files, ``"safetensors"``, else ``None``."""
+    """``"zip"``/``"legacy"`` for torch.save files, ``"safetensors"``, ``"tar"``, else
+    ``None``."""
     start = fh.tell()
-    head = fh.read(32)
+    block = fh.read(512)
     fh.seek(start)
+    head = block[:32]
     if _torch.sniff(head) == "legacy":
         return "legacy"
     if len(head) > 9 and head[8:10] in (b'{"', b"{}", b"{ ", b"{\n"):
         return "safetensors"  # an 8-byte little-endian header length, then the JSON header
     if head[:2] != b"PK":
-        return None
+        return "tar" if block[257:262] == b"ustar" else None  # a tar header's magic
     try:
         with zipfile.ZipFile(fh) as zf:
             names = set(zf.namelist())
@@ -81,6 +83,7 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
             from ember.io import safetensors
 
             return safetensors.load_file(f)
+        _refuse_tar(kind, f)
     elif hasattr(f, "read"):
         if not (hasattr(f, "seekable") and f.seekable()):
             f = io.BytesIO(f.read())
@@ -92,5 +95,15 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
             from ember.io import safetensors
 
             return safetensors.load(f.read())
+        _refuse_tar(kind, f)
     return _checkpoint.load(f, map_location=map_location, pickle_module=pickle_module,
                             weights_only=weights_only, mmap=mmap, **pickle_load_args)
+
+
+def _refuse_tar(kind, f):
+    if kind == "tar":
+        name = os.fspath(f) if isinstance(f, (str, os.PathLike)) else _checkpoint._name(f)
+        raise _torch.TorchFileError(
+            f"ember.load: {name!r} is a tar archive, the checkpoint format of the first PyTorch "
+            "releases, which ember does not read; load it with torch.load and save it again "
+            "with a current torch.save (or as safetensors)")
