@@ -180,5 +180,6 @@ def test_tar_format_checkpoint_is_refused_clearly(tmp_path):
     msg = "'.*old.pt' is a tar archive, the checkpoint format of the first PyTorch releases"
     with pytest.raises(TorchFileError, match=msg):
         ember.load(tmp_path / "old.pt")
-    with open(tmp_path / "old.pt", "rb") as f, pytest.raises(TorchFileError, match="is a tar archive"):
+    with open(tmp_path / "old.pt", "rb") as f, \
+            pytest.raises(TorchFileError, match="is a tar archive"):
         ember.load(f)
