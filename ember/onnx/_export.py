@@ -9,6 +9,7 @@ otherwise be frozen into the file as constants): such an export fails with a cle
 from __future__ import annotations
 
 import inspect
+import warnings
 
 import numpy as np
 
@@ -245,6 +246,12 @@ def export(model, args, f=None, input_names=None, output_names=None, dynamic_axe
         syms.update(_axes_of(dynamic_axes.get(name), name))
         graph_outputs.append(_value_info(onnx, name, s1, s2, v.dtype, syms))
     used = {i for n in g.nodes for i in n.input} | set(out_names)
+    for v in ins1:
+        if v.name not in used:
+            warnings.warn(
+                f"ember.onnx.export: input '{v.name}' is not used by the exported graph; if the "
+                "model reads it only for some values (e.g. skips an attention mask that pads "
+                "nothing), the graph is wrong for the others", UserWarning, stacklevel=3)
     g.initializers = [(n, a) for n, a in g.initializers if n in used]  # drop unused constants
     graph_inputs = [_value_info(onnx, v.name, v.shape, v.shape2, v.dtype, ax)
                     for v, ax in zip(ins1, in_axes)]

@@ -166,3 +166,10 @@ def test_constant_folding_and_without():
     folded = roundtrip(net, (ember.randn(2, 2, 7),), {"in0": [0]})
     plain = roundtrip(net, (ember.randn(2, 2, 7),), {"in0": [0]}, do_constant_folding=False)
     assert len(plain.graph.node) > len(folded.graph.node)
+
+
+def test_an_input_the_graph_does_not_read_is_warned_about():
+    net = Lambda(lambda m, x, mask: x * 2 if bool(mask.all()) else x * mask)
+    with pytest.warns(UserWarning, match="input 'mask' is not used by the exported graph"):
+        ember.onnx.export(net, (ember.randn(2, 3), ember.ones(2, 3)), None,
+                          input_names=["x", "mask"])
