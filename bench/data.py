@@ -2,6 +2,7 @@
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/data.py           # the table
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/data.py --memory  # RSS per epoch
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/data.py --transforms  # us/image
 
 The dataset is torchvision's CIFAR10 without PIL: 50,000 HWC uint8 images in one array and a
 list of int labels; ``__getitem__`` returns ``(transform(img), label)``. Pipelines:
@@ -212,6 +213,35 @@ def loader_pair(quick=False, workers=2, batch_size=128):
     return {"ember": statistics.median(e), "torch": statistics.median(t)}
 
 
+# ------------------------------------------------------------------- per-sample transform cost
+def transform_costs(args):
+    """µs per image of each step of pipeline (b), ember against torch, on one (32, 32, 3) uint8
+    HWC array (what ``CIFARLike`` yields); best of 5 ``timeit`` runs of 5,000 calls, 1 thread."""
+    import timeit
+
+    torch.set_num_threads(1)
+    img = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    ep, tp = ember_pipelines(), torch_pipelines()
+
+    def us(fn, x, n=5000):
+        return min(timeit.repeat(lambda: fn(x), number=n, repeat=5)) / n * 1e6
+
+    def costs(pipe, steps):
+        x, out = img, []
+        for t in steps:
+            out.append(us(t, x))
+            x = t(x)
+        return out + [us(pipe, img)]
+
+    if ep is None:
+        return
+    e, t = costs(ep["b"], ep["b"].transforms), costs(tp["b"], tp["b"].fns)
+    names = ("RandomCrop(32, 4)", "RandomHorizontalFlip", "ToTensor", "Normalize", "pipeline (b)")
+    print(f"{'transform':<22} {'ember us':>9} {'torch us':>9}")
+    for row in zip(names, e, t):
+        print("{:<22} {:>9.2f} {:>9.2f}".format(*row))
+
+
 # ------------------------------------------------------------------------ memory over epochs
 def _mem_kb(pid):
     """(RSS, private = USS) in MiB of ``pid`` from /proc."""
@@ -254,6 +284,10 @@ if __name__ == "__main__":
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--memory", action="store_true", help="RSS of main + workers over epochs")
     p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--transforms", action="store_true", help="µs per image of each transform")
     a = p.parse_args()
+    if a.transforms:
+        transform_costs(a)
+        sys.exit()
     memory(a) if a.memory else bench(a)
     assert get_worker_info() is None
