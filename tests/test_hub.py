@@ -172,3 +172,15 @@ def test_download_shows_a_progress_bar(server, tmp_path, capsys):
     hub.load_state_dict_from_url(f"{base}/bar.pt", model_dir=tmp_path / "c2", sha256=sha,
                                  progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_cache_folder_defaults_to_home_cache_and_follows_set_dir(tmp_path, monkeypatch):
+    for var in ("EMBER_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert hub.get_dir() == str(tmp_path / ".cache" / "ember" / "hub")
+    monkeypatch.setenv("EMBER_HOME", "~/e")
+    assert hub.get_dir() == str(tmp_path / "e" / "hub")
+    monkeypatch.setattr(hub, "_hub_dir", [])
+    hub.set_dir(tmp_path / "x")
+    assert hub.get_dir() == str(tmp_path / "x")
