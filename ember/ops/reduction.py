@@ -8,6 +8,7 @@ import numpy as np
 
 from ember import dtypes as _dt
 from ember.autograd.function import Function
+from ember.ops.activation import LogSoftmax, Softmax
 from ember.tensor import Tensor, _wrap, _wrap_dim
 
 __all__ = [
@@ -348,37 +349,6 @@ def logsumexp(input, dim, keepdim=False):
     return LogSumExp.apply(input, _axes(dim, input._data.ndim), keepdim)
 
 
-class Softmax(Function):
-    @staticmethod
-    def forward(ctx, x, axis):
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
-        e /= e.sum(axis=axis, keepdims=True)
-        ctx.save_for_backward(e)
-        ctx.axis = axis
-        return e
-
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        gy = g * y
-        return gy - y * gy.sum(axis=ctx.axis, keepdims=True), None
-
-
-class LogSoftmax(Function):
-    @staticmethod
-    def forward(ctx, x, axis):
-        z = x - x.max(axis=axis, keepdims=True)
-        z -= np.log(np.exp(z).sum(axis=axis, keepdims=True))
-        ctx.save_for_backward(z)
-        ctx.axis = axis
-        return z
-
-    @staticmethod
-    def backward(ctx, g):
-        (z,) = ctx.saved_tensors
-        return g - np.exp(z) * g.sum(axis=ctx.axis, keepdims=True), None
-
-
 def _softmax_input(input, dim, dtype, name):
     if dim is None:
         raise TypeError(f"{name}() missing required argument 'dim' (int)")
@@ -391,7 +361,9 @@ def _softmax_input(input, dim, dtype, name):
 
 
 def softmax(input, dim=None, dtype=None):
-    """``exp(x) / exp(x).sum(dim, keepdim=True)``, computed stably (``ember.softmax(x, dim=-1)``)."""
+    """``exp(x) / exp(x).sum(dim, keepdim=True)``, computed stably (``ember.softmax(x, dim=-1)``).
+
+    ``torch.softmax`` needs ``dim``; the op itself is the one ``nn.functional.softmax`` uses."""
     input, axis = _softmax_input(input, dim, dtype, "softmax")
     if input._data.ndim == 0:
         return Softmax.apply(input, None)
