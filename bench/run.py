@@ -28,6 +28,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 THREADS = 2
+SETTLE_S = 0.3  # pause between the two libraries' timed blocks (see time_pair)
 
 
 def set_threads(n=THREADS):
@@ -206,6 +207,11 @@ def time_pair(name, reps, inner, clock=time.perf_counter):
     samples = {"ember": [], "torch": []}
     for _ in range(reps):
         for lib in ("ember", "torch"):
+            # The other library's BLAS/OpenMP threads keep spinning for a while after its last
+            # call and steal the cores (torch's mlp128 step measured 20 ms right after ember's
+            # block and 2.7 ms alone): let them go idle, then wake this library's pool untimed.
+            time.sleep(SETTLE_S)
+            steps[lib]()
             t0 = clock()
             for _ in range(inner):
                 steps[lib]()
