@@ -5,10 +5,11 @@
 
 from __future__ import annotations
 
+import builtins as _builtins
+
 __version__ = "0.1.0"
 
 from ember.tensor import Size, Tensor  # noqa: E402  (first: everything else builds on it)
-from ember import dtypes as _dtype_mod  # noqa: E402
 from ember.dtypes import (  # noqa: E402
     bfloat16, bool, double, dtype, finfo, float, float16, float32, float64, get_default_dtype,
     half, iinfo, int, int8, int16, int32, int64, long, promote_types, result_type,
@@ -28,16 +29,10 @@ from ember.ops.reduction import *  # noqa: E402,F401,F403
 from ember.ops.shape import *  # noqa: E402,F401,F403
 from ember.ops.indexing import *  # noqa: E402,F401,F403
 from ember.ops.linalg import *  # noqa: E402,F401,F403
-from ember.ops.indexing import getitem as _getitem  # noqa: E402,F401
 from ember import autograd  # noqa: E402
 from ember import cuda, accelerator, backends  # noqa: E402
 from ember._lazy import lazy_submodules  # noqa: E402
 from ember._format import set_printoptions  # noqa: E402,F401
-
-del _dtype_mod
-# Python builtins that the dtype names above shadow inside this module stay reachable as builtins.
-
-float32.__class__  # keep flake8 quiet about the dtype names being "unused"
 
 strided = "strided"
 contiguous_format = preserve_format = channels_last = "memory_format"
@@ -56,7 +51,7 @@ def numel(input):
 
 
 def is_nonzero(input):
-    return builtins_bool(input)
+    return _builtins.bool(input)  # ``bool`` here is ember.bool, the dtype
 
 
 def get_num_threads():
@@ -89,10 +84,6 @@ def compile(model=None, **kwargs):
         return lambda m: m
     return model
 
-
-import builtins as _builtins  # noqa: E402
-
-builtins_bool = _builtins.bool
 
 # Sub-packages imported on first use keep ``import ember`` fast.
 __getattr__ = lazy_submodules(__name__, [

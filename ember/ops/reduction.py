@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import collections
 
 import numpy as np
@@ -273,7 +274,7 @@ class Var(Function):
         m = x.mean(axis=axes, keepdims=True)
         d = x - m
         n = x.size if axes is None else int(np.prod([x.shape[a] for a in axes]))
-        denom = builtin_max(n - correction, 0)
+        denom = builtins.max(n - correction, 0)  # ``max`` here is the op
         v = np.asarray((d * d).sum(axis=axes, keepdims=keepdim) / x.dtype.type(denom) if denom else
                        np.full((d * d).sum(axis=axes, keepdims=keepdim).shape, np.nan, x.dtype))
         ctx.save_for_backward(d)
@@ -288,7 +289,6 @@ class Var(Function):
         return (ge * d * d.dtype.type(2.0 / denom if denom else np.nan)), None, None, None
 
 
-builtin_max = __builtins__["max"] if isinstance(__builtins__, dict) else __builtins__.max
 
 
 def _correction(unbiased, correction):
