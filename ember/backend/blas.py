@@ -36,14 +36,17 @@ def _controllers():
 
 
 class serial_blas:
-    """Context manager: one BLAS thread inside when ``macs <= SERIAL_MACS``."""
+    """Context manager: one BLAS thread inside when ``macs <= serial_macs``.
+
+    Larger products (``macs=math.inf`` for "whatever is inside") keep every thread unless other
+    processes keep the other cores busy.
+    """
 
     __slots__ = ("saved",)
 
-    def __init__(self, macs):
-        # Also one thread for every product while other processes keep the other cores busy.
-        self.saved = (() if _BLAS_SERIAL_MACS < macs <= SERIAL_MACS or
-                      (macs > SERIAL_MACS and machine_busy()) else None)
+    def __init__(self, macs, serial_macs=SERIAL_MACS):
+        self.saved = (() if _BLAS_SERIAL_MACS < macs <= serial_macs or
+                      (macs > serial_macs and machine_busy()) else None)
 
     def __enter__(self):
         if self.saved is not None:

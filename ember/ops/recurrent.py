@@ -21,11 +21,12 @@ has no recurrent functions, so neither does ``ember.nn.functional``)::
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
 from ember.autograd.function import Function
-from ember.backend.blas import SERIAL_MACS, serial_blas
+from ember.backend.blas import serial_blas
 
 __all__ = []
 
@@ -40,7 +41,7 @@ def _blas_policy(fn):
 
     @functools.wraps(fn)
     def run(ctx, *args):
-        with serial_blas(SERIAL_MACS + 1):
+        with serial_blas(math.inf):
             return fn(ctx, *args)
 
     return run
@@ -54,7 +55,7 @@ _STEP_PARALLEL_MACS = 1 << 22
 
 def _step_blas(macs):
     """BLAS thread policy for the per-step products of a time loop (multiply-adds of one)."""
-    return serial_blas(SERIAL_MACS + 1 if macs >= _STEP_PARALLEL_MACS else macs)
+    return serial_blas(macs, serial_macs=_STEP_PARALLEL_MACS - 1)
 
 
 def _blocks(w, perm, n):
