@@ -17,7 +17,11 @@ from ember.backend.threads import machine_busy
 
 __all__ = ["serial_blas", "SERIAL_MACS"]
 
-SERIAL_MACS = 1 << 25  # products up to this many multiply-adds run on one thread
+# Products up to this many multiply-adds run on one thread. On the idle 2-core reference machine
+# two OpenBLAS threads beat one from 2^20 multiply-adds up (1.2x at 64x400x120, 1.6x at
+# 128x512x512, 1.9x at 128x784x512), so only OpenBLAS's own serial range stays serial; a busy
+# machine is handled by machine_busy(). (2^25 before: mlp128 torch/ember 0.65 -> 0.78.)
+SERIAL_MACS = 1 << 18
 _BLAS_SERIAL_MACS = 1 << 18  # OpenBLAS runs products this small on one thread by itself
 
 _libs = None
