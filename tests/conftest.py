@@ -14,3 +14,14 @@ def _seed():
     ember.manual_seed(0)
     np.random.seed(0)
     yield
+
+
+@pytest.fixture
+def idle(monkeypatch):
+    """Pretend the machine is idle with two threads, so ``parallel_for`` splits its work."""
+    from ember.backend import parallel
+    import ember.utils.threads as ut
+
+    monkeypatch.setattr(parallel, "machine_busy", lambda: False)
+    monkeypatch.setattr(parallel, "cpu_count", lambda: 2)
+    monkeypatch.setattr(ut, "get_num_threads", lambda: 2)

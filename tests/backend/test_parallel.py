@@ -1,4 +1,5 @@
-"""ember.backend.parallel: slices cover the range exactly once, errors re-raise, no nesting."""
+"""ember.backend.parallel: slices cover the range exactly once, errors re-raise, no nesting
+(the ``idle`` fixture, in conftest.py, makes it split)."""
 
 import threading
 
@@ -7,15 +8,6 @@ import pytest
 
 from ember.backend import parallel, threads
 from ember.backend.parallel import num_workers, parallel_for
-
-
-@pytest.fixture
-def idle(monkeypatch):
-    """Pretend the machine is idle and has two BLAS threads, so that parallel_for splits."""
-    monkeypatch.setattr(parallel, "machine_busy", lambda: False)
-    monkeypatch.setattr(parallel, "cpu_count", lambda: 2)
-    import ember.utils.threads as ut
-    monkeypatch.setattr(ut, "get_num_threads", lambda: 2)
 
 
 @pytest.mark.parametrize("n,grain", [(2, 1), (7, 1), (1000, 1), (1000, 64), (130, 64)])
