@@ -94,6 +94,16 @@ def test_trajectory_with_torch_grads(name, kw):
             assert_close(esd["state"][k][key], tv, rtol=1e-4, atol=1e-6, what=f"state {key}")
 
 
+@pytest.mark.parametrize("name,kw", CONFIGS[:5], ids=IDS[:5])
+def test_sgd_chunked_update_follows_torch(monkeypatch, name, kw):
+    """SGD updates parameters above _CHUNK elements chunk by chunk: with 7-element chunks the
+    (8, 5) and (8,) parameters take that path (a partial last chunk included), (3,) does not."""
+    import ember.optim.sgd as sgd
+
+    monkeypatch.setattr(sgd, "_CHUNK", 7)
+    test_trajectory_with_torch_grads(name, kw)
+
+
 @pytest.mark.parametrize("name,kw", [CONFIGS[1], CONFIGS[6], CONFIGS[13], CONFIGS[17]],
                          ids=[IDS[1], IDS[6], IDS[13], IDS[17]])
 def test_trajectory_own_gradients(name, kw):
