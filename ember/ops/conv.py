@@ -15,13 +15,11 @@ import numpy as np
 
 from ember.autograd.function import Function
 from ember.backend.blas import serial_blas
-from ember.backend.im2col import col2im, conv_out_size, im2col, pad_cn, scratch, unpad_cn
+from ember.backend.im2col import col2im, conv_out_size, im2col, pad_cn, scratch
+from ember.backend.parallel import parallel_for
 from ember.tensor import Tensor
 
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
-
-_KEEP_COLS_BYTES = 16 << 20
-
 
 def _ntuple(v, n, name="argument"):
     """``3`` -> ``(3, 3)``; a tuple/list of length ``n`` (or 1) -> a tuple of ints."""
@@ -45,103 +43,157 @@ def _bias_into(out_on, b, y_t):
 
 
 class Conv2dOp(Function):
-    """x (N, C, H, W), w (O, C/G, kh, kw), b (O,) or None; pads (top, bottom, left, right)."""
+    """x (N, C, H, W), w (O, C/G, kh, kw), b (O,) or None; pads (top, bottom, left, right).
+
+    The batch is processed in blocks of images whose columns fit in a core's L2 cache (about
+    2 MB): a block is padded into channel-major layout, turned into columns
+    ``(G, C/G*kh*kw, m*Ho*Wo)`` (``ember.backend.im2col``) and multiplied by the weight
+    ``(G, O/G, C/G*kh*kw)`` in one product per group, so the columns never travel to memory.
+    The blocks are split over the cores (``parallel_for``). Backward rebuilds each block's
+    columns from the input (in cache) instead of keeping kh*kw copies of the input alive.
+    """
 
     @staticmethod
     def forward(ctx, x, w, b, stride, pads, dilation, groups):
-        with serial_blas(x.shape[0] * w.size * x.shape[2] * x.shape[3] // (stride[0] * stride[1])):
-            return Conv2dOp._forward(ctx, x, w, b, stride, pads, dilation, groups)
-
-    @staticmethod
-    def backward(ctx, g):
-        with serial_blas(g.size * ctx.wsize // g.shape[1]):
-            return Conv2dOp._backward(ctx, g)
-
-    @staticmethod
-    def _forward(ctx, x, w, b, stride, pads, dilation, groups):
-        n, _, h, wd = x.shape
-        o, cg, kh, kw = w.shape
-        ho = conv_out_size(h, kh, stride[0], pads[0] + pads[1], dilation[0])
-        wo = conv_out_size(wd, kw, stride[1], pads[2] + pads[3], dilation[1])
-        xp = pad_cn(x, pads)
-        # Small columns are kept for the weight gradient; large ones (kh*kw times the input)
-        # are rebuilt in backward from the padded input to keep peak memory near PyTorch's,
-        # and live in the reusable scratch buffer meanwhile.
-        cshape = (xp.shape[0], kh, kw, n, ho, wo)
-        keep = x.itemsize * xp.shape[0] * kh * kw * n * ho * wo <= _KEEP_COLS_BYTES
-        cols = im2col(xp, (kh, kw), stride, dilation, (ho, wo),
-                      out=None if keep else scratch(cshape, x.dtype))
-        cols = cols.reshape(groups, cg * kh * kw, -1)
-        og = o // groups
-        wm = w.reshape(groups, og, cg * kh * kw)
-        out = np.empty((o, n * ho * wo), dtype=x.dtype)
-        for gi in range(groups):
-            np.matmul(wm[gi], cols[gi], out=out[gi * og:(gi + 1) * og])
+        geom = _Geom(x.shape, w.shape, stride, pads, dilation, groups)
+        n, o, (ho, wo) = x.shape[0], w.shape[0], geom.out_hw
+        wm = w.reshape(groups, o // groups, -1)
         y = np.empty((n, o, ho, wo), dtype=x.dtype)
-        _bias_into(out.reshape(o, n, ho, wo), b, y.transpose(1, 0, 2, 3))
-        ctx.save_for_backward(xp, w, cols if keep else None)
-        ctx.geom = (x.shape, stride, pads, dilation, groups, (ho, wo))
-        ctx.wsize = w.size
+        # Small columns are kept for the weight gradient (LeNet's, 15 MB at batch 64: rebuilding
+        # them cost 25% of its backward); large ones are rebuilt block by block in backward.
+        keep = ([None] * geom.nblocks if geom.cols_bytes <= _KEEP_COLS_BYTES
+                and ctx.needs_input_grad[1] else None)
+
+        def run(lo, hi):
+            for i, (a, z) in zip(range(lo, hi), geom.blocks(lo, hi)):
+                cols = geom.columns(x[a:z], keep is not None)
+                if keep is not None:
+                    keep[i] = cols
+                out = np.matmul(wm, cols)  # (G, O/G, m*Ho*Wo)
+                _bias_into(out.reshape(o, z - a, ho, wo), b, y[a:z].transpose(1, 0, 2, 3))
+
+        geom.run(run, n * w.size * ho * wo)
+        ctx.save_for_backward(x, w)
+        ctx.geom, ctx.cols = geom, keep
         return y
 
     @staticmethod
-    def _backward(ctx, g):
-        xp, w, cols = ctx.saved_tensors
-        xshape, stride, pads, dilation, groups, (ho, wo) = ctx.geom
-        n = xshape[0]
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        geom, kept = ctx.geom, ctx.cols
+        ctx.cols = None
         o, cg, kh, kw = w.shape
-        og, kk = o // groups, cg * kh * kw
-        gt = np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(groups, og, n * ho * wo)
+        groups, og = geom.groups, o // geom.groups
         need = ctx.needs_input_grad
-        gx = gw = gb = None
-        if need[2]:
-            gb = gt.reshape(o, -1).sum(axis=1)
+        gx = np.empty(x.shape, dtype=x.dtype) if need[0] else None
+        by_correlation = need[0] and geom.correlation_pays()
+        if by_correlation:
+            wx = w.reshape(groups, og, cg, kh, kw)[..., ::-1, ::-1].transpose(0, 2, 1, 3, 4)
+            wx = np.ascontiguousarray(wx).reshape(groups, cg, og * kh * kw)
+        elif need[0]:
+            wx = w.reshape(groups, og, cg * kh * kw).transpose(0, 2, 1)
+        partial = []
+
+        def run(lo, hi):
+            gw = np.zeros((groups, cg * kh * kw, og), dtype=w.dtype) if need[1] else None
+            for i, (a, z) in zip(range(lo, hi), geom.blocks(lo, hi)):
+                gt = np.ascontiguousarray(g[a:z].transpose(1, 0, 2, 3)).reshape(groups, og, -1)
+                if need[1]:
+                    # (k, m*HW) @ (m*HW, og): OpenBLAS is several times faster contracting the
+                    # long pixel axis this way round than as (og, m*HW) @ (m*HW, k).
+                    cols = geom.columns(x[a:z]) if kept is None else kept[i]
+                    gw += np.matmul(cols, gt.transpose(0, 2, 1))
+                if by_correlation:
+                    gxt = np.matmul(wx, geom.correlation_columns(g[a:z]))
+                    gx[a:z].transpose(1, 0, 2, 3)[...] = gxt.reshape(-1, z - a, *x.shape[2:])
+                elif need[0]:
+                    geom.col2im_into(np.matmul(wx, gt), gx[a:z])
+            partial.append(gw)
+
+        geom.run(run, x.shape[0] * w.size * g.shape[2] * g.shape[3] * (need[0] + need[1]))
+        del kept
+        gw = None
         if need[1]:
-            if cols is None:
-                cols = im2col(xp, (kh, kw), stride, dilation, (ho, wo),
-                              out=scratch((xshape[1], kh, kw, n, ho, wo), xp.dtype))
-                cols = cols.reshape(groups, kk, -1)
-            # (kk, NL) @ (NL, og): OpenBLAS is several times faster with the long K axis
-            # contracted this way round than as (og, NL) @ (NL, kk).
-            gw = np.empty((groups, kk, og), dtype=w.dtype)
-            for gi in range(groups):
-                np.matmul(cols[gi], gt[gi].T, out=gw[gi])
-            del cols
+            gw = partial[0] if len(partial) == 1 else np.sum(partial, axis=0)
             gw = np.ascontiguousarray(gw.transpose(0, 2, 1)).reshape(w.shape)
-        if need[0]:
-            full = [d * (k - 1) for d, k in zip(dilation, (kh, kw))]
-            # The correlation's columns hold og*kh*kw rows against col2im's cg*kh*kw: it only
-            # pays when the layer does not widen (LeNet's 6->16 conv2 ran 2x slower with it).
-            if stride == (1, 1) and og <= cg and all(p <= full[i // 2]
-                                                     for i, p in enumerate(pads)):
-                gx = _input_grad_by_correlation(g, w, pads, dilation, groups, xshape, full)
-            else:
-                wm = w.reshape(groups, og, kk)
-                gcols = np.empty((groups, kk, n * ho * wo), dtype=w.dtype)
-                for gi in range(groups):
-                    np.matmul(wm[gi].T, gt[gi], out=gcols[gi])
-                gcols = gcols.reshape(xshape[1], kh, kw, n, ho, wo)
-                gx = unpad_cn(col2im(gcols, xp.shape[2:], stride, dilation), pads, xshape)
-        return gx, gw, gb, None, None, None, None
+        gbias = g.sum(axis=(0, 2, 3)) if need[2] else None
+        return gx, gw, gbias, None, None, None, None
 
 
-def _input_grad_by_correlation(g, w, pads, dilation, groups, xshape, full):
-    """Stride-1 input gradient as a convolution of the padded output gradient with the flipped,
-    transposed weight: one im2col and one matmul, ~20% less memory traffic than col2im."""
-    n, c, h, wd = xshape
-    o, cg, kh, kw = w.shape
-    og = o // groups
-    gp = pad_cn(g, (full[0] - pads[0], full[0] - pads[1], full[1] - pads[2], full[1] - pads[3]))
-    cols = im2col(gp, (kh, kw), (1, 1), dilation, (h, wd),
-                  out=scratch((o, kh, kw, n, h, wd), g.dtype))
-    cols = cols.reshape(groups, og * kh * kw, -1)
-    del gp
-    wf = w.reshape(groups, og, cg, kh, kw)[..., ::-1, ::-1].transpose(0, 2, 1, 3, 4)
-    wf = np.ascontiguousarray(wf).reshape(groups, cg, og * kh * kw)
-    gxt = np.empty((groups, cg, n * h * wd), dtype=g.dtype)
-    for gi in range(groups):
-        np.matmul(wf[gi], cols[gi], out=gxt[gi])
-    return np.ascontiguousarray(gxt.reshape(c, n, h, wd).transpose(1, 0, 2, 3))
+_KEEP_COLS_BYTES = 16 << 20
+_BLOCK_BYTES = 2 << 20  # columns of one block of images: fit the 4 MB L2 of a core with the rest
+_SPLIT_MACS = 1 << 21  # below this many multiply-adds per pass one thread is faster
+
+
+class _Geom:
+    """Shapes of one convolution and the per-block kernels of ``Conv2dOp``."""
+
+    __slots__ = ("xshape", "wshape", "stride", "pads", "dilation", "groups", "out_hw", "block",
+                 "nblocks", "cols_bytes")
+
+    def __init__(self, xshape, wshape, stride, pads, dilation, groups):
+        self.xshape, self.wshape, self.stride, self.pads = xshape, wshape, stride, pads
+        self.dilation, self.groups = dilation, groups
+        (n, c, h, wd), (o, _, kh, kw) = xshape, wshape
+        self.out_hw = (conv_out_size(h, kh, stride[0], pads[0] + pads[1], dilation[0]),
+                       conv_out_size(wd, kw, stride[1], pads[2] + pads[3], dilation[1]))
+        # The input's columns and, for the input gradient, the output gradient's must fit.
+        cols = 4 * c * kh * kw * self.out_hw[0] * self.out_hw[1]
+        per_image = max(cols, 4 * o * kh * kw * h * wd if self.correlation_pays() else 0)
+        self.block = max(1, _BLOCK_BYTES // per_image)
+        self.nblocks = -(-n // self.block)
+        self.cols_bytes = n * cols
+
+    def blocks(self, lo, hi):
+        """``(first, end)`` image ranges of blocks ``lo..hi-1``."""
+        n, m = self.xshape[0], self.block
+        return [(i * m, min(n, (i + 1) * m)) for i in range(lo, hi)]
+
+    def run(self, fn, macs):
+        """``fn(lo, hi)`` over every block, split over the cores when the work pays for it."""
+        with serial_blas(macs):
+            parallel_for(self.nblocks, fn, min_n=2 if macs >= _SPLIT_MACS else self.nblocks + 1)
+
+    def columns(self, xb, own=False):
+        """Columns ``(G, C/G*kh*kw, m*Ho*Wo)`` of an image block ``(m, C, H, W)``, in this
+        thread's scratch buffer unless ``own``."""
+        m, c = xb.shape[:2]
+        kh, kw = self.wshape[2:]
+        shape = (c, kh, kw, m) + self.out_hw
+        cols = im2col(pad_cn(xb, self.pads), (kh, kw), self.stride, self.dilation, self.out_hw,
+                      out=None if own else scratch(shape, xb.dtype))
+        return cols.reshape(self.groups, -1, m * self.out_hw[0] * self.out_hw[1])
+
+    def correlation_pays(self):
+        """Stride-1 input gradient as a correlation of the padded output gradient with the
+        flipped weight: one im2col and one product, ~20% less memory traffic than col2im. Its
+        columns hold og*kh*kw rows against col2im's cg*kh*kw: it only pays when the layer does
+        not widen (LeNet's 6->16 conv2 ran 2x slower with it)."""
+        o, cg, kh, kw = self.wshape
+        full = (self.dilation[0] * (kh - 1), self.dilation[1] * (kw - 1))
+        return (self.stride == (1, 1) and o // self.groups <= cg
+                and all(p <= full[i // 2] for i, p in enumerate(self.pads)))
+
+    def correlation_columns(self, gb):
+        """Columns ``(G, O/G*kh*kw, m*H*W)`` of an output-gradient block padded to 'full'."""
+        m, o = gb.shape[:2]
+        kh, kw = self.wshape[2:]
+        hw = self.xshape[2:]
+        fh, fw = self.dilation[0] * (kh - 1), self.dilation[1] * (kw - 1)
+        t, b, lf, r = self.pads
+        gp = pad_cn(gb, (fh - t, fh - b, fw - lf, fw - r))
+        cols = im2col(gp, (kh, kw), (1, 1), self.dilation, hw,
+                      out=scratch((o, kh, kw, m) + hw, gb.dtype))
+        return cols.reshape(self.groups, -1, m * hw[0] * hw[1])
+
+    def col2im_into(self, gcols, gxb):
+        """Sum columns ``(G, C/G*kh*kw, m*Ho*Wo)`` back into the input-gradient block."""
+        m, c, h, wd = gxb.shape
+        kh, kw = self.wshape[2:]
+        t, b, lf, r = self.pads
+        gp = col2im(gcols.reshape(c, kh, kw, m, *self.out_hw), (h + t + b, wd + lf + r),
+                    self.stride, self.dilation)
+        gxb.transpose(1, 0, 2, 3)[...] = gp[:, :, t:t + h, lf:lf + wd]
 
 
 class ConvTranspose2dOp(Function):

@@ -184,3 +184,28 @@ def test_noncontiguous_inputs():
     check_op([(2, 3, 8, 8), (3, 4, 3, 3)],
              lambda t, x, w: t.nn.functional.conv_transpose2d(x, w, stride=2), transpose=(0,),
              **TOL)
+
+
+BLOCKED = [  # (x, w, kwargs): correlation and col2im input gradients, strides, groups, 1x1
+    ((5, 4, 7, 6), (4, 4, 3, 3), dict(padding=1)),
+    ((5, 3, 7, 6), (6, 3, 3, 3), dict(padding=1)),
+    ((5, 4, 9, 8), (6, 2, 3, 2), dict(stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2)),
+    ((5, 4, 6, 6), (8, 4, 1, 1), dict(stride=2)),
+]
+
+
+@pytest.mark.parametrize("split", [True, False])
+@pytest.mark.parametrize("keep", [True, False])
+@pytest.mark.parametrize("case", BLOCKED)
+def test_conv2d_in_blocks_split_over_threads(case, keep, split, monkeypatch, request):
+    """One image per block (and kept or rebuilt columns), the blocks run on two threads or one:
+    the same results as torch's."""
+    from ember.ops import conv
+
+    if split:
+        request.getfixturevalue("idle")
+    monkeypatch.setattr(conv, "_BLOCK_BYTES", 1)
+    monkeypatch.setattr(conv, "_SPLIT_MACS", 0)
+    monkeypatch.setattr(conv, "_KEEP_COLS_BYTES", 1 << 30 if keep else 0)
+    xs, ws, kw = case
+    check_op([xs, ws, ws[:1]], lambda t, x, w, b: t.nn.functional.conv2d(x, w, b, **kw), **TOL)
