@@ -114,12 +114,18 @@ class MaxPool2dOp(Function):
 
 def _max4(a, b, c, d):
     """Max of four window views and the first winning position (0-3): a pairwise tournament,
-    several times faster than a scan for the common 2x2 pool."""
+    several times faster than a scan for the common 2x2 pool. The winner is picked with uint8
+    arithmetic, ``i1 + s * (i2 - i1)`` (mod 256), not ``np.where``, which took 0.32 of the
+    0.40 ms of a (64, 6, 28, 28) pool."""
     m1, m2 = np.maximum(a, b), np.maximum(c, d)
     i1 = np.greater(b, a).view(np.uint8)  # ties keep the earlier position
-    i2 = np.greater(d, c).view(np.uint8)
-    i2 += 2
-    idx = np.where(np.greater(m2, m1), i2, i1)
+    idx = np.greater(d, c).view(np.uint8)
+    sel = np.greater(m2, m1).view(np.uint8)
+    idx -= i1
+    idx *= sel
+    idx += i1
+    sel <<= 1
+    idx += sel
     return np.maximum(m1, m2, out=m1), idx
 
 

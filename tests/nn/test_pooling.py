@@ -46,6 +46,16 @@ def test_maxpool_ties_go_to_first_and_nan_propagates():
     np.testing.assert_array_equal(i.numpy(), ti.numpy())
 
 
+
+def test_maxpool_2x2_winner_matches_torch_for_every_tie_pattern():
+    """The 2x2 tournament's uint8 winner selection, on windows drawn from {0, 1, 2}: all 81
+    value patterns (ties of two, three and four included) occur."""
+    x = np.random.default_rng(0).integers(0, 3, (2, 3, 40, 40)).astype(np.float32)
+    y, i = ember.nn.functional.max_pool2d(ember.tensor(x), 2, return_indices=True)
+    ty, ti = torch.nn.functional.max_pool2d(torch.tensor(x), 2, return_indices=True)
+    np.testing.assert_array_equal(y.numpy(), ty.numpy())
+    np.testing.assert_array_equal(i.numpy(), ti.numpy())
+
 AVG2D = [
     dict(kernel_size=2),
     dict(kernel_size=3, stride=2, padding=1),
