@@ -39,7 +39,7 @@ class Tensor:
     ``Tensor(*sizes)`` work as PyTorch's legacy constructor (float32).
     """
 
-    __slots__ = ("_data", "_rg", "grad", "grad_fn", "_oi", "_vc", "_hooks", "_base", "__weakref__")
+    __slots__ = ("_data", "_rg", "_grad", "grad_fn", "_oi", "_vc", "_hooks", "_base", "__weakref__")
     __array_priority__ = 1000  # NumPy defers to Tensor's reflected operators
 
     def __init__(self, *args, dtype=None, device=None, requires_grad=False):
@@ -53,7 +53,7 @@ class Tensor:
             arr = np.empty(tuple(args[0]), dtype=d.np)
         else:
             raise TypeError(f"Tensor() got an unexpected combination of arguments {args!r}")
-        self._data, self._rg, self.grad, self.grad_fn = arr, False, None, None
+        self._data, self._rg, self._grad, self.grad_fn = arr, False, None, None
         self._oi, self._vc, self._hooks, self._base = 0, None, None, None
         if requires_grad:
             self.requires_grad_(True)
@@ -101,6 +101,29 @@ class Tensor:
     @property
     def layout(self):
         return "strided"
+
+    @property
+    def grad(self):
+        """The accumulated gradient (a Tensor of this tensor's shape and dtype) or None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, g):
+        if g is not None:
+            if not isinstance(g, Tensor):
+                raise TypeError("assigned grad expected to be a Tensor or None but got grad of "
+                                f"type {type(g).__name__}")
+            if g._data.shape != self._data.shape:
+                raise RuntimeError(
+                    f"attempting to assign a gradient of size '{list(g._data.shape)}' to a "
+                    f"tensor of size '{list(self._data.shape)}'. Please ensure that the gradient "
+                    "and the tensor are the same size")
+            if g._data.dtype != self._data.dtype:
+                raise RuntimeError(
+                    f"attempting to assign a gradient with dtype '{_c_name(g._data.dtype)}' to a "
+                    f"tensor with grad_dtype '{_scalar_name(self._data.dtype)}'. The gradient "
+                    "must match the tensor's grad_dtype (defaults to the tensor's dtype).")
+        self._grad = g
 
     @property
     def requires_grad(self):
@@ -532,8 +555,22 @@ def _wrap_dim(dim, ndim):
     return dim + n if dim < 0 else dim
 
 
+def _c_name(dt):
+    """C++ spelling of a dtype in torch's messages ('float', 'double', 'long int')."""
+    return {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int",
+            "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
+            "bool": "bool"}.get(dt.name, dt.name)
+
+
+def _scalar_name(dt):
+    """torch's ScalarType name of a dtype ('Float', 'Double', 'Long')."""
+    return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
+            "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+            "bool": "Bool"}.get(dt.name, dt.name)
+
+
 def _init_from(t, arr, rg=False):
-    t._data, t._rg, t.grad, t.grad_fn, t._oi, t._vc, t._hooks = arr, rg, None, None, 0, None, None
+    t._data, t._rg, t._grad, t.grad_fn, t._oi, t._vc, t._hooks = arr, rg, None, None, 0, None, None
     t._base = None
 
 
@@ -542,7 +579,7 @@ def _wrap(arr):
     t = _new(Tensor)
     t._data = arr
     t._rg = False
-    t.grad = None
+    t._grad = None
     t.grad_fn = None
     t._oi = 0
     t._vc = None

@@ -69,3 +69,25 @@ def test_unknown_dtype():
         ember.zeros(2, dtype="float8")
     with pytest.raises(TypeError, match="unknown dtype"):
         ember.ones(2).to(dtype=complex)
+
+
+def test_grad_assignment_is_checked_as_in_torch():
+    import re
+
+    import torch
+
+    for make in (lambda lib: lib.zeros(4), lambda lib: lib.zeros(3, dtype=lib.float64),
+                 lambda lib: lib.zeros(3, dtype=lib.float16), lambda lib: lib.zeros(3, dtype=lib.int64)):
+        te, tt = ember.zeros(3, requires_grad=True), torch.zeros(3, requires_grad=True)
+        with pytest.raises(RuntimeError) as want:
+            tt.grad = make(torch)
+        first = str(want.value).split(".")[0]
+        with pytest.raises(RuntimeError, match=re.escape(first)):
+            te.grad = make(ember)
+    t = ember.zeros(3, requires_grad=True)
+    with pytest.raises(TypeError, match="expected to be a Tensor or None but got grad of type list"):
+        t.grad = [1.0, 2.0, 3.0]
+    t.grad = ember.ones(3)
+    assert t.grad.tolist() == [1.0, 1.0, 1.0]
+    t.grad = None
+    assert t.grad is None

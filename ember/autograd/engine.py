@@ -205,7 +205,7 @@ def _accumulate(t, g, handed):
         if g.base is not None or not g.flags.writeable or id(g) in handed:
             g = g.copy()
         handed.add(id(g))
-        t.grad = _wrap(g)
+        t._grad = _wrap(g)
     else:
         ca = cur._data
         if ca.flags.writeable and ca.shape == g.shape:
