@@ -56,3 +56,15 @@ def test_f_gelu_uses_it_and_still_matches_torch():
     check_op([(64, 257)], lambda lib, x: lib.nn.functional.gelu(x))
     x = ember.randn(1000) * 4
     np.testing.assert_array_equal(ember.nn.functional.gelu(x).numpy(), E.gelu_f32(x.numpy()))
+
+
+def test_split_over_two_threads_gives_the_same_bits(idle, monkeypatch):
+    x = np.random.default_rng(2).standard_normal(3 * E._CHUNK + 5).astype(np.float32) * 4
+    x[E._CHUNK + 3] = np.inf  # one block takes the clamp
+    serial = E.gelu_f32(x)  # below _SPLIT: one thread
+    monkeypatch.setattr(E, "_SPLIT", 1)
+    calls = []
+    real = E.parallel_for
+    monkeypatch.setattr(E, "parallel_for", lambda n, fn, **kw: (calls.append(n), real(n, fn, **kw)))
+    np.testing.assert_array_equal(E.gelu_f32(x), serial)
+    assert calls and serial[E._CHUNK + 3] == np.inf
