@@ -20,6 +20,7 @@ import ember
 from ember.autograd.function import Function
 from ember.backend import unbroadcast
 from ember.backend.blas import serial_blas
+from ember.backend.parallel import parallel_for
 from ember.ops import linear as _linear
 from ember.random import _gen
 from ember.tensor import Tensor, _wrap
@@ -44,59 +45,154 @@ def _sum_heads(g, groups):
     return g.reshape(g.shape[:-3] + (g.shape[-3] // groups, groups) + g.shape[-2:]).sum(-3)
 
 
+_BLOCK_SCORES = 1 << 18  # scores per block (1 MiB of float32): the block's passes stay in L2
+_SPLIT_SCORES = 1 << 18  # two threads from here (~0.5 ms of attention; a split costs ~0.1 ms)
+_EXP_SAFE = 60.0  # 2^score up to this cannot overflow float32, even summed over a long row
+_TINY_SUM = 1e-30  # a row sum above this kept its largest terms normal floats
+_LOG2E = 1 / math.log(2)
+
+
+def _scores(q, kt, mask, not_causal, s):
+    """``s = q @ kt`` (``kt``: the keys transposed and scaled by ``scale * log2(e)``), then the
+    masks: -inf where a bool mask (or the causal triangle) says no, a float mask (also in base
+    2) added."""
+    np.matmul(q, kt, out=s)
+    if not_causal is not None:
+        np.copyto(s, -np.inf, where=not_causal)
+    if mask is not None:
+        if mask.dtype == np.bool_:
+            np.copyto(s, -np.inf, where=~mask)
+        else:
+            s += mask
+
+
+def _softmax_block(q, kt, mask, not_causal, s, ones):
+    """A block's unnormalised softmax ``2^(s - shift)`` into ``s``; returns the row sums
+    (..., L, 1).
+
+    Measured per score (float32, one thread): the stable softmax's per-row maximum over short
+    rows costs 0.82 ns, more than the exp itself (exp 0.40, exp2 0.23). Any shift common to a
+    row gives the same softmax: none when every score is at most ``_EXP_SAFE`` (BERT's always
+    are), else the block's maximum (0.05 + 0.08 ns). The row sums are one matrix-vector product
+    (0.06 ns; ``sum(-1)``: 0.26). A row whose sum falls below ``_TINY_SUM`` (its scores far
+    below the block's top, or fully masked) or a nan/inf sends the block through the row-wise
+    path: there a fully masked row gives zeros (under a float mask of finite minima, a uniform
+    row), as PyTorch does."""
+    _scores(q, kt, mask, not_causal, s)
+    top = s.max()
+    if top > _EXP_SAFE and np.isfinite(top):
+        s -= top
+    if top <= _EXP_SAFE or np.isfinite(top):
+        np.exp2(s, out=s)
+        tot = (s.reshape(-1, s.shape[-1]) @ ones).reshape(s.shape[:-1] + (1,))
+        if tot.min() >= _TINY_SUM and np.isfinite(tot.max()):
+            return tot
+        _scores(q, kt, mask, not_causal, s)
+    m = s.max(-1, keepdims=True)
+    m[~np.isfinite(m)] = 0
+    s -= m
+    np.exp2(s, out=s)
+    tot = s.sum(-1, keepdims=True)
+    tot[tot == 0] = 1
+    return tot
+
+
+def _base2_mask(mask):
+    """A float mask times log2(e) (a bool mask as is); a finite mask value that overflows (the
+    dtype's minimum, Hugging Face's padding) stays the finite minimum."""
+    if mask is None or mask.dtype == np.bool_:
+        return mask
+    with np.errstate(over="ignore"):
+        m2 = mask * mask.dtype.type(_LOG2E)
+    over = np.isinf(m2) & np.isfinite(mask)
+    if over.any():
+        m2[over] = np.copysign(np.finfo(mask.dtype).max, mask[over])
+    return m2
+
+
 class Attention(Function):
     """(q, k, v, mask, dropout_p, is_causal, scale, groups, need_weights) -> out[, weights].
 
     ``mask``: None, a bool array (True = attend) or a float array added to the scores, any shape
     that broadcasts to (..., L, S). ``groups``: query heads per key/value head (GQA).
     ``weights`` (returned when ``need_weights``) are the attention probabilities after dropout.
+
+    Forward runs in blocks of the first batch dim (``_BLOCK_SCORES`` scores each, so the scores
+    stay in cache from product to product), split over the cores (``parallel_for``). In each:
+    the keys are transposed and scaled by ``scale * log2(e)`` in one copy (a contiguous
+    right-hand side: the product 3.8 ms instead of 6.0 for BERT-MiniLM's layer), the softmax is
+    taken in base 2 (``_softmax_block``), and without a gradient the output, four times
+    smaller than the probabilities here, is normalised instead of them. MiniLM layer (batch 32,
+    12 heads, 128 tokens), one thread: 40 ms -> 15 ms.
     """
 
     @staticmethod
     def forward(ctx, q, k, v, mask, dropout_p, is_causal, scale, groups, need_weights):
         kr, vr = _repeat_heads(k, groups), _repeat_heads(v, groups)
-        s = _bmm(q, np.swapaxes(kr, -1, -2))
-        s *= s.dtype.type(scale)
-        L, S = s.shape[-2], s.shape[-1]
-        masked = False
-        if is_causal:
-            np.copyto(s, -np.inf, where=~np.tri(L, S, dtype=bool))
-        if mask is not None:
-            masked = True
-            if mask.dtype == np.bool_:
-                if np.broadcast_shapes(s.shape, mask.shape) != s.shape:
-                    s = np.broadcast_to(s, np.broadcast_shapes(s.shape, mask.shape)).copy()
-                np.copyto(s, -np.inf, where=~mask)
-            elif np.broadcast_shapes(s.shape, mask.shape) == s.shape:
-                s += mask
-            else:
-                s = s + mask
-        m = s.max(-1, keepdims=True)
-        if masked:
-            m[~np.isfinite(m)] = 0  # a fully masked row gives zeros, as PyTorch's SDPA does
-        s -= m
-        p = np.exp(s, out=s)
-        tot = p.sum(-1, keepdims=True)
-        if masked:
-            tot[tot == 0] = 1
-        p /= tot
-        keep = None
-        pd = p
+        (L, E), S, Ev, dt = q.shape[-2:], k.shape[-2], v.shape[-1], q.dtype
+        batch = np.broadcast_shapes(q.shape[:-2], kr.shape[:-2], vr.shape[:-2],
+                                    () if mask is None else mask.shape[:-2])
+        fb = batch or (1,)  # >= 3-D views; a block is a range of the first batch dim
+        qb, kb, vb = (np.broadcast_to(a, fb + a.shape[-2:]) for a in (q, kr, vr))
+        m2 = _base2_mask(mask)
+        mb = None if m2 is None else np.broadcast_to(m2, fb + (L, S))
+        # In q's memory order: BERT's heads (a transposed view) come back as a free view.
+        out = np.empty_like(q) if q.shape == fb + (L, E) and Ev == E else np.empty(fb + (L, Ev), dt)
+        keep = pd_all = None
         if dropout_p > 0:
             if dropout_p >= 1:
-                keep = np.zeros(p.shape, p.dtype)
+                keep = np.zeros(fb + (L, S), dt)
             else:
-                keep = (_gen().random(p.shape, dtype=np.float32) >= dropout_p).astype(p.dtype)
-                keep *= p.dtype.type(1 / (1 - dropout_p))
-            pd = p * keep
-        out = _bmm(pd, vr)
+                keep = (_gen().random(batch + (L, S), dtype=np.float32) >= dropout_p).astype(dt)
+                keep *= dt.type(1 / (1 - dropout_p))
+                keep = keep.reshape(fb + (L, S))
+            if need_weights:
+                pd_all = np.empty(fb + (L, S), dt)
+        p_all = np.empty(fb + (L, S), dt) if need_weights or any(ctx.needs_input_grad) else None
+        not_causal = ~np.tri(L, S, dtype=bool) if is_causal else None
+        ones = np.ones((S, 1), dt)
+        kscale = dt.type(scale * _LOG2E)
+        row = int(np.prod(fb[1:], dtype=np.int64)) * L * S  # scores per index of the first dim
+        step = max(1, _BLOCK_SCORES // max(row, 1))
+
+        def run(lo, hi):
+            inner = (min(step, hi - lo),) + fb[1:]
+            kt = np.empty(inner + (E, S), dt)
+            s_buf = np.empty(inner + (L, S), dt) if p_all is None else None
+            o_buf = np.empty(inner + (L, Ev), dt) if p_all is None and keep is None else None
+            d_buf = np.empty(inner + (L, S), dt) if keep is not None and pd_all is None else None
+            with serial_blas(L * E * S):
+                for a in range(lo, hi, step):
+                    b = min(a + step, hi)
+                    n = b - a
+                    np.multiply(np.swapaxes(kb[a:b], -1, -2), kscale, out=kt[:n])
+                    s = p_all[a:b] if p_all is not None else s_buf[:n]
+                    tot = _softmax_block(qb[a:b], kt[:n], None if mb is None else mb[a:b],
+                                         not_causal, s, ones)
+                    np.reciprocal(tot, out=tot)
+                    if o_buf is not None:  # no probabilities wanted: normalise the output
+                        np.matmul(s, vb[a:b], out=o_buf[:n])
+                        np.multiply(o_buf[:n], tot, out=out[a:b])
+                        continue
+                    s *= tot
+                    if keep is not None:
+                        s = np.multiply(s, keep[a:b], out=d_buf[:n] if pd_all is None
+                                        else pd_all[a:b])
+                    np.matmul(s, vb[a:b], out=out[a:b])
+
+        parallel_for(fb[0], run, min_n=max(2, -(-_SPLIT_SCORES // max(row, 1))))
         if need_weights:
             ctx._nout = 2
         ctx.scale, ctx.groups = scale, groups
         ctx.shapes = (q.shape, k.shape, v.shape, None if mask is None else mask.shape)
+        shape = batch + (L, S)
         if any(ctx.needs_input_grad):
-            ctx.save_for_backward(q, kr, vr, p, keep)
-        return (out, pd) if need_weights else out
+            ctx.save_for_backward(q, kr, vr, p_all.reshape(shape),
+                                  None if keep is None else keep.reshape(shape))
+        out = out.reshape(batch + (L, Ev))
+        if need_weights:
+            return out, (p_all if pd_all is None else pd_all).reshape(shape)
+        return out
 
     @staticmethod
     def backward(ctx, dout, dw=None):
