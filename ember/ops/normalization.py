@@ -15,13 +15,20 @@ import numbers
 import numpy as np
 
 from ember.autograd.function import Function
+from ember.backend.parallel import parallel_for
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "local_response_norm"]
 
 
+def _row_sums(a3, out=None):
+    """Sums over the last axis as dot products with ones (BLAS): 2-3x faster than ``sum`` on
+    (64, 64, 64) and (64, 16, 1024) float32 (0.035 vs 0.099 ms, 0.17 vs 0.35 ms)."""
+    return np.vecdot(a3, np.ones(a3.shape[-1], a3.dtype), out=out)
+
+
 def _chan_sum(a3):
     """Per-channel sum of ``(N, C, L)``: contiguous last-axis reductions first, then the batch."""
-    return a3.sum(axis=2).sum(axis=0)
+    return _row_sums(a3).sum(axis=0)
 
 
 def _chan_dot(a3, b3):
@@ -32,12 +39,30 @@ def _col(v):
     return v.reshape(-1, 1)
 
 
+_SPLIT = 1 << 20  # elements from which the samples are shared between threads
+
+
+def _sample_split(x3, fn):
+    """Run ``fn(n0, n1)`` over the samples of ``(N, C, L)``: in the caller, or split between
+    threads for a large ``x3`` (``parallel_for``)."""
+    n = x3.shape[0]
+    parallel_for(n, fn, min_n=2 if x3.size >= _SPLIT else n + 1)
+
+
 class BatchNormOp(Function):
     """x viewed as (N, C, L). Training: batch statistics, running stats updated in place
     (``rm``/``rv`` are raw arrays or None). Eval: running statistics.
 
     Saves the centred input (training) or the input itself (eval) and folds 1/std into the
-    per-channel coefficients, so x-hat is never materialised: one pass less each way."""
+    per-channel coefficients, so x-hat is never materialised. Training passes run over the
+    samples (``_sample_split``), shared between threads for large inputs; the per-(sample,
+    channel) partial sums are kept in an (N, C) array and summed over the batch as before.
+    Forward + backward, one process, old/new alternated, two threads forced
+    (EMBER_DYNAMIC_THREADS=0) on the busy 2-core machine: (64, 64, 32, 32) 23.6 -> 14.7 ms,
+    (64, 16, 32, 32) 4.4 -> 3.6 ms; below ``_SPLIT`` (one thread) the BLAS row sums give
+    (64, 64, 8, 8) 1.27 -> 1.18 ms. With the split from 2^19 elements (64, 32, 16, 16) measured
+    no better. Blocks of channels sized for L2 measured 1.5x slower: a channel of
+    (64, 64, 32, 32) is 64 runs of 4 KB at a 256 KB stride, all in the same cache sets."""
 
     @staticmethod
     def forward(ctx, x, w, b, rm, rv, training, momentum, eps):
@@ -45,24 +70,7 @@ class BatchNormOp(Function):
         x3 = x.reshape(n, c, -1)
         cnt = x3.shape[0] * x3.shape[2]
         dt = x.dtype
-        if training:
-            mean = _chan_sum(x3) / dt.type(cnt)
-            xc = x3 - _col(mean)
-            var = _chan_dot(xc, xc) / dt.type(cnt)
-            if rm is not None:
-                m = dt.type(momentum)
-                rm *= 1 - m
-                rm += m * mean
-                rv *= 1 - m
-                rv += m * var * dt.type(cnt / max(cnt - 1, 1))
-            invstd = 1.0 / np.sqrt(var + dt.type(eps))
-            scale = invstd if w is None else invstd * w
-            y = xc * _col(scale)
-            if b is not None:
-                y += _col(b)
-            ctx.save_for_backward(xc, w)
-            ctx.stats = (invstd, cnt, None)
-        else:
+        if not training:
             invstd = 1.0 / np.sqrt(rv + dt.type(eps))
             scale = invstd if w is None else invstd * w
             shift = -rm * scale if b is None else b - rm * scale
@@ -70,6 +78,35 @@ class BatchNormOp(Function):
             y += _col(shift)
             ctx.save_for_backward(x3, w)
             ctx.stats = (invstd, cnt, rm.copy())
+            return y.reshape(x.shape)
+        part = np.empty((n, c), dt)
+        mean = _row_sums(x3, out=part).sum(axis=0) / dt.type(cnt)
+        xc = np.empty_like(x3)
+
+        def centre(n0, n1):
+            np.subtract(x3[n0:n1], _col(mean), out=xc[n0:n1])
+            np.vecdot(xc[n0:n1], xc[n0:n1], out=part[n0:n1])
+
+        _sample_split(x3, centre)
+        var = part.sum(axis=0) / dt.type(cnt)
+        if rm is not None:
+            m = dt.type(momentum)
+            rm *= 1 - m
+            rm += m * mean
+            rv *= 1 - m
+            rv += m * var * dt.type(cnt / max(cnt - 1, 1))
+        invstd = 1.0 / np.sqrt(var + dt.type(eps))
+        scale = _col(invstd if w is None else invstd * w)
+        y = np.empty_like(x3)
+
+        def affine(n0, n1):
+            np.multiply(xc[n0:n1], scale, out=y[n0:n1])
+            if b is not None:
+                y[n0:n1] += _col(b)
+
+        _sample_split(x3, affine)
+        ctx.save_for_backward(xc, w)
+        ctx.stats = (invstd, cnt, None)
         return y.reshape(x.shape)
 
     @staticmethod
@@ -78,19 +115,41 @@ class BatchNormOp(Function):
         invstd, cnt, rm = ctx.stats
         g3 = g.reshape(xs.shape)
         need = ctx.needs_input_grad
-        gb = _chan_sum(g3)
-        gw = _chan_dot(g3, xs)
         if rm is not None:  # eval: xs is the input, x-hat = (x - rm) * invstd
+            gb = _chan_sum(g3)
+            gw = _chan_dot(g3, xs)
             gw -= rm * gb
+            gw *= invstd
+            gx = None
+            if need[0]:
+                gx = (g3 * _col(invstd if w is None else invstd * w)).reshape(g.shape)
+            return (gx, gw if need[1] else None, gb if need[2] else None,
+                    None, None, None, None, None)
+        n, c = xs.shape[:2]
+        sums, dots = np.empty((n, c), g.dtype), np.empty((n, c), g.dtype)
+
+        def reduce(n0, n1):
+            _row_sums(g3[n0:n1], out=sums[n0:n1])
+            np.vecdot(g3[n0:n1], xs[n0:n1], out=dots[n0:n1])
+
+        _sample_split(xs, reduce)
+        gb = sums.sum(axis=0)
+        gw = dots.sum(axis=0)
         gw *= invstd
         gx = None
         if need[0]:
             a = invstd if w is None else invstd * w
-            gx = g3 * _col(a)
-            if rm is None:
-                cf = g.dtype.type(1.0 / cnt)
-                gx -= xs * _col(a * invstd * gw * cf)
-                gx -= _col(a * gb * cf)
+            cf = g.dtype.type(1.0 / cnt)
+            ga, gxc, gc = _col(a), _col(a * invstd * gw * cf), _col(a * gb * cf)
+            gx = np.empty(xs.shape, g.dtype)
+
+            def input_grad(n0, n1):
+                out = gx[n0:n1]
+                np.multiply(g3[n0:n1], ga, out=out)
+                out -= xs[n0:n1] * gxc
+                out -= gc
+
+            _sample_split(xs, input_grad)
             gx = gx.reshape(g.shape)
         return (gx, gw if need[1] else None, gb if need[2] else None,
                 None, None, None, None, None)

@@ -52,6 +52,18 @@ def test_batchnorm_running_stats_after_steps(name, args, kw, shape):
     assert_close(e(ember.tensor(x)), t(torch.tensor(x)), what="eval output", **TOL)
 
 
+
+@pytest.mark.parametrize("name,args,kw,shape", [BN[0], BN[2], BN[4], BN[6]])
+def test_batchnorm_split_between_threads(idle, monkeypatch, name, args, kw, shape):
+    """Training batch norm shares its passes over the samples between threads from _SPLIT
+    elements: lowered to 1, the split path runs on these small shapes (and its running stats
+    follow torch's)."""
+    import ember.ops.normalization as norm
+
+    monkeypatch.setattr(norm, "_SPLIT", 1)
+    test_batchnorm_train_and_eval(name, args, kw, shape)
+    test_batchnorm_running_stats_after_steps(name, args, kw, shape)
+
 def test_batchnorm_state_dict_and_repr():
     for name, args, kw, _ in BN:
         t, e = _pair(name, args, kw)
