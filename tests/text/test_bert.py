@@ -60,6 +60,18 @@ def test_self_attention(padded):
                  forward=lambda m, h: m(h, _mask(m, MASK) if padded else None))
 
 
+def test_self_attention_with_a_hooked_projection_runs_it_unfused():
+    """query/key/value run as one product only while nothing observes them: a forward hook on
+    one of them sees its own output, and the result and gradients are the same."""
+    c = config()
+    tm, em = tbert.SelfAttention(c), ebert.BertSelfAttention(c)
+    seen = []
+    em.key.register_forward_hook(lambda mod, args, out: seen.append(tuple(out.shape)))
+    check_module(tm, em, [(3, 7, 32)], forward=lambda m, h: m(h, _mask(m, MASK)))
+    assert seen and seen[0] == (3, 7, 32)
+    assert not ebert._plain_linear(em.key) and ebert._plain_linear(em.query)
+
+
 @pytest.mark.parametrize("act", ["gelu", "gelu_new", "relu"])
 def test_layer(act):
     c = config(hidden_act=act)
