@@ -159,7 +159,7 @@ def _row_norm(x2, eps):
     """Normalise each row of ``(M, D)``: returns x-hat (a fresh array) and 1/std per row."""
     d = x2.shape[1]
     dt = x2.dtype
-    mean = x2.sum(axis=1, keepdims=True) / dt.type(d)
+    mean = _row_sums(x2)[:, None] / dt.type(d)
     xc = x2 - mean
     var = np.vecdot(xc, xc)[:, None] / dt.type(d)
     invstd = 1.0 / np.sqrt(var + dt.type(eps))
@@ -171,7 +171,7 @@ def _row_norm_backward(gxhat, xhat, invstd):
     """Input gradient of row normalisation given the gradient with respect to x-hat."""
     d = xhat.shape[1]
     cf = gxhat.dtype.type(1.0 / d)
-    m1 = gxhat.sum(axis=1, keepdims=True) * cf
+    m1 = _row_sums(gxhat)[:, None] * cf
     m2 = np.vecdot(gxhat, xhat)[:, None] * cf
     gx = gxhat - m1
     gx -= xhat * m2
@@ -203,7 +203,8 @@ class LayerNormOp(Function):
             gxhat = g2 * w.reshape(-1) if w is not None else g2
             gx = _row_norm_backward(gxhat, xhat, ctx.invstd).reshape(g.shape)
         if need[1]:
-            gw = np.vecdot(g2.T, xhat.T).reshape(w.shape)
+            # Column dot products: einsum 0.26 ms on (1024, 768), vecdot of the transposes 2.3 ms
+            gw = np.einsum("ij,ij->j", g2, xhat).reshape(w.shape)
         if need[2]:
             gb = g2.sum(axis=0).reshape(ctx.bshape)
         return gx, gw, gb, None, None
