@@ -68,3 +68,16 @@ def test_split_over_two_threads_gives_the_same_bits(idle, monkeypatch):
     monkeypatch.setattr(E, "parallel_for", lambda n, fn, **kw: (calls.append(n), real(n, fn, **kw)))
     np.testing.assert_array_equal(E.gelu_f32(x), serial)
     assert calls and serial[E._CHUNK + 3] == np.inf
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (E._CHUNK // 100 + 3, 100), (3, E._CHUNK + 1)])
+def test_bias_and_in_place(shape, idle, monkeypatch):
+    monkeypatch.setattr(E, "_SPLIT", 1)  # split whatever the size
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(np.float32) * 3
+    b = rng.standard_normal(shape[-1]).astype(np.float32)
+    want = E.gelu_f32(x + b)
+    np.testing.assert_array_equal(E.gelu_f32(x, b), want)
+    y = x.copy()
+    assert E.gelu_f32(y, b, y) is y
+    np.testing.assert_array_equal(y, want)

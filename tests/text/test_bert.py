@@ -72,6 +72,28 @@ def test_self_attention_with_a_hooked_projection_runs_it_unfused():
     assert not ebert._plain_linear(em.key) and ebert._plain_linear(em.query)
 
 
+def test_intermediate_inference_path_adds_the_bias_inside_gelu():
+    """Without a gradient, dense + exact gelu runs as the bias-free product and gelu(y + bias)
+    in place: same values as the module path (and torch); with a hook on dense, the hook runs."""
+    c = config()
+    tm, em = tbert.Intermediate(c), ebert.BertIntermediate(c)
+    copy_params(tm, em)
+    h = np.random.default_rng(1).standard_normal((3, 7, 32)).astype(np.float32) * 3
+    with ember.no_grad():
+        fast = em(ember.tensor(h))
+        slow = em.intermediate_act_fn(em.dense(ember.tensor(h)))
+    np.testing.assert_array_equal(fast.numpy(), slow.numpy())
+    with torch.no_grad():
+        assert_close(fast, tm(torch.tensor(h)), 1e-5, 1e-6, "intermediate")
+    seen = []
+    em.dense.register_forward_hook(lambda mod, args, out: seen.append(out.numpy().copy()))
+    with ember.no_grad():
+        hooked = em(ember.tensor(h))
+        dense = em.dense(ember.tensor(h)).numpy()
+    np.testing.assert_array_equal(hooked.numpy(), fast.numpy())
+    np.testing.assert_array_equal(seen[0], dense)
+
+
 @pytest.mark.parametrize("act", ["gelu", "gelu_new", "relu"])
 def test_layer(act):
     c = config(hidden_act=act)
