@@ -226,6 +226,38 @@ def test_float32_stays_float32():
         assert all(p.grad.dtype == ember.float32 for p in m.parameters())
 
 
+# ---------------------------------------------------------------- chunked per-step products
+@pytest.fixture
+def chunked(monkeypatch):
+    """Small sizes on the one-thread path of big ones: per-step products column-chunked."""
+    from ember.ops import recurrent
+
+    monkeypatch.setattr(recurrent, "_CHUNK_MIN_MACS", 0)
+    monkeypatch.setattr(recurrent, "_STEP_PARALLEL_MACS", 1 << 40)
+    assert recurrent._StepProduct(np.zeros((32, 128), np.float32), 5).c is not None
+
+
+@pytest.mark.parametrize("name,extra,cfg", [
+    ("LSTM", {}, {}), ("LSTM", {}, {"bidirectional": True, "batch_first": True}),
+    ("LSTM", {"proj_size": 16}, {}), ("GRU", {}, {"bidirectional": True}), ("RNN", {}, {})])
+def test_chunked_step_products_match_torch(chunked, name, extra, cfg):
+    tm, em = _pair(name, 4, 32, **extra, **cfg)
+    shape = (5, 6, 4) if cfg.get("batch_first") else (6, 5, 4)
+    nd = 2 if cfg.get("bidirectional") else 1
+    hs = [(nd, 5, extra.get("proj_size", 32))] + ([(nd, 5, 32)] if name == "LSTM" else [])
+    check_module(tm, em, [shape], rtol=RT, atol=AT)
+    fwd = _packed_forward(name, [6, 2, 4, 1, 6], False)
+    check_module(tm, em, [(6, 5, 4)] + hs, forward=fwd, rtol=RT, atol=AT)
+
+
+def test_chunked_step_products_gradcheck(chunked):
+    bs = np.array([5, 4, 2, 2])
+    check_gradcheck([(4, 5, 3), (5, 16), (5, 16), (64, 3), (64, 16), (64,), (64,)],
+                    lambda t, *a: LSTMLayer.apply(*a, None, True, bs))
+    check_gradcheck([(4, 5, 3), (5, 16), (48, 3), (48, 16), (48,), (48,)],
+                    lambda t, *a: GRULayer.apply(*a, False, bs))
+
+
 # ---------------------------------------------------------------- layout, init, repr
 @pytest.mark.parametrize("name,kw", [("LSTM", {"num_layers": 2, "bidirectional": True}),
                                      ("LSTM", {"proj_size": 3, "bias": False}),
