@@ -47,8 +47,6 @@ def _sum_heads(g, groups):
 
 _BLOCK_SCORES = 1 << 18  # scores per block (1 MiB of float32): the block's passes stay in L2
 _SPLIT_SCORES = 1 << 18  # two threads from here (~0.5 ms of attention; a split costs ~0.1 ms)
-_EXP_SAFE = 60.0  # 2^score up to this cannot overflow float32, even summed over a long row
-_TINY_SUM = 1e-30  # a row sum above this kept its largest terms normal floats
 _LOG2E = 1 / math.log(2)
 
 
@@ -66,26 +64,33 @@ def _scores(q, kt, mask, not_causal, s):
             s += mask
 
 
-def _softmax_block(q, kt, mask, not_causal, s, ones):
+def _limits(dt):
+    """(safe, tiny) of a float dtype: 2^score up to ``safe`` cannot overflow, even summed over a
+    long row (float32: 64); a row sum above ``tiny`` kept its largest terms normal (1e-19)."""
+    fi = np.finfo(dt)
+    return float(np.log2(fi.max)) / 2, float(np.sqrt(fi.tiny))
+
+
+def _softmax_block(q, kt, mask, not_causal, s, ones, safe, tiny):
     """A block's unnormalised softmax ``2^(s - shift)`` into ``s``; returns the row sums
     (..., L, 1).
 
     Measured per score (float32, one thread): the stable softmax's per-row maximum over short
     rows costs 0.82 ns, more than the exp itself (exp 0.40, exp2 0.23). Any shift common to a
-    row gives the same softmax: none when every score is at most ``_EXP_SAFE`` (BERT's always
+    row gives the same softmax: none when every score is at most ``safe`` (BERT's always
     are), else the block's maximum (0.05 + 0.08 ns). The row sums are one matrix-vector product
-    (0.06 ns; ``sum(-1)``: 0.26). A row whose sum falls below ``_TINY_SUM`` (its scores far
+    (0.06 ns; ``sum(-1)``: 0.26). A row whose sum falls below ``tiny`` (its scores far
     below the block's top, or fully masked) or a nan/inf sends the block through the row-wise
     path: there a fully masked row gives zeros (under a float mask of finite minima, a uniform
     row), as PyTorch does."""
     _scores(q, kt, mask, not_causal, s)
     top = s.max()
-    if top > _EXP_SAFE and np.isfinite(top):
+    if top > safe and np.isfinite(top):
         s -= top
-    if top <= _EXP_SAFE or np.isfinite(top):
+    if top <= safe or np.isfinite(top):
         np.exp2(s, out=s)
         tot = (s.reshape(-1, s.shape[-1]) @ ones).reshape(s.shape[:-1] + (1,))
-        if tot.min() >= _TINY_SUM and np.isfinite(tot.max()):
+        if tot.min() >= tiny and np.isfinite(tot.max()):
             return tot
         _scores(q, kt, mask, not_causal, s)
     m = s.max(-1, keepdims=True)
@@ -150,7 +155,7 @@ class Attention(Function):
                 pd_all = np.empty(fb + (L, S), dt)
         p_all = np.empty(fb + (L, S), dt) if need_weights or any(ctx.needs_input_grad) else None
         not_causal = ~np.tri(L, S, dtype=bool) if is_causal else None
-        ones = np.ones((S, 1), dt)
+        ones, limits = np.ones((S, 1), dt), _limits(dt)
         kscale = dt.type(scale * _LOG2E)
         row = int(np.prod(fb[1:], dtype=np.int64)) * L * S  # scores per index of the first dim
         step = max(1, _BLOCK_SCORES // max(row, 1))
@@ -168,7 +173,7 @@ class Attention(Function):
                     np.multiply(np.swapaxes(kb[a:b], -1, -2), kscale, out=kt[:n])
                     s = p_all[a:b] if p_all is not None else s_buf[:n]
                     tot = _softmax_block(qb[a:b], kt[:n], None if mb is None else mb[a:b],
-                                         not_causal, s, ones)
+                                         not_causal, s, ones, *limits)
                     np.reciprocal(tot, out=tot)
                     if o_buf is not None:  # no probabilities wanted: normalise the output
                         np.matmul(s, vb[a:b], out=o_buf[:n])

@@ -35,21 +35,23 @@ def _both(q, k, v, m=None):
     return e0, eg.detach().numpy(), t
 
 
-@pytest.mark.parametrize("scale,passes", [
-    (1.0, 1),   # base-2 scores up to ~5: no shift
-    (4.0, 1),   # up to ~79: the block's maximum as the shift
-    (12.0, 2),  # ~700 apart: rows underflow under a common shift, the block goes row-wise
+@pytest.mark.parametrize("scale,offset,passes", [
+    (1.0, 0.0, 1),    # base-2 scores up to ~5: no shift
+    (1.0, 100.0, 1),  # a float mask lifts every score by 100: the block's maximum as the shift
+    (12.0, 0.0, 2),   # ~700 apart: rows underflow under a common shift, the block goes row-wise
 ])
-def test_block_shift_paths_match_torch(monkeypatch, scale, passes):
+def test_block_shift_paths_match_torch(monkeypatch, scale, offset, passes):
     q, k, v = _qkv(0, scale=scale)
+    m = np.full((6, 6), offset, np.float32)
     calls = []
     real = A._scores
     monkeypatch.setattr(A, "_scores", lambda *a: (calls.append(1), real(*a)))
-    e0, eg, t = _both(q, k, v)
+    e0, eg, t = _both(q, k, v, m)
     assert len(calls) == 2 * passes
     np.testing.assert_allclose(e0, t, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(eg, t, rtol=1e-4, atol=1e-5)
-    check_op([q.shape] * 3, lambda lib, q, k, v: _sdpa(lib, q, k, v * 1))
+    if not offset:  # (+100 costs both libraries digits, rounded at different places)
+        check_op([q.shape] * 3, lambda lib, q, k, v: _sdpa(lib, q, k, v))
 
 
 def test_row_far_below_the_block_top_takes_the_row_wise_path(monkeypatch):
