@@ -264,23 +264,13 @@ class LSTMLayer(Function):
         if dout is not None:
             dout = _flip(dout, ctx.reverse)
         A4 = A.reshape(T, B, 4, H)
-        # Per-step factors for all steps at once (whole-array calls, outside the time loop):
-        # dpre_o = dh * tc*o(1-o); dpre_{i,f,g} = dc * {g*i(1-i), c_prev*f(1-f), i*(1-g^2)};
-        # dc = dh * o*(1-tc^2) + dc_next.
-        F = np.empty((T, B, 4, H), dt)
-        S = F[:, :, :3]
-        np.subtract(1, A4[:, :, :3], out=S)
-        S *= A4[:, :, :3]
-        F[:, :, 0] *= TC
-        F[:, :, 1] *= A4[:, :, 3]
-        F[:, :, 2] *= C[:-1]
-        Fg = F[:, :, 3]
-        np.multiply(A4[:, :, 3], A4[:, :, 3], out=Fg)
-        np.subtract(1, Fg, out=Fg)
-        Fg *= A4[:, :, 1]
-        K = np.multiply(TC, TC)
-        np.subtract(1, K, out=K)
-        K *= A4[:, :, 0]
+        # Per-step factors dpre_o = dh * tc*o(1-o); dpre_{i,f,g} = dc * {g*i(1-i),
+        # c_prev*f(1-f), i*(1-g^2)}; dc = dh * o*(1-tc^2) + dc_next, computed inside the loop
+        # on the step's cache-resident rows: whole-array passes over all steps streamed
+        # (T, B, 4H) arrays through memory (lstm32 backward elementwise 3.5 -> 2.4 ms).
+        Fb = np.empty((B, 4, H), dt)
+        S3, Fg = Fb[:, :3], Fb[:, 3]
+        Kb = np.empty((B, H), dt)
         dG = np.empty((T, B, 4 * H), dt)
         dG4 = dG.reshape(T, B, 4, H)
         dh_buf = np.empty((B, P), dt)
@@ -301,12 +291,24 @@ class LSTMLayer(Function):
                     if n < B:
                         dHP[t, n:] = 0
                     dh = np.matmul(dh, w_hr, out=dhh)
-                np.multiply(dh, F[t, :, 0], out=dG4[t, :, 0])
-                np.multiply(dh, K[t], out=dc)
+                a, tc = A4[t], TC[t]
+                np.subtract(1, a[:, :3], out=S3)
+                S3 *= a[:, :3]
+                S3[:, 0] *= tc
+                S3[:, 1] *= a[:, 3]
+                S3[:, 2] *= C[t]
+                np.multiply(a[:, 3], a[:, 3], out=Fg)
+                np.subtract(1, Fg, out=Fg)
+                Fg *= a[:, 1]
+                np.multiply(tc, tc, out=Kb)
+                np.subtract(1, Kb, out=Kb)
+                Kb *= a[:, 0]
+                np.multiply(dh, Fb[:, 0], out=dG4[t, :, 0])
+                np.multiply(dh, Kb, out=dc)
                 if dc_next is not None:
                     dc += dc_next
-                np.multiply(dc[:, None, :], F[t, :, 1:], out=dG4[t, :, 1:])
-                dc_next = np.multiply(dc, A4[t, :, 2], out=dcn)
+                np.multiply(dc[:, None, :], Fb[:, 1:], out=dG4[t, :, 1:])
+                dc_next = np.multiply(dc, a[:, 2], out=dcn)
                 if n < B:
                     dG[t, n:] = 0
                     dc_next[n:] = tail_dc
