@@ -94,6 +94,38 @@ def test_intermediate_inference_path_adds_the_bias_inside_gelu():
     np.testing.assert_array_equal(seen[0], dense)
 
 
+@pytest.mark.parametrize("split", [False, True])
+def test_output_inference_path_adds_bias_and_residual_in_place(split, idle, monkeypatch):
+    """Without a gradient, dense(h) + residual runs as the bias-free product with bias and
+    residual added in place (row blocks, split over two threads when large): same values as
+    the module path; a hook on the dense or the dropout puts the module path back."""
+    if split:
+        monkeypatch.setattr(ebert, "_ADD_BLOCK", 2 * 32)  # 2-row blocks: 21 rows split
+    c = config()
+    tm, em = tbert.AddNorm(c, c.intermediate_size), ebert.BertLayerOutput(c)
+    copy_params(tm, em)
+    rng = np.random.default_rng(2)
+    h, r = rng.standard_normal((3, 7, 64)).astype(np.float32), rng.standard_normal(
+        (3, 7, 32)).astype(np.float32)
+    calls = []
+    real = ebert.parallel_for
+    monkeypatch.setattr(ebert, "parallel_for", lambda n, fn, **kw: (calls.append(n),
+                                                                    real(n, fn, **kw)))
+    with ember.no_grad():
+        fast = ebert._dense_residual(em.dense, em.dropout, ember.tensor(h), ember.tensor(r))
+        slow = em.dropout(em.dense(ember.tensor(h))) + ember.tensor(r)
+        out = em(ember.tensor(h), ember.tensor(r))
+    assert calls
+    np.testing.assert_array_equal(fast.numpy(), slow.numpy())
+    with torch.no_grad():
+        assert_close(out, tm(torch.tensor(h), torch.tensor(r)), 1e-5, 1e-6, "output")
+    em.dropout.register_forward_hook(lambda *a: calls.append("hook"))
+    with ember.no_grad():
+        hooked = em(ember.tensor(h), ember.tensor(r))
+    assert calls[-1] == "hook"
+    np.testing.assert_array_equal(hooked.numpy(), out.numpy())
+
+
 @pytest.mark.parametrize("act", ["gelu", "gelu_new", "relu"])
 def test_layer(act):
     c = config(hidden_act=act)
