@@ -84,6 +84,8 @@ def _softmax_block(q, kt, mask, not_causal, s, ones, safe, tiny):
     path: there a fully masked row gives zeros (under a float mask of finite minima, a uniform
     row), as PyTorch does."""
     _scores(q, kt, mask, not_causal, s)
+    if not s.size:  # no queries, or no keys: the output is empty, or zeros as in PyTorch
+        return np.ones(s.shape[:-1] + (1,), s.dtype)
     top = s.max()
     if top > safe and np.isfinite(top):
         s -= top

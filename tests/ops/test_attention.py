@@ -124,3 +124,11 @@ def test_need_weights_with_dropout_returns_the_dropped_probabilities():
                                1 / math.sqrt(8), 1, True)
     np.testing.assert_allclose(out.numpy(), w.numpy() @ v, rtol=1e-5, atol=1e-6)
     assert (w.numpy() == 0).any()
+
+
+@pytest.mark.parametrize("shapes", [
+    [(2, 3, 0, 4), (2, 3, 5, 4), (2, 3, 5, 6)],  # no queries
+    [(2, 3, 2, 4), (2, 3, 0, 4), (2, 3, 0, 6)],  # no keys: zeros
+])
+def test_empty_queries_or_keys(shapes):
+    check_op(shapes, lambda lib, q, k, v: _sdpa(lib, q, k, v), grad=False)
