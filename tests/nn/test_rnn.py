@@ -237,6 +237,22 @@ def chunked(monkeypatch):
     assert recurrent._StepProduct(np.zeros((32, 128), np.float32), 5).c is not None
 
 
+@pytest.mark.parametrize("B,K,N", [(32, 256, 1024), (32, 1024, 256), (16, 768, 256), (5, 8, 48)])
+def test_step_product_chunks(monkeypatch, B, K, N):
+    from ember.ops import recurrent
+
+    monkeypatch.setattr(recurrent, "_one_thread", lambda: True)  # as with one BLAS thread
+    monkeypatch.setattr(recurrent, "_CHUNK_MIN_MACS", 0)
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((B, K), np.float32), rng.standard_normal((K, N), np.float32)
+    prod = recurrent._StepProduct(w, B)
+    assert prod.c is not None and (prod.halves is not None) == (K >= 2 * N)
+    out = np.empty((B, N), np.float32)
+    with prod:
+        prod(x, out)
+    np.testing.assert_allclose(out, x @ w, rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize("name,extra,cfg", [
     ("LSTM", {}, {}), ("LSTM", {}, {"bidirectional": True, "batch_first": True}),
     ("LSTM", {"proj_size": 16}, {}), ("GRU", {}, {"bidirectional": True}), ("RNN", {}, {})])
