@@ -144,29 +144,35 @@ def _plain_linear(m):
     return type(m) is nn.Linear and m.bias is not None and _unhooked(m)
 
 
+def _inference_f32(*tensors):
+    """No gradient is recorded through ``tensors``, all float32."""
+    return (all(t.dtype == ember.float32 for t in tensors)
+            and not (ember.is_grad_enabled() and any(t.requires_grad for t in tensors)))
+
+
 def _fast_inference(dense, *tensors):
-    """No gradient is recorded through ``tensors`` and ``dense``'s parameters, all float32, and
-    ``dense`` is a plain Linear: the inference-only fused paths below may run."""
-    w, b = dense.weight, dense.bias
-    return (_plain_linear(dense) and all(t.dtype == ember.float32 for t in (w, b) + tensors)
-            and not (ember.is_grad_enabled() and any(t.requires_grad for t in (w, b) + tensors)))
+    """``dense`` is a plain Linear and no gradient is recorded through it or ``tensors`` (all
+    float32): the inference-only fused paths below may run."""
+    return _plain_linear(dense) and _inference_f32(dense.weight, dense.bias, *tensors)
 
 
 _ADD_BLOCK = 1 << 15  # elements per block of _add_bias_residual: both passes stay in L2
 
 
-def _add_bias_residual(y, bias, residual):
+def _add_bias_residual(y, bias, residual=None):
     """``y += bias; y += residual`` (the module path's order: same values) in place, in row
-    blocks split over the cores."""
+    blocks split over the cores (a Linear's own bias pass runs on one)."""
     c = y.shape[-1]
-    y2, r2 = y.reshape(-1, c), residual.reshape(-1, c)
+    y2 = y.reshape(-1, c)
+    r2 = None if residual is None else residual.reshape(-1, c)
     rows = max(1, _ADD_BLOCK // c)
 
     def run(lo, hi):
         for a in range(lo, hi, rows):
             yb = y2[a:min(a + rows, hi)]
             np.add(yb, bias, yb)
-            np.add(yb, r2[a:a + len(yb)], yb)
+            if r2 is not None:
+                np.add(yb, r2[a:a + len(yb)], yb)
     parallel_for(len(y2), run, min_n=4 * rows, grain=rows)
 
 
@@ -204,7 +210,12 @@ class BertSelfAttention(nn.Module):
             # ms of BLAS on one thread, same values (each output column is its own dot product).
             w = ember.cat([m.weight for m in lins])
             b = ember.cat([m.bias for m in lins])
-            qkv = F.linear(hidden, w, b).view(n, length, 3, heads, d).permute(2, 0, 3, 1, 4)
+            if _inference_f32(w, b, hidden):  # the bias pass split over the cores
+                qkv = F.linear(hidden, w)
+                _add_bias_residual(qkv._data, b._data)
+            else:
+                qkv = F.linear(hidden, w, b)
+            qkv = qkv.view(n, length, 3, heads, d).permute(2, 0, 3, 1, 4)
             q, k, v = qkv.unbind(0)  # (N, heads, L, d) views
         else:
             q, k, v = (m(hidden).view(n, length, heads, d).transpose(1, 2) for m in lins)
