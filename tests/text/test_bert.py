@@ -72,6 +72,18 @@ def test_self_attention_with_a_hooked_projection_runs_it_unfused():
     assert not ebert._plain_linear(em.key) and ebert._plain_linear(em.query)
 
 
+def test_self_attention_inference_path_gives_the_training_path_values():
+    """Without a gradient, the fused q/k/v product adds its bias in a split pass and attention
+    normalises its output instead of the probabilities: values as with gradients."""
+    em = ebert.BertSelfAttention(config())
+    h = ember.tensor(np.random.default_rng(4).standard_normal((3, 7, 32)).astype(np.float32))
+    mask = _mask(em, MASK)
+    with ember.no_grad():
+        fast = em(h, mask)
+    slow = em(h.detach().requires_grad_(True), mask)
+    np.testing.assert_allclose(fast.numpy(), slow.detach().numpy(), rtol=1e-6, atol=1e-7)
+
+
 def test_intermediate_inference_path_adds_the_bias_inside_gelu():
     """Without a gradient, dense + exact gelu runs as the bias-free product and gelu(y + bias)
     in place: same values as the module path (and torch); with a hook on dense, the hook runs."""
