@@ -148,6 +148,28 @@ def bilinear(input1, input2, weight, bias=None):
 
 
 # ---------------------------------------------------------------------------- embedding
+def _sum_rows_by_index(gw, flat, g2):
+    """``np.add.at(gw, flat, g2)``: row ``flat[k]`` of ``gw`` += ``g2[k]``, summed one row after
+    another in the order of ``k`` (so bitwise as ``np.add.at`` and as PyTorch's CPU embedding
+    backward). Few distinct indices among many rows (a character vocabulary) sum faster as
+    sorted segments, one sequential ``np.add.reduce`` over rows per index: 2048 x 64 rows
+    into 65, 886 -> 209 us; 8192 x 384 into 7164 of 30522, 30 -> 18 ms. ``np.add.at`` costs
+    ~7 ns per element, a segment ~1 us, so many distinct indices stay with ``np.add.at``."""
+    n = g2.size
+    if n >= 1 << 14:
+        order = np.argsort(flat, kind="stable")
+        s = flat[order]
+        starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+        if len(starts) * 200 <= n:
+            rows = g2[order]
+            ends = np.append(starts[1:], len(s)).tolist()
+            for a, b, v in zip(starts.tolist(), ends, s[starts].tolist()):
+                np.add.reduce(rows[a:b], axis=0, out=gw[v])  # axis 0: sequential row sums
+            return gw
+    np.add.at(gw, flat, g2)
+    return gw
+
+
 class Embedding(Function):
     @staticmethod
     def forward(ctx, w, idx, padding_idx, scale_grad_by_freq):
@@ -164,8 +186,7 @@ class Embedding(Function):
         if by_freq:
             counts = np.bincount(flat, minlength=shape[0])
             g2 = g2 / counts[flat, None].astype(g2.dtype)
-        gw = np.zeros(shape, dtype=g.dtype)
-        np.add.at(gw, flat, g2)
+        gw = _sum_rows_by_index(np.zeros(shape, dtype=g.dtype), flat, g2)
         if padding_idx is not None:
             gw[padding_idx] = 0
         return gw, None, None, None

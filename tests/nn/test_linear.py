@@ -89,6 +89,19 @@ def test_embedding_matches_torch(kw, train):
     check_module(tm, em, [idx[0]], train=train)
 
 
+@pytest.mark.parametrize("vocab,n", [(65, 4096), (5000, 512)])  # sorted segments, np.add.at
+@pytest.mark.parametrize("kw", [{}, {"padding_idx": 3}])
+def test_embedding_weight_grad_bitwise_torch(vocab, n, kw):
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((vocab, 64)).astype(np.float32)
+    idx = rng.integers(0, vocab, (n // 64, 64))
+    up = rng.standard_normal(idx.shape + (64,)).astype(np.float32)
+    tw, ew = torch.tensor(w, requires_grad=True), ember.tensor(w, requires_grad=True)
+    torch.nn.functional.embedding(torch.tensor(idx), tw, **kw).backward(torch.tensor(up))
+    ember.nn.functional.embedding(ember.tensor(idx), ew, **kw).backward(ember.tensor(up))
+    np.testing.assert_array_equal(ew.grad.numpy(), tw.grad.numpy())
+
+
 def test_embedding_default_init_and_padding_row():
     m = ember.nn.Embedding(1000, 16, padding_idx=3)
     w = m.weight.detach().numpy()
