@@ -11,7 +11,9 @@ Rows: ember; torch with Hugging Face ``transformers.BertModel`` (what sentence-t
 SDPA attention) when transformers is installed, else a plain torch BERT from tests/text; ONNX
 Runtime on ``ember.onnx.export`` of the ember encoder when ``ember.onnx`` can export it. All run
 with 2 threads (``--threads``), interleaved (ember, torch, ort, ember, ...); medians are printed
-as ms per batch, sentences/s and the ratio to torch (above 1 means faster than torch). While
+as ms per batch, sentences/s, the ratio to torch (above 1 means faster than torch) and the
+process CPU time per batch (the work done, which load from other processes does not inflate;
+torch's includes its OpenMP threads' spinning). While
 other processes keep the cores busy, ember drops to one BLAS thread (``ember.backend.threads``)
 and torch does not: the ratio is then not a same-thread one, and the script says so.
 """
@@ -142,9 +144,12 @@ def build_onnx(model):
 
 
 def _time(fn, *a):
-    t = time.perf_counter()
-    out = fn(*a)
-    return (time.perf_counter() - t) * 1e3, out
+    """(wall ms, process CPU ms) of one call: on a busy machine the CPU time (all threads of
+    this process) still measures the work done; torch's and onnxruntime's include their
+    threads' spin-waiting."""
+    t, c = time.perf_counter(), time.process_time()
+    fn(*a)
+    return (time.perf_counter() - t) * 1e3, (time.process_time() - c) * 1e3
 
 
 def main(argv=None):
@@ -170,18 +175,23 @@ def main(argv=None):
     outs = {name: fn(ids, mask) for name, fn in rows}  # warm-up, and agreement check
     ref = outs[rows[1][0]]
     times = {name: [] for name, _ in rows}
+    cpu = {name: [] for name, _ in rows}
     for _ in range(args.repeats):
         for name, fn in rows:
-            times[name].append(_time(fn, ids, mask)[0])
+            ms, cms = _time(fn, ids, mask)
+            times[name].append(ms)
+            cpu[name].append(cms)
     print(f"weights: {source}")
     print(f"batch {BATCH}, sequence {SEQ}, {THREADS} threads, median of {args.repeats}; "
           f"load average {load_before:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print(f"{'':44s} {'ms/batch':>9s} {'sent/s':>8s} {'vs torch':>9s} {'max|diff|':>10s}")
+    print(f"{'':44s} {'ms/batch':>9s} {'sent/s':>8s} {'vs torch':>9s} {'max|diff|':>10s} "
+          f"{'CPU ms':>8s}")
     t_ms = statistics.median(times[rows[1][0]])
     for name, _ in rows:
         ms = statistics.median(times[name])
         diff = float(np.abs(outs[name] - ref).max())
-        print(f"{name:44s} {ms:9.1f} {BATCH * 1e3 / ms:8.1f} {t_ms / ms:8.2f}x {diff:10.2e}")
+        print(f"{name:44s} {ms:9.1f} {BATCH * 1e3 / ms:8.1f} {t_ms / ms:8.2f}x {diff:10.2e} "
+              f"{statistics.median(cpu[name]):8.1f}")
     if o_enc is None:
         print(f"onnxruntime: {o_note}")
     from ember.backend.threads import get_dynamic, machine_busy
