@@ -84,6 +84,17 @@ def test_self_attention_inference_path_gives_the_training_path_values():
     np.testing.assert_allclose(fast.numpy(), slow.detach().numpy(), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("with_residual", [False, True])
+def test_add_bias_residual_split_over_two_threads(idle, monkeypatch, with_residual):
+    monkeypatch.setattr(ebert, "_ADD_BLOCK", 3 * 5)  # 3-row blocks: 40 rows split
+    rng = np.random.default_rng(5)
+    y, r = (rng.standard_normal((8, 5, 5)).astype(np.float32) for _ in range(2))
+    b = rng.standard_normal(5).astype(np.float32)
+    want = y + b + r if with_residual else y + b
+    ebert._add_bias_residual(y, b, r if with_residual else None)
+    np.testing.assert_array_equal(y, want)
+
+
 def test_intermediate_inference_path_adds_the_bias_inside_gelu():
     """Without a gradient, dense + exact gelu runs as the bias-free product and gelu(y + bias)
     in place: same values as the module path (and torch); with a hook on dense, the hook runs."""
