@@ -194,12 +194,12 @@ BLOCKED = [  # (x, w, kwargs): correlation and col2im input gradients, strides, 
 ]
 
 
-@pytest.mark.parametrize("split", [True, False])
-@pytest.mark.parametrize("keep", [True, False])
+@pytest.mark.parametrize("split,keep,chunk", [(True, True, False), (True, False, True),
+                                              (False, True, True), (False, False, False)])
 @pytest.mark.parametrize("case", BLOCKED)
-def test_conv2d_in_blocks_split_over_threads(case, keep, split, monkeypatch, request):
-    """One image per block (and kept or rebuilt columns), the blocks run on two threads or one:
-    the same results as torch's."""
+def test_conv2d_in_blocks_split_over_threads(case, keep, split, chunk, monkeypatch, request):
+    """One image per block (and kept or rebuilt columns), the blocks run on two threads or one,
+    the products whole or in small-kernel column chunks: the same results as torch's."""
     from ember.ops import conv
 
     if split:
@@ -207,5 +207,22 @@ def test_conv2d_in_blocks_split_over_threads(case, keep, split, monkeypatch, req
     monkeypatch.setattr(conv, "_BLOCK_BYTES", 1)
     monkeypatch.setattr(conv, "_SPLIT_MACS", 0)
     monkeypatch.setattr(conv, "_KEEP_COLS_BYTES", 1 << 30 if keep else 0)
+    if chunk:
+        monkeypatch.setattr(conv, "_SMALL_KERNEL_MACS", 60)
     xs, ws, kw = case
     check_op([xs, ws, ws[:1]], lambda t, x, w, b: t.nn.functional.conv2d(x, w, b, **kw), **TOL)
+
+
+def test_chunked_products_match_whole_ones():
+    """The small-kernel chunking of Conv2dOp's products (column chunks; summed chunks for the
+    weight gradient), including lengths with no usable divisor, against plain np.matmul."""
+    from ember.ops import conv
+
+    rng = np.random.default_rng(0)
+    for g, m, k, n in [(1, 6, 75, 3136), (2, 16, 144, 3072), (1, 4, 9, 7919), (1, 64, 50, 400)]:
+        a = rng.standard_normal((g, m, k)).astype(np.float32)
+        b = rng.standard_normal((g, k, n)).astype(np.float32)
+        np.testing.assert_allclose(conv._product(a, b), np.matmul(a, b), rtol=1e-5, atol=1e-4)
+        gt = rng.standard_normal((g, m, n)).astype(np.float32)
+        np.testing.assert_allclose(conv._weight_product(b, gt), np.matmul(b, gt.transpose(0, 2, 1)),
+                                   rtol=1e-4, atol=1e-3)
