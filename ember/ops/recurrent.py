@@ -95,7 +95,7 @@ class _StepProduct:
             c = c if c >= 16 else None
         self.c, self.halves = c, None
         if c is None:
-            self.w = np.ascontiguousarray(w)
+            self.w = _c_order(w)
         elif not split:
             self.w = np.ascontiguousarray(w.reshape(K, N // c, c).transpose(1, 0, 2))
         else:
@@ -119,6 +119,19 @@ class _StepProduct:
         xh = x.reshape(B, 2, -1).transpose(1, 0, 2)[:, None]
         np.matmul(xh, self.w, out=halves.reshape(2, B, -1, c).transpose(0, 2, 1, 3))
         return np.add(halves[0], halves[1], out=out)
+
+
+def _c_order(w):
+    """``w`` (K, N) in C order, the layout of the fastest per-step product (~1.4x NT's here).
+    The transpose of a C-order weight is copied in blocks of 32 columns, which reads and
+    writes cache lines whole: (256, 1024) 0.37 -> 0.22 ms."""
+    K, N = w.shape
+    if w.flags.c_contiguous or not w.T.flags.c_contiguous or N % 32:
+        return np.ascontiguousarray(w)
+    out = np.empty((K, N), w.dtype)
+    blocks = w.T.reshape(N // 32, 32, K).transpose(0, 2, 1)  # (N/32, K, 32)
+    out.reshape(K, N // 32, 32).transpose(1, 0, 2)[...] = blocks
+    return out
 
 
 def _one_thread():
@@ -209,16 +222,16 @@ class LSTMLayer(Function):
         bs = _steps(batch_sizes, reverse)
         # Reordered, pre-scaled weights built in one pass each (weights change every step).
         wi_s = np.empty(w_ih.shape, w_ih.dtype)
-        whT_s = np.empty((P, 4 * H), w_hh.dtype)  # C order: ~1.4x faster per-step GEMM here
+        wh_s = np.empty(w_hh.shape, w_hh.dtype)
         for k, p in enumerate(_LSTM_PERM):
             src = slice(p * H, (p + 1) * H)
             dst = slice(k * H, (k + 1) * H)
             if k < 3:
                 np.multiply(w_ih[src], 0.5, out=wi_s[dst])
-                np.multiply(w_hh[src].T, 0.5, out=whT_s[:, dst])
+                np.multiply(w_hh[src], 0.5, out=wh_s[dst])
             else:
                 wi_s[dst] = w_ih[src]
-                whT_s[:, dst] = w_hh[src].T
+                wh_s[dst] = w_hh[src]
         A = (x2 @ wi_s.T).reshape(T, B, 4 * H)
         if b_ih is not None:
             b = _blocks(b_ih + b_hh, _LSTM_PERM, 4)
@@ -235,7 +248,7 @@ class LSTMLayer(Function):
         buf = np.empty((B, 4 * H), dt)
         tmp = np.empty((B, H), dt)
         h = h0
-        prod = _StepProduct(whT_s, B)
+        prod = _StepProduct(wh_s.T, B)
         with prod:
             for t in range(T):
                 g = A[t]
@@ -360,9 +373,8 @@ class GRULayer(Function):
         bs = _steps(batch_sizes, reverse)
         wi_s = w_ih.copy()
         wi_s[: 2 * H] *= 0.5
-        whT_s = w_hh.copy()
-        whT_s[: 2 * H] *= 0.5
-        whT_s = np.ascontiguousarray(whT_s.T)  # C order: ~1.4x faster per-step GEMM here
+        wh_s = w_hh.copy()
+        wh_s[: 2 * H] *= 0.5
         A = (x2 @ wi_s.T).reshape(T, B, 3 * H)
         bhn = None
         if b_ih is not None:
@@ -375,7 +387,7 @@ class GRULayer(Function):
         out = np.empty((T, B, H), dt)
         buf = np.empty((B, 3 * H), dt)
         h = h0 if h0 is not None else np.zeros((B, H), dt)
-        prod = _StepProduct(whT_s, B)
+        prod = _StepProduct(wh_s.T, B)
         with prod:
             for t in range(T):
                 g = A[t]

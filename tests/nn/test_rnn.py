@@ -253,6 +253,17 @@ def test_step_product_chunks(monkeypatch, B, K, N):
     np.testing.assert_allclose(out, x @ w, rtol=1e-5, atol=1e-4)
 
 
+def test_step_product_weight_layouts():
+    from ember.ops import recurrent
+
+    w = np.random.default_rng(0).standard_normal((96, 64)).astype(np.float32)
+    for a in (w, w.T, w[:, :48], w.T[:40]):  # C order, a transpose (blocked copy), views
+        np.testing.assert_array_equal(recurrent._c_order(a), a)
+        assert recurrent._c_order(a).flags.c_contiguous
+    tm, em = _pair("LSTM", 4, 8, bidirectional=True)  # 4H = 32: the blocked transpose path
+    check_module(tm, em, [(5, 3, 4)], rtol=RT, atol=AT)
+
+
 @pytest.mark.parametrize("name,extra,cfg", [
     ("LSTM", {}, {}), ("LSTM", {}, {"bidirectional": True, "batch_first": True}),
     ("LSTM", {"proj_size": 16}, {}), ("GRU", {}, {"bidirectional": True}), ("RNN", {}, {})])
