@@ -242,3 +242,21 @@ def test_input_errors():
         m(ember.tensor(IDS), ember.tensor(MASK[:, :6]))
     with pytest.raises(ValueError, match="sequence length 20 exceeds max_position_embeddings 16"):
         m(ember.ones(1, 20, dtype=ember.int64))
+
+
+def test_onnx_export_under_no_grad_traces_the_module_path(tmp_path):
+    """The inference-only fused paths work on raw arrays: an export traced under no_grad must
+    not take them (its graph would lack the biases and gelu)."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from ember.onnx import export
+
+    model = BertModel(config(), add_pooling_layer=False).eval()
+    ids, mask = ember.tensor(IDS), ember.tensor(MASK)
+    path = str(tmp_path / "bert.onnx")
+    with ember.no_grad():
+        export(model, (ids, mask), path, input_names=["ids", "mask"], output_names=["h"])
+        want = model(ids, attention_mask=mask).last_hidden_state.numpy()
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"ids": IDS, "mask": MASK})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
