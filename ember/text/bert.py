@@ -145,11 +145,11 @@ def _plain_linear(m):
 
 
 def _inference_f32(*tensors):
-    """No gradient is recorded through ``tensors``, all float32, and no ONNX export is tracing
-    (the fused paths below work on raw arrays, which a trace would not see)."""
+    """No gradient is recorded through ``tensors``, all float32 NumPy arrays, and no ONNX
+    export is tracing (the fused paths below work on raw arrays, which a trace would not see)."""
     from ember.onnx import is_in_onnx_export
 
-    return (all(t.dtype == ember.float32 for t in tensors)
+    return (all(t.dtype == ember.float32 and type(t._data) is np.ndarray for t in tensors)
             and not (ember.is_grad_enabled() and any(t.requires_grad for t in tensors))
             and not is_in_onnx_export())
 
