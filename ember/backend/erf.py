@@ -106,7 +106,8 @@ def _gelu_block(xb, ob, a, t, p, d):
     """gelu of one block into ``ob``: ``max(x, 0) - |x| Phi(-|x|)`` (``x Phi(x)`` for either
     sign, with no cancellation in the negative tail and no sign select: ``copysign`` costs
     0.57 ns an element here, 5x a multiply). ``Phi(-|x|) = t 2^(Q(t) - log2(e) x^2 / 2)``
-    (``_Q``, in ``u = t / sqrt 8``). Outputs are positional (a keyword ``out=`` costs more per call)."""
+    (``_Q``, in ``u = t / sqrt 8``). Outputs are positional (a keyword ``out=`` costs more per
+    call)."""
     mul, add = np.multiply, np.add
     np.abs(xb, a)
     if not a.max() <= _AMAX:           # only a block with an inf or a nan pays for the clamp:

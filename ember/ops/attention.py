@@ -6,7 +6,7 @@ second output.
 
 Example::
 
-    out = F.scaled_dot_product_attention(q, k, v, is_causal=True)   # q (N, H, L, E), k/v (N, H, S, E)
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # q (N,H,L,E), k/v (N,H,S,E)
 """
 
 from __future__ import annotations
