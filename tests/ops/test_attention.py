@@ -97,6 +97,12 @@ def test_output_comes_back_in_the_memory_order_of_q():
     np.testing.assert_allclose(out.numpy(), t.numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_expanded_query_gets_a_plain_output():
+    """An expanded (zero-stride) q does not lend its memory order to the output."""
+    check_op([(1, 3, 6, 8), (4, 3, 6, 8), (4, 3, 6, 8)],
+             lambda lib, q, k, v: _sdpa(lib, q.expand(4, 3, 6, 8), k, v))
+
+
 @pytest.mark.parametrize("grad", [False, True])
 def test_blocks_split_over_two_threads(idle, monkeypatch, grad):
     monkeypatch.setattr(A, "_BLOCK_SCORES", 2 * 3 * 6 * 6)  # two batch entries a block
