@@ -144,7 +144,8 @@ class Attention(Function):
         m2 = _base2_mask(mask)
         mb = None if m2 is None else np.broadcast_to(m2, fb + (L, S))
         # In q's memory order: BERT's heads (a transposed view) come back as a free view.
-        own = q.shape == fb + (L, E) and Ev == E and all(q.strides)  # (not an expanded q)
+        own = (q.shape == fb + (L, E) and Ev == E and all(q.strides)  # not expanded, and rows
+               and q.strides[-1] == q.itemsize)                      # that BLAS can write
         out = np.empty_like(q) if own else np.empty(fb + (L, Ev), dt)
         keep = pd_all = None
         if dropout_p > 0:
