@@ -6,8 +6,9 @@ Here ``Phi(x) = erfc(-x / sqrt(2)) / 2`` uses Numerical Recipes' ``erfcc`` (a Ch
 ``erfc(z) = t exp(-z^2 + P(t))`` with ``t = 1 / (1 + z/2)``, fractional error below 1.2e-7 for
 all z >= 0), so the negative tail keeps its relative accuracy (no ``1 + erf`` cancellation).
 Each chunk is small enough that its whole-array NumPy calls run in cache; the chunks are split
-over the cores (``parallel_for``). ``gelu_f32`` uses its own degree-7 fit in base 2 and no sign
-select (see ``_gelu_block``): BERT-MiniLM's (4096, 1536) activation 35 -> 24 ms on one thread.
+over the cores (``parallel_for``; larger blocks then, see ``_SPLIT_CHUNK``). ``gelu_f32`` uses
+its own degree-7 fit in base 2 and no sign select (see ``_gelu_block``): BERT-MiniLM's
+(4096, 1536) activation 35 -> 25 ms on one thread, 20.7 ms on two.
 
 Example::
 
@@ -21,12 +22,16 @@ import math
 
 import numpy as np
 
-from ember.backend.parallel import parallel_for
+from ember.backend.parallel import num_workers, parallel_for
 
 __all__ = ["gelu_f32", "gelu_grad_f32"]
 
 _CHUNK = 1 << 15  # elements per block: four 128 KiB temporaries stay in L2 (1<<14: 10% slower)
-_SPLIT = 1 << 17  # ~0.6 ms of gelu: two threads pay from here (a split costs ~0.1 ms)
+# Split over two threads, blocks must be larger: each ufunc call takes the GIL, and with 26 short
+# calls per 32K block the threads mostly wait for it (gelu of (4096, 1536) on the idle 2-core
+# machine: one thread 27.8 ms; two threads with 32K blocks 32.0 ms, 128K 22.6, 256K 20.0).
+_SPLIT_CHUNK = 1 << 18
+_SPLIT = 2 * _SPLIT_CHUNK  # elements from which two threads pay (~2.3 ms of gelu)
 _F = np.float32
 # P(t), highest power first; the constant term also holds log(1/2) (we want erfc / 2).
 _P = [_F(c) for c in (0.17087277, -0.82215223, 1.48851587, -1.13520398, 0.27886807,
@@ -85,11 +90,13 @@ def _phi_cdf(xb, z, t, p):
     return p
 
 
-def _blocks(x, out, body, step=_CHUNK):
-    """Run ``body(x_block, out_block, scratch...)`` over flat blocks of ``step`` elements, the
+def _blocks(x, out, body, row=1):
+    """Run ``body(x_block, out_block, scratch...)`` over flat blocks of whole ``row``s, the
     blocks split over the cores (``parallel_for``) from ``_SPLIT`` elements."""
     xf, of = x.reshape(-1), out.reshape(-1)
     n = xf.size
+    split = n >= _SPLIT and num_workers() > 1
+    step = max(1, (_SPLIT_CHUNK if split else _CHUNK) // row) * row
 
     def run(lo, hi):
         scratch = [np.empty(min(hi - lo, step), _F) for _ in range(4)]
@@ -98,7 +105,7 @@ def _blocks(x, out, body, step=_CHUNK):
             k = e - s
             body(xf[s:e], of[s:e], *(a[:k] for a in scratch))
 
-    parallel_for(n, run, min_n=_SPLIT, grain=step)
+    parallel_for(n, run, min_n=n if split else n + 1, grain=step)
     return out
 
 
@@ -145,7 +152,7 @@ def gelu_f32(x, bias=None, out=None):
     def body(xb, ob, *scratch):
         np.add(xb.reshape(-1, c), bias, ob.reshape(-1, c))
         _gelu_block(ob, ob, *scratch)
-    return _blocks(x, out, body, max(1, _CHUNK // c) * c)
+    return _blocks(x, out, body, c)
 
 
 def gelu_grad_f32(x):

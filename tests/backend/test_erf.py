@@ -1,6 +1,7 @@
 """ember.backend.erf: the float32 exact-GELU kernels against float64 references."""
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -63,16 +64,22 @@ def test_split_over_two_threads_gives_the_same_bits(idle, monkeypatch):
     x[E._CHUNK + 3] = np.inf  # one block takes the clamp
     serial = E.gelu_f32(x)  # below _SPLIT: one thread
     monkeypatch.setattr(E, "_SPLIT", 1)
-    calls = []
+    monkeypatch.setattr(E, "_SPLIT_CHUNK", E._CHUNK)
+    threads = set()
     real = E.parallel_for
-    monkeypatch.setattr(E, "parallel_for", lambda n, fn, **kw: (calls.append(n), real(n, fn, **kw)))
+
+    def spy(n, fn, **kw):
+        return real(n, lambda lo, hi: (threads.add(threading.current_thread().name),
+                                       fn(lo, hi)), **kw)
+    monkeypatch.setattr(E, "parallel_for", spy)
     np.testing.assert_array_equal(E.gelu_f32(x), serial)
-    assert calls and serial[E._CHUNK + 3] == np.inf
+    assert len(threads) == 2 and serial[E._CHUNK + 3] == np.inf
 
 
 @pytest.mark.parametrize("shape", [(5, 7), (E._CHUNK // 100 + 3, 100), (3, E._CHUNK + 1)])
 def test_bias_and_in_place(shape, idle, monkeypatch):
-    monkeypatch.setattr(E, "_SPLIT", 1)  # split whatever the size
+    monkeypatch.setattr(E, "_SPLIT", 1)  # split whatever the size, in the one-thread blocks
+    monkeypatch.setattr(E, "_SPLIT_CHUNK", E._CHUNK)
     rng = np.random.default_rng(3)
     x = rng.standard_normal(shape).astype(np.float32) * 3
     b = rng.standard_normal(shape[-1]).astype(np.float32)
