@@ -33,10 +33,11 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+import ember  # noqa: E402,F401  (before NumPy, so that OpenBLAS's threads sleep: ember._blas_env)
+import numpy as np  # noqa: E402
 
 THREADS = 2
 BATCH, SEQ = 32, 128

@@ -15,9 +15,10 @@ import statistics
 import sys
 import time
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import ember  # noqa: E402,F401  (before NumPy, so that OpenBLAS's threads sleep: ember._blas_env)
+import numpy as np  # noqa: E402
 
 THREADS = 2
 

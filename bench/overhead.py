@@ -16,11 +16,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import ember  # noqa: E402  (before NumPy, so that OpenBLAS's threads sleep: ember._blas_env)
 
-import numpy as np
-import torch
-
-import ember
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 THREADS = 2
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import builtins as _builtins
 
+from ember import _blas_env  # noqa: F401  (first: before NumPy loads OpenBLAS)
+
 __version__ = "0.1.0"
 
 from ember.tensor import Size, Tensor  # noqa: E402  (first: everything else builds on it)

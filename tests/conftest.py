@@ -23,5 +23,6 @@ def idle(monkeypatch):
     import ember.utils.threads as ut
 
     monkeypatch.setattr(parallel, "machine_busy", lambda: False)
+    monkeypatch.setattr(parallel._blas_env, "BLAS_SLEEPS", True)
     monkeypatch.setattr(parallel, "cpu_count", lambda: 2)
     monkeypatch.setattr(ut, "get_num_threads", lambda: 2)

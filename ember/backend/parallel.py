@@ -9,8 +9,10 @@ pooling, GELU, softmax) that OpenBLAS does not thread. PyTorch does the same wit
 The split happens only when it pays: ``n`` must reach ``min_n`` (callers pass the size below
 which one thread is faster, measured on the 2-core reference machine), the thread count
 (``ember.set_num_threads``, i.e. NumPy's BLAS threads) must be above one, the caller must not
-already be a worker, and the other cores must not be busy with other processes
-(``ember.backend.threads.machine_busy``). Inside the parallel region each slice runs its BLAS
+already be a worker, the other cores must not be busy with other processes
+(``ember.backend.threads.machine_busy``), and OpenBLAS's idle threads must go to sleep rather than
+spin on the cores (``ember._blas_env``: ``import ember`` before NumPy, or set
+``OPENBLAS_THREAD_TIMEOUT``). Inside the parallel region each slice runs its BLAS
 products on one thread (the threads are the parallelism). Exceptions in any slice re-raise in
 the caller.
 
@@ -28,6 +30,7 @@ import math
 import queue
 import threading
 
+from ember import _blas_env
 from ember.backend.threads import cpu_count, machine_busy
 
 __all__ = ["parallel_for", "num_workers"]
@@ -66,7 +69,8 @@ def num_workers():
     from ember.utils.threads import get_num_threads
 
     k = min(get_num_threads(), cpu_count(), _MAX_THREADS)
-    if k > 1 and machine_busy():
+    # A spinning OpenBLAS thread would take the second core from the split (see ember._blas_env)
+    if k > 1 and (not _blas_env.BLAS_SLEEPS or machine_busy()):
         return 1
     return k
 

@@ -70,3 +70,30 @@ def test_results_match_serial(idle):
     parallel_for(len(x), fn)
     np.testing.assert_array_equal(y, np.tanh(x))
     assert threads.cpu_count() >= 1
+
+
+def test_no_split_while_blas_threads_may_spin(idle, monkeypatch):
+    monkeypatch.setattr(parallel._blas_env, "BLAS_SLEEPS", False)
+    assert num_workers() == 1
+
+
+@pytest.mark.parametrize("code,env,want", [
+    ("import ember", None, "True 16"),                      # ember first: ember sets it
+    ("import numpy, ember", None, "False None"),             # NumPy first: too late
+    ("import ember", "4", "True 4"),                         # the user's setting wins
+    ("import ember", "30", "False 30"),                      # a long spin: no split
+])
+def test_openblas_thread_timeout_is_set_before_numpy(code, env, want):
+    import os
+    import subprocess
+    import sys
+
+    e = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if env is not None:
+        e["OPENBLAS_THREAD_TIMEOUT"] = env
+    out = subprocess.run(
+        [sys.executable, "-c", code + "; import os; print(ember._blas_env.BLAS_SLEEPS, "
+         "os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"],
+        env=e, capture_output=True, text=True, check=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert out.stdout.split("\n")[-2] == want
