@@ -93,7 +93,7 @@ def _layers():
     ]
 
 
-SETTLE_S = 0.3  # let the other library's spinning BLAS/OpenMP threads go idle (bench/run.py)
+SETTLE_S = 1.0  # let the other library's spinning BLAS/OpenMP threads go idle (bench/run.py)
 
 
 def _time(step):
