@@ -21,7 +21,8 @@ OpenBLAS's worker threads spin for a while after each product (its default threa
 interleaved, they take a core from the next library's threads and from ember's own
 ``parallel_for`` threads. Measured on the 2-core machine at 2 threads (load ~1.2):
 ``OPENBLAS_THREAD_TIMEOUT=4`` (set before starting Python) took ember 772 -> 613 ms a batch
-(process CPU 1522 -> 1100 ms) and torch 464 -> 408 ms.
+(process CPU 1522 -> 1100 ms) and torch 464 -> 408 ms. ``import ember`` now sets 16 itself when
+it comes before NumPy (``ember._blas_env``), as this script does.
 """
 
 from __future__ import annotations
