@@ -133,15 +133,21 @@ _BLOCK_BYTES = 2 << 20  # columns of one block of images: fit the 4 MB L2 of a c
 _SPLIT_MACS = 1 << 21  # below this many multiply-adds per pass one thread is faster
 
 
+def _chunk_count(n, macs):
+    """How many equal chunks of a length-``n`` axis bring a product of ``macs`` multiply-adds
+    under ``_SMALL_KERNEL_MACS`` each (a divisor of ``n``, at most 4x the minimum), or 0."""
+    need = -(-macs // _SMALL_KERNEL_MACS)
+    if need < 2:
+        return 0
+    return next((c for c in range(need, min(n, 4 * need) + 1) if n % c == 0), 0)
+
+
 def _product(a, b):
     """``a @ b`` for ``a`` ``(G, M, K)`` and columns ``b`` ``(G, K, N)``: with few rows, as one
     stacked product of column chunks that OpenBLAS's small-matrix kernel takes."""
     g, m, k = a.shape
     n = b.shape[2]
-    need = -(-m * k * n // _SMALL_KERNEL_MACS)
-    if m > _CHUNK_ROWS or need < 2:
-        return np.matmul(a, b)
-    nc = next((c for c in range(need, min(n, 4 * need) + 1) if n % c == 0), 0)
+    nc = _chunk_count(n, m * k * n) if m <= _CHUNK_ROWS else 0
     if not nc:
         return np.matmul(a, b)
     out = np.empty((g, m, n), dtype=b.dtype)
@@ -156,9 +162,7 @@ def _weight_product(cols, gt):
     that the small-matrix kernel takes."""
     g, k, n = cols.shape
     o = gt.shape[1]
-    need = -(-o * k * n // _SMALL_KERNEL_MACS)
-    nc = next((c for c in range(need, min(n, 4 * need) + 1) if n % c == 0), 0) \
-        if o <= _CHUNK_OUT and need >= 2 else 0
+    nc = _chunk_count(n, o * k * n) if o <= _CHUNK_OUT else 0
     if not nc:
         return np.matmul(cols, gt.transpose(0, 2, 1))
     parts = np.matmul(cols.reshape(g, k, nc, n // nc).transpose(0, 2, 1, 3),
