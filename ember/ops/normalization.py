@@ -40,6 +40,7 @@ def _col(v):
 
 
 _SPLIT = 1 << 20  # elements from which the samples are shared between threads
+_SPLIT_ROWS = 1 << 19  # LayerNorm: elements from which the rows are shared between threads
 
 
 def _sample_split(x3, fn):
@@ -155,14 +156,15 @@ class BatchNormOp(Function):
                 None, None, None, None, None)
 
 
-def _row_norm(x2, eps):
-    """Normalise each row of ``(M, D)``: returns x-hat (a fresh array) and 1/std per row."""
+def _row_norm(x2, eps, xc=None, invstd=None):
+    """Normalise each row of ``(M, D)``: returns x-hat and 1/std per row ``(M, 1)`` (written into
+    ``xc`` and ``invstd`` when given, else fresh arrays)."""
     d = x2.shape[1]
     dt = x2.dtype
     mean = _row_sums(x2)[:, None] / dt.type(d)
-    xc = x2 - mean
+    xc = np.subtract(x2, mean, out=xc)
     var = np.vecdot(xc, xc)[:, None] / dt.type(d)
-    invstd = 1.0 / np.sqrt(var + dt.type(eps))
+    invstd = np.divide(1.0, np.sqrt(var + dt.type(eps)), out=invstd)
     xc *= invstd
     return xc, invstd
 
@@ -184,10 +186,22 @@ class LayerNormOp(Function):
 
     @staticmethod
     def forward(ctx, x, w, b, d, eps):
-        xhat, invstd = _row_norm(x.reshape(-1, d), eps)
-        y = xhat * w.reshape(-1) if w is not None else xhat.copy()
-        if b is not None:
-            y += b.reshape(-1)
+        x2 = x.reshape(-1, d)
+        xhat, y = np.empty_like(x2), np.empty_like(x2)
+        invstd = np.empty((len(x2), 1), dtype=x2.dtype)
+
+        def rows(lo, hi):
+            xh, _ = _row_norm(x2[lo:hi], eps, xhat[lo:hi], invstd[lo:hi])
+            if w is not None:
+                np.multiply(xh, w.reshape(-1), out=y[lo:hi])
+            else:
+                y[lo:hi] = xh
+            if b is not None:
+                y[lo:hi] += b.reshape(-1)
+
+        # Rows shared between threads for large inputs: BERT-MiniLM's (4096, 384) LayerNorm
+        # (13 a batch) ran 4.9 ms on one thread.
+        parallel_for(len(x2), rows, min_n=2 if x2.size >= _SPLIT_ROWS else len(x2) + 1)
         ctx.save_for_backward(xhat, w)
         ctx.invstd = invstd
         ctx.bshape = None if b is None else b.shape

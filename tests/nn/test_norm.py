@@ -79,7 +79,13 @@ def test_batchnorm_state_dict_and_repr():
 @pytest.mark.parametrize("shape,ns,kw", [((4, 3, 5, 6), (5, 6), {}), ((4, 3, 6), 6, {}),
                                          ((4, 6), (6,), dict(elementwise_affine=False)),
                                          ((2, 3, 6), 6, dict(bias=False, eps=1e-3))])
-def test_layernorm(shape, ns, kw):
+@pytest.mark.parametrize("split", [False, True])
+def test_layernorm(shape, ns, kw, split, monkeypatch, request):
+    if split:  # the rows shared between two threads
+        from ember.ops import normalization
+
+        request.getfixturevalue("idle")
+        monkeypatch.setattr(normalization, "_SPLIT_ROWS", 0)
     t, e = torch.nn.LayerNorm(ns, **kw), nn.LayerNorm(ns, **kw)
     with torch.no_grad():
         for p in t.parameters():
