@@ -10,13 +10,13 @@ import gzip
 import os
 import time
 
-import numpy as np
-
-import ember as torch
+import ember as torch  # before NumPy, so that ember can share convolutions between the cores
 import ember.nn as nn
 import ember.nn.functional as F
 import ember.optim as optim
 from ember.utils.data import DataLoader, TensorDataset
+
+import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DIRS = [os.path.join(HERE, "..", "tests", "data", "mnist"),
