@@ -43,11 +43,12 @@ _SPLIT = 1 << 20  # elements from which the samples are shared between threads
 _SPLIT_ROWS = 1 << 19  # LayerNorm: elements from which the rows are shared between threads
 
 
-def _sample_split(x3, fn):
-    """Run ``fn(n0, n1)`` over the samples of ``(N, C, L)``: in the caller, or split between
-    threads for a large ``x3`` (``parallel_for``)."""
-    n = x3.shape[0]
-    parallel_for(n, fn, min_n=2 if x3.size >= _SPLIT else n + 1)
+def _sample_split(x, fn, split=_SPLIT):
+    """Run ``fn(n0, n1)`` over the first axis of ``x`` (the samples of ``(N, C, L)``, the rows
+    of ``(M, D)``): in the caller, or split between threads from ``split`` elements
+    (``parallel_for``)."""
+    n = x.shape[0]
+    parallel_for(n, fn, min_n=2 if x.size >= split else n + 1)
 
 
 class BatchNormOp(Function):
@@ -201,7 +202,7 @@ class LayerNormOp(Function):
 
         # Rows shared between threads for large inputs: BERT-MiniLM's (4096, 384) LayerNorm
         # (13 a batch) ran 4.9 ms on one thread.
-        parallel_for(len(x2), rows, min_n=2 if x2.size >= _SPLIT_ROWS else len(x2) + 1)
+        _sample_split(x2, rows, _SPLIT_ROWS)
         ctx.save_for_backward(xhat, w)
         ctx.invstd = invstd
         ctx.bshape = None if b is None else b.shape

@@ -71,11 +71,9 @@ def _torch_grads(tp, x, y):
     return [p.grad.numpy().copy() for p in tp]
 
 
-@pytest.mark.parametrize("name,kw", CONFIGS, ids=IDS)
-def test_trajectory_with_torch_grads(name, kw):
-    params, x, y = _data()
-    tp, topt, ep, eopt = _pair(name, kw, params)
-    for _ in range(100):
+def _step_both(topt, eopt, tp, ep, x, y, steps):
+    """``steps`` updates of both optimizers, ember's parameters given torch's gradients."""
+    for _ in range(steps):
         topt.zero_grad()
         grads = _torch_grads(tp, x, y)
         eopt.zero_grad()
@@ -83,6 +81,13 @@ def test_trajectory_with_torch_grads(name, kw):
             p.grad = ember.tensor(g)
         topt.step()
         eopt.step()
+
+
+@pytest.mark.parametrize("name,kw", CONFIGS, ids=IDS)
+def test_trajectory_with_torch_grads(name, kw):
+    params, x, y = _data()
+    tp, topt, ep, eopt = _pair(name, kw, params)
+    _step_both(topt, eopt, tp, ep, x, y, 100)
     for i, (a, b) in enumerate(zip(ep, tp)):
         assert a.dtype == ember.float32
         assert_close(a, b, rtol=1e-4, atol=1e-6, what=f"{name} param {i}")
@@ -169,13 +174,7 @@ def test_torch_state_dict_loads_and_continues():
     for p, t in zip(ep, tp):
         p.data = ember.tensor(t.detach().numpy().copy())
     eopt.load_state_dict(conv)
-    for _ in range(10):
-        topt.zero_grad()
-        grads = _torch_grads(tp, x, y)
-        for p, g in zip(ep, grads):
-            p.grad = ember.tensor(g)
-        topt.step()
-        eopt.step()
+    _step_both(topt, eopt, tp, ep, x, y, 10)
     for a, b in zip(ep, tp):
         assert_close(a, b, rtol=1e-5, atol=1e-7)
 
@@ -320,13 +319,6 @@ def test_ember_state_dict_loads_into_torch_and_continues(name, kw):
                                         else v for n, v in s.items()}
                                     for k, s in esd["state"].items()},
                           "param_groups": esd["param_groups"]})
-    for _ in range(10):
-        topt.zero_grad()
-        grads = _torch_grads(tp, x, y)
-        eopt.zero_grad()
-        for p, g in zip(ep, grads):
-            p.grad = ember.tensor(g)
-        topt.step()
-        eopt.step()
+    _step_both(topt, eopt, tp, ep, x, y, 10)
     for a, b in zip(ep, tp):
         assert_close(a, b, rtol=1e-5, atol=1e-7)
