@@ -26,3 +26,28 @@ def idle(monkeypatch):
     monkeypatch.setattr(parallel._blas_env, "BLAS_SLEEPS", True)
     monkeypatch.setattr(parallel, "cpu_count", lambda: 2)
     monkeypatch.setattr(ut, "get_num_threads", lambda: 2)
+
+
+@pytest.fixture
+def numpy_blas(monkeypatch):
+    """Every product on NumPy's BLAS (the core install), even where MKL is installed."""
+    from ember.backend import blas
+
+    monkeypatch.setattr(blas, "_mkl", False)
+
+
+@pytest.fixture
+def mkl_blas(monkeypatch):
+    """Every float product of two matrices on MKL, however small."""
+    from ember.backend import blas, mkl
+
+    assert mkl.load(), 'the test extra installs Intel MKL: pip install ".[test]"'
+    monkeypatch.setattr(blas, "_mkl", True)
+    monkeypatch.setattr(mkl, "MIN_MACS", 1)
+
+
+@pytest.fixture(params=["numpy", "mkl"])
+def each_blas(request):
+    """Run a test once on NumPy's BLAS and once with every product on MKL."""
+    request.getfixturevalue(request.param + "_blas")
+    return request.param

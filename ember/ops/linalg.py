@@ -6,6 +6,7 @@ import numpy as np
 
 from ember.autograd.function import Function
 from ember.backend import unbroadcast
+from ember.backend.blas import matmul as _matmul
 from ember.tensor import Tensor, _wrap
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "einsum", "tensordot",
@@ -21,7 +22,7 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return a @ b
+        return _matmul(a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -30,9 +31,9 @@ class MatMul(Function):
         ga = gb = None
         if a.ndim == 2 and b.ndim == 2:
             if na:
-                ga = g @ b.T
+                ga = _matmul(g, b.T)
             if nb:
-                gb = a.T @ g
+                gb = _matmul(a.T, g)
             return ga, gb
         if a.ndim == 1 and b.ndim == 1:
             return (g * b if na else None), (g * a if nb else None)
@@ -45,13 +46,13 @@ class MatMul(Function):
         if b.ndim == 1:
             g2 = np.expand_dims(g2, -1)
         if na:
-            ga = g2 @ np.swapaxes(b2, -1, -2)
+            ga = _matmul(g2, np.swapaxes(b2, -1, -2))
             if a.ndim == 1:
                 ga = ga.sum(axis=tuple(range(ga.ndim - 2))).reshape(a.shape) if ga.ndim > 2 else ga.reshape(a.shape)
             else:
                 ga = unbroadcast(ga, a.shape)
         if nb:
-            gb = np.swapaxes(a2, -1, -2) @ g2
+            gb = _matmul(np.swapaxes(a2, -1, -2), g2)
             if b.ndim == 1:
                 gb = gb.sum(axis=tuple(range(gb.ndim - 2))).reshape(b.shape) if gb.ndim > 2 else gb.reshape(b.shape)
             else:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ember.autograd.function import Function
 from ember.autograd.grad_mode import _State
-from ember.backend.blas import serial_blas
+from ember.backend.blas import matmul, serial_blas
 from ember.random import _gen
 from ember.tensor import Tensor, _wrap
 
@@ -39,7 +39,7 @@ class Linear(Function):
             y = x2 @ w.T
         else:
             with serial_blas(macs):
-                y = x2 @ w.T
+                y = matmul(x2, w.T)
         if b is not None:
             y += b
         ctx.save_for_backward(x2, w)
@@ -57,8 +57,8 @@ class Linear(Function):
             gw = g2.T @ x2 if nw else None
         else:
             with serial_blas(macs):
-                gx = (g2 @ w).reshape(ctx.xshape) if nx else None
-                gw = g2.T @ x2 if nw else None
+                gx = matmul(g2, w).reshape(ctx.xshape) if nx else None
+                gw = matmul(g2.T, x2) if nw else None
         gb = g2.sum(axis=0) if nb else None
         return gx, gw, gb
 

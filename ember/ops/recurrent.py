@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from ember.autograd.function import Function
-from ember.backend.blas import serial_blas
+from ember.backend.blas import matmul, mkl_active, serial_blas
 
 __all__ = []
 
@@ -68,7 +68,9 @@ class _StepProduct:
     same sums in the same order. A product at least twice as deep as wide (the backward
     ``dG @ W_hh``) is also split in two halves of its depth, summed after: (32, 1024) @
     (1024, 256) 198 -> 175 us chunked, -> 151 us chunked and split. Where two BLAS threads are
-    used (idle machine, 2^22+ multiply-adds) the product stays whole: 82 us.
+    used (idle machine, 2^22+ multiply-adds) the product stays whole: 82 us. With MKL (the
+    [mkl] extra, ``ember.backend.blas.matmul``) every product stays whole: MKL packs no more than
+    it needs (lstm32 step 27-34 -> 22-26 ms on the reference machine).
 
     Example::
 
@@ -83,9 +85,11 @@ class _StepProduct:
     def __init__(self, w, B):
         K, N = w.shape
         macs = B * K * N
-        self.blas = _step_blas(macs)
+        fast = mkl_active()  # MKL's kernels take few-row products whole, on its policy's threads
+        self.blas = serial_blas(macs) if fast else _step_blas(macs)
         c = None
-        one = macs < _STEP_PARALLEL_MACS or self.blas.saved is not None or _one_thread()
+        one = not fast and (macs < _STEP_PARALLEL_MACS or self.blas.saved is not None
+                            or _one_thread())
         split = one and K >= 2 * N and K % 2 == 0
         depth = K // 2 if split else K
         if one and macs >= _CHUNK_MIN_MACS:
@@ -111,7 +115,7 @@ class _StepProduct:
     def __call__(self, x, out):
         c, halves = self.c, self.halves
         if c is None:
-            return np.matmul(x, self.w, out=out)
+            return matmul(x, self.w, out=out)
         B = len(out)
         if halves is None:
             np.matmul(x, self.w, out=out.reshape(B, -1, c).transpose(1, 0, 2))
@@ -165,13 +169,13 @@ def _weight_grads(dG, x2, hall, h0, need, perm=None):
     dG2 = dG.reshape(T * B, GH)
     dwi = dwh = db = None
     if need[0]:
-        dwi = dG2.T @ x2
+        dwi = matmul(dG2.T, x2)
     if need[1]:
         P = hall.shape[-1]
         if T > 1:
-            dwh = dG2[B:].T @ hall[:-1].reshape(-1, P)
+            dwh = matmul(dG2[B:].T, hall[:-1].reshape(-1, P))
             if h0 is not None:
-                dwh += dG2[:B].T @ h0
+                dwh += matmul(dG2[:B].T, h0)
         else:
             dwh = dG2.T @ h0 if h0 is not None else np.zeros((GH, P), dG.dtype)
     if need[2]:
@@ -232,7 +236,7 @@ class LSTMLayer(Function):
             else:
                 wi_s[dst] = w_ih[src]
                 wh_s[dst] = w_hh[src]
-        A = (x2 @ wi_s.T).reshape(T, B, 4 * H)
+        A = matmul(x2, wi_s.T).reshape(T, B, 4 * H)
         if b_ih is not None:
             b = _blocks(b_ih + b_hh, _LSTM_PERM, 4)
             b[: 3 * H] *= 0.5
@@ -265,7 +269,7 @@ class LSTMLayer(Function):
                 np.tanh(c, out=TC[t])
                 np.multiply(g[:, :H], TC[t], out=HR[t])
                 if w_hr is not None:
-                    np.matmul(HR[t], w_hr.T, out=out[t])
+                    matmul(HR[t], w_hr.T, out=out[t])
                 if bs is not None and bs[t] < B:
                     n = bs[t]
                     C[t + 1, n:] = C[t, n:]
@@ -315,7 +319,7 @@ class LSTMLayer(Function):
                     dHP[t] = dh
                     if n < B:
                         dHP[t, n:] = 0
-                    dh = np.matmul(dh, w_hr, out=dhh)
+                    dh = matmul(dh, w_hr, out=dhh)
                 a, tc = A4[t], TC[t]
                 np.subtract(1, a[:, :3], out=S3)
                 S3 *= a[:, :3]
@@ -344,11 +348,11 @@ class LSTMLayer(Function):
         dx = None
         if nig[0]:
             wi = _blocks(w_ih, _LSTM_PERM, 4)
-            dx = _flip((dG.reshape(T * B, 4 * H) @ wi).reshape(T, B, -1), ctx.reverse)
+            dx = _flip(matmul(dG.reshape(T * B, 4 * H), wi).reshape(T, B, -1), ctx.reverse)
         dwi, dwh, db = _weight_grads(dG, x2, out, h0, (nig[3], nig[4], nig[5] or nig[6]), _LSTM_INV)
         dwr = None
         if w_hr is not None and nig[7]:
-            dwr = dHP.reshape(T * B, P).T @ HR.reshape(T * B, H)
+            dwr = matmul(dHP.reshape(T * B, P).T, HR.reshape(T * B, H))
         dh0 = dh_rec if need_h0 else None
         dc0 = dc_next if nig[2] else None
         return (dx, dh0, dc0, dwi, dwh, db if nig[5] else None, db if nig[6] else None, dwr,
@@ -375,7 +379,7 @@ class GRULayer(Function):
         wi_s[: 2 * H] *= 0.5
         wh_s = w_hh.copy()
         wh_s[: 2 * H] *= 0.5
-        A = (x2 @ wi_s.T).reshape(T, B, 3 * H)
+        A = matmul(x2, wi_s.T).reshape(T, B, 3 * H)
         bhn = None
         if b_ih is not None:
             b = b_ih.copy()
@@ -476,7 +480,7 @@ class GRULayer(Function):
                         dh_rec[n:] = tail_dh
         dx = None
         if nig[0]:
-            dx = _flip((dGx.reshape(T * B, 3 * H) @ w_ih).reshape(T, B, -1), ctx.reverse)
+            dx = _flip(matmul(dGx.reshape(T * B, 3 * H), w_ih).reshape(T, B, -1), ctx.reverse)
         dwi, _, dbi = _weight_grads(dGx, x2, None, None, (nig[2], False, nig[4]))
         _, dwh, dbh = _weight_grads(dGh, None, out, h0, (False, nig[3], nig[5]))
         return dx, dh_rec if need_h0 else None, dwi, dwh, dbi, dbh, None, None
@@ -494,7 +498,7 @@ class RNNLayer(Function):
         dt = x.dtype
         x2 = _prep_input(x, reverse)
         bs = _steps(batch_sizes, reverse)
-        out = (x2 @ w_ih.T).reshape(T, B, H)
+        out = matmul(x2, w_ih.T).reshape(T, B, H)
         if b_ih is not None:
             out += b_ih + b_hh
         buf = np.empty((B, H), dt)
@@ -553,7 +557,7 @@ class RNNLayer(Function):
                         dh_rec[n:] = tail_dh
         dx = None
         if nig[0]:
-            dx = _flip((dG.reshape(T * B, H) @ w_ih).reshape(T, B, -1), ctx.reverse)
+            dx = _flip(matmul(dG.reshape(T * B, H), w_ih).reshape(T, B, -1), ctx.reverse)
         dwi, dwh, db = _weight_grads(dG, x2, out, h0, (nig[2], nig[3], nig[4] or nig[5]))
         return (dx, dh_rec if need_h0 else None, dwi, dwh, db if nig[4] else None,
                 db if nig[5] else None, None, None, None)

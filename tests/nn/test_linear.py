@@ -8,6 +8,9 @@ import torch
 import ember
 from tests.harness import check_gradcheck, check_module, check_op
 
+# Every product on NumPy's BLAS, then on MKL (the [mkl] extra)
+pytestmark = pytest.mark.usefixtures("each_blas")
+
 F = ember.nn.functional
 
 

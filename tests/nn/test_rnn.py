@@ -10,6 +10,9 @@ from ember import nn
 from ember.ops.recurrent import GRULayer, LSTMLayer, RNNLayer
 from tests.harness import check_gradcheck, check_module
 
+# Every product on NumPy's BLAS, then on MKL (the [mkl] extra)
+pytestmark = pytest.mark.usefixtures("each_blas")
+
 # torch's LSTM/GRU (oneDNN kernels) sum in another order; long recurrences drift a few ulps
 RT, AT = 1e-5, 1e-5
 
@@ -228,8 +231,9 @@ def test_float32_stays_float32():
 
 # ---------------------------------------------------------------- chunked per-step products
 @pytest.fixture
-def chunked(monkeypatch):
-    """Small sizes on the one-thread path of big ones: per-step products column-chunked."""
+def chunked(monkeypatch, numpy_blas):
+    """Small sizes on the one-thread path of big ones: per-step products column-chunked (a
+    workaround for OpenBLAS's packing; MKL takes them whole)."""
     from ember.ops import recurrent
 
     monkeypatch.setattr(recurrent, "_CHUNK_MIN_MACS", 0)
@@ -238,7 +242,7 @@ def chunked(monkeypatch):
 
 
 @pytest.mark.parametrize("B,K,N", [(32, 256, 1024), (32, 1024, 256), (16, 768, 256), (5, 8, 48)])
-def test_step_product_chunks(monkeypatch, B, K, N):
+def test_step_product_chunks(monkeypatch, numpy_blas, B, K, N):
     from ember.ops import recurrent
 
     monkeypatch.setattr(recurrent, "_one_thread", lambda: True)  # as with one BLAS thread

@@ -6,6 +6,9 @@ import pytest
 import ember
 from tests.harness import check_gradcheck, check_op
 
+# Every product on NumPy's BLAS, then on MKL (the [mkl] extra)
+pytestmark = pytest.mark.usefixtures("each_blas")
+
 # BLAS sums in a different order than torch's kernels: 1e-5 absolute slack on products.
 MM = dict(atol=1e-5)
 

@@ -1,0 +1,126 @@
+"""ember.backend.mkl and blas.matmul: MKL's products (the [mkl] extra, installed by the test extra)
+equal NumPy's for every operand layout; small, stacked or non-float products stay with NumPy;
+EMBER_BLAS chooses; the thread policy. The layers' own tests run on both BLAS (``each_blas``)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ember.backend import blas, mkl, parallel
+
+RNG = np.random.default_rng(0)
+
+
+def _ref(a, b):
+    return np.matmul(a.astype(np.float64), b.astype(np.float64))
+
+
+def _layouts(dt):
+    """(name, a, b) pairs of 2-D operands in every layout gemm takes or copies."""
+    a = RNG.standard_normal((37, 53)).astype(dt)
+    b = RNG.standard_normal((53, 29)).astype(dt)
+    wide = RNG.standard_normal((60, 120)).astype(dt)
+    return [
+        ("C order", a, b),
+        ("Fortran order", np.asfortranarray(a), np.asfortranarray(b)),
+        ("transposed views", np.ascontiguousarray(a.T).T, np.ascontiguousarray(b.T).T),
+        ("row slices (lda > k)", wide[:37, 7:60], wide[:53, 90:119]),
+        ("column slices of a transpose", wide.T[5:42, :53], wide.T[60:113, 3:32]),
+        ("negative strides (copied)", a[::-1, ::-1], b[::-1]),
+        ("every other row (copied)", wide[::2, :53][:37], b),
+        ("one row", a[:1], b),
+        ("one column", a, b[:, :1]),
+    ]
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_gemm_every_layout(mkl_blas, dt):
+    for name, a, b in _layouts(dt):
+        got = blas.matmul(a, b)
+        assert got.dtype == dt and got.shape == (a.shape[0], b.shape[1]), name
+        np.testing.assert_allclose(got, _ref(a, b), rtol=1e-5 if dt == np.float32 else 1e-12,
+                                   atol=1e-4 if dt == np.float32 else 1e-12, err_msg=name)
+
+
+def test_gemm_out_arguments(mkl_blas):
+    a = RNG.standard_normal((40, 30)).astype(np.float32)
+    b = RNG.standard_normal((30, 20)).astype(np.float32)
+    for out in (np.empty((40, 20), np.float32), np.empty((20, 40), np.float32).T,
+                np.empty((40, 50), np.float32)[:, 5:25]):
+        assert blas.matmul(a, b, out=out) is out
+        np.testing.assert_allclose(out, _ref(a, b), rtol=1e-5, atol=1e-4)
+    s = RNG.standard_normal((30, 30)).astype(np.float32)
+    want = _ref(s, s)
+    blas.matmul(s, s, out=s)  # the result overwrites an operand: computed aside first
+    np.testing.assert_allclose(s, want, rtol=1e-5, atol=1e-4)
+
+
+def test_what_stays_with_numpy(monkeypatch):
+    """Below MIN_MACS, stacks of matrices, integers, half floats and mixed dtypes never reach
+    MKL, and give exactly NumPy's result."""
+    assert mkl.load()
+
+    def refuse(*a, **k):
+        raise AssertionError("MKL was called")
+
+    monkeypatch.setattr(mkl, "gemm", refuse)
+    small = RNG.standard_normal((16, 16)).astype(np.float32)
+    assert 16 ** 3 < mkl.MIN_MACS
+    big = RNG.standard_normal((64, 64)).astype(np.float32)
+    for a, b in [(small, small), (big[None].repeat(3, 0), big[None].repeat(3, 0)),
+                 (np.ones((64, 64), np.int64), np.ones((64, 64), np.int64)),
+                 (big.astype(np.float16), big.astype(np.float16)), (big, big.astype(np.float64))]:
+        np.testing.assert_array_equal(blas.matmul(a, b), np.matmul(a, b))
+
+
+def test_large_products_go_to_mkl(monkeypatch):
+    assert mkl.load()
+    calls = []
+    gemm = mkl.gemm
+    monkeypatch.setattr(mkl, "gemm", lambda *a: calls.append(a[3]) or gemm(*a))
+    a = RNG.standard_normal((64, 64)).astype(np.float32)
+    assert 64 ** 3 >= mkl.MIN_MACS
+    np.testing.assert_allclose(blas.matmul(a, a), _ref(a, a), rtol=1e-5, atol=1e-4)
+    assert len(calls) == 1
+
+
+def test_threads_follow_the_policy(idle):
+    big = blas.MKL_PARALLEL_MACS
+    assert blas._mkl_threads(big) == 2
+    assert blas._mkl_threads(big - 1) == 1
+    with blas.serial_blas(1 << 20, serial_macs=1 << 21):  # a block that asked for one thread
+        assert blas._mkl_threads(big) == 1
+    seen = []
+    parallel.parallel_for(4, lambda lo, hi: seen.append(blas._mkl_threads(big)), min_n=2)
+    assert seen == [1, 1]  # each slice of a split is one thread already
+
+
+def test_ember_blas_setting(monkeypatch):
+    monkeypatch.setattr(mkl, "_lib", None)
+    monkeypatch.setenv("EMBER_BLAS", "numpy")
+    assert mkl.load() is False
+    monkeypatch.setattr(mkl, "_lib", None)
+    monkeypatch.setenv("EMBER_BLAS", "openblas")
+    with pytest.raises(ValueError, match="EMBER_BLAS must be 'auto', 'mkl' or 'numpy'"):
+        mkl.load()
+    monkeypatch.setattr(mkl, "_library_path", lambda: None)  # as without the mkl package
+    monkeypatch.setenv("EMBER_BLAS", "mkl")
+    with pytest.raises(ImportError, match=r'pip install "ember\[mkl\]"'):
+        mkl.load()
+    monkeypatch.setenv("EMBER_BLAS", "auto")
+    assert mkl.load() is False
+
+
+def test_loaded_on_the_first_large_product_only():
+    """``import ember`` does not load MKL; the first large product does, unless EMBER_BLAS=numpy."""
+    code = ("import ember, numpy as np\nfrom ember.backend import mkl\n"
+            "a = ember.randn(128, 128, requires_grad=True)\nprint(mkl.loaded(), end=' ')\n"
+            "(a @ a).sum().backward()\nprint(mkl.loaded())")
+    for setting, want in (("auto", "False True"), ("numpy", "False False")):
+        env = {"EMBER_BLAS": setting, "PATH": "/usr/bin:/bin"}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=env, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == want
