@@ -10,6 +10,9 @@ import ember
 from ember.backend import erf as E
 from tests.harness import check_op
 
+# The fitted erfc (NumPy only), then MKL's normal CDF (the [mkl] extra)
+pytestmark = pytest.mark.usefixtures("each_blas")
+
 GRID = np.concatenate([np.linspace(-16, 12, 280_001), [0.0, -0.0, 1e-30, -1e-8, 14.1, 14.2]])
 
 
