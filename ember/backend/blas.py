@@ -2,8 +2,8 @@
 ``serial_blas`` (thread control for small products, through the optional threadpoolctl).
 
 ``matmul(a, b, out=None)`` is ``np.matmul`` for every input; large float32/float64 products of
-two matrices go to MKL's gemm when the ``mkl`` package is installed (``ember.backend.mkl``), on as many threads as a product that size gets from the
-policy below.
+two matrices go to MKL's gemm when the ``mkl`` package is installed (``ember.backend.mkl``), on
+the threads that the policy below gives a product that size.
 
 Measured on the 2-core reference machine: a small matmul on two OpenBLAS threads becomes 10-200x
 slower whenever the other core is busy, while one thread runs it at full speed. Ops wrap their
@@ -111,8 +111,8 @@ def matmul(a, b, out=None):
 
 def _mkl_threads(macs):
     """MKL's threads for one product: the policy of ``serial_blas``, and one inside a split."""
-    if (macs < MKL_PARALLEL_MACS or getattr(_serial, "depth", 0) or getattr(parallel._local, "inside", False)
-            or machine_busy()):
+    if (macs < MKL_PARALLEL_MACS or getattr(_serial, "depth", 0)
+            or getattr(parallel._local, "inside", False) or machine_busy()):
         return 1
     from ember.utils import threads
 

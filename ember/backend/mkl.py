@@ -1,15 +1,14 @@
 """Intel MKL's matrix products for ember's large ones: the optional extra ``ember[mkl]``.
 
-NumPy's wheels multiply with OpenBLAS. On the 2-core reference machine MKL's sgemm is 1.1-1.2x
-faster on MLP and transformer shapes and 1.5-2.9x faster on the thin products of small
-convolutions and LSTM steps (one thread, 16x432x16384: 4.5 -> 2.4 ms; 6x75x50176: 1.5 -> 0.7 ms;
-32x256x1024: 194 -> 131 us), which is where most of the gap to PyTorch (itself on MKL/oneDNN) lay.
-ember stays NumPy-only: when the ``mkl`` package is installed (``pip install "ember[mkl]"``),
-``ember.backend.blas.matmul`` sends float32/float64 products from ``MIN_MACS`` multiply-adds up to
-``cblas_?gemm`` through ctypes (which releases the GIL), and
-everything else stays with NumPy. ``cdf_norm`` (VML's normal CDF) serves the exact GELU
-(``ember.backend.erf``): BERT-MiniLM's (4096, 1536) activation 24.8 -> 9.1 ms on two threads. ``EMBER_BLAS=numpy`` turns it off, ``EMBER_BLAS=mkl`` makes a
-missing MKL an error.
+NumPy's wheels multiply with OpenBLAS. On the 2-core reference machine MKL's sgemm is 1.1-1.3x
+faster on MLP and transformer shapes and 1.5x on an LSTM step's (one thread, 32x256x1024: 194 ->
+131 us); PyTorch itself multiplies with MKL. ember's core stays NumPy-only: when the ``mkl``
+package is installed (``pip install "ember[mkl]"``), ``ember.backend.blas.matmul`` sends float
+products of two matrices from ``MIN_MACS`` multiply-adds to ``cblas_?gemm`` through ctypes
+(which releases the GIL), and everything else stays with NumPy. ``cdf_norm`` (VML's normal CDF)
+serves the exact GELU (``ember.backend.erf``): BERT-MiniLM's (4096, 1536) activation 24.8 ->
+7.6 ms on two threads. ``EMBER_BLAS=numpy`` turns MKL off, ``EMBER_BLAS=mkl`` makes a missing
+MKL an error.
 
 The product itself is read from the arrays' strides: a row-major or transposed (column-major)
 operand goes in as it is, anything else is copied first. Results are bitwise MKL's, so they

@@ -121,6 +121,6 @@ def test_loaded_on_the_first_large_product_only():
     for setting, want in (("auto", "False True"), ("numpy", "False False")):
         env = {"EMBER_BLAS": setting, "PATH": "/usr/bin:/bin"}
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             env=env, timeout=120)
+                             env=env, timeout=120, check=False)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == want
