@@ -36,7 +36,7 @@ class Linear(Function):
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
         macs = x2.shape[0] * w.size
         if macs <= _SMALL_MACS:
-            y = x2 @ w.T
+            y = matmul(x2, w.T)
         else:
             with serial_blas(macs):
                 y = matmul(x2, w.T)
@@ -53,8 +53,8 @@ class Linear(Function):
         g2 = g.reshape(-1, w.shape[0]) if g.ndim != 2 else g
         macs = x2.shape[0] * w.size
         if macs <= _SMALL_MACS:
-            gx = (g2 @ w).reshape(ctx.xshape) if nx else None
-            gw = g2.T @ x2 if nw else None
+            gx = matmul(g2, w).reshape(ctx.xshape) if nx else None
+            gw = matmul(g2.T, x2) if nw else None
         else:
             with serial_blas(macs):
                 gx = matmul(g2, w).reshape(ctx.xshape) if nx else None
@@ -64,6 +64,7 @@ class Linear(Function):
 
 
 _SMALL_MACS = 1 << 18  # BLAS runs products this small on one thread anyway: skip the switch
+# (those from mkl.MIN_MACS up still go to MKL when it is installed, through matmul)
 
 
 def linear(input, weight, bias=None):
