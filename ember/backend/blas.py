@@ -100,11 +100,10 @@ def matmul(a, b, out=None):
     installed. Stacks of matrices stay with NumPy: measured in place on the reference machine,
     MKL's batched products ran attention's (12, 128, 32) @ (12, 32, 128) and the convolutions'
     per-block products (inside ember's own two-thread split) up to 2-3x slower than OpenBLAS."""
-    if a.ndim == 2 == b.ndim and a.dtype == b.dtype and a.dtype.char in "fd":
+    if _mkl is not False and a.ndim == 2 == b.ndim and a.dtype == b.dtype and a.dtype.char in "fd":
         m, k = a.shape
         n = b.shape[1]
-        if (m * k * n >= mkl.MIN_MACS and b.shape[0] == k
-                and (_mkl or _mkl is None and mkl_active())):
+        if m * k * n >= mkl.MIN_MACS and b.shape[0] == k and (_mkl or mkl_active()):
             return mkl.gemm(a, b, out, _mkl_threads(m * k * n))
     return np.matmul(a, b, out=out)
 
