@@ -80,11 +80,6 @@ class serial_blas:
 
 
 _mkl = None  # whether MKL takes the large products (decided on the first one)
-# MKL runs products from this many multiply-adds on every thread (below: one). Its OpenMP threads
-# take a few microseconds to hand back a core, and a smaller product on two threads left them
-# in the way of ember's own split kernels: LeNet at batch 64, whose 64x400x120 product is 2^21,
-# ran 9.9 ms a step with one MKL thread there, 13.2 ms with two (NumPy only: 10.4 ms).
-MKL_PARALLEL_MACS = 1 << 22
 
 
 def mkl_active():
@@ -110,7 +105,7 @@ def matmul(a, b, out=None):
 
 def _mkl_threads(macs):
     """MKL's threads for one product: the policy of ``serial_blas``, and one inside a split."""
-    if (macs < MKL_PARALLEL_MACS or getattr(_serial, "depth", 0)
+    if (macs <= SERIAL_MACS or getattr(_serial, "depth", 0)
             or getattr(parallel._local, "inside", False) or machine_busy()):
         return 1
     from ember.utils import threads

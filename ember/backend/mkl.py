@@ -30,11 +30,15 @@ import numpy as np
 
 __all__ = ["load", "loaded", "gemm", "cdf_norm", "MIN_MACS"]
 
-# Below this many multiply-adds NumPy's call (~1 us) beats MKL's through ctypes (~5 us).
-MIN_MACS = 1 << 16
+# MKL takes products from this many multiply-adds. Below, a call through ctypes costs ~10 us
+# more than NumPy's, which MKL's kernel does not win back: one thread, 64x64x64 15.9 against 5.2
+# us, 64x400x120 64.6 against 59.4, 32x256x1024 148 against 188, 128x784x512 793 against 878.
+# Two MKL threads on smaller products also left its OpenMP threads in the way of ember's own
+# split kernels: LeNet at batch 64 (64x400x120) ran 13.2 ms a step, against 9.9 on one thread.
+MIN_MACS = 1 << 22
 # MKL's OpenMP threads spin this many ms after a product before sleeping (Intel's default: 200),
 # and a spinning thread takes the core from ember's own split kernels (ember.backend.parallel):
-# LeNet at batch 64 ran 15.9 ms a step with 1 ms, 13.2 with 0 (see also blas.MKL_PARALLEL_MACS).
+# LeNet at batch 64 ran 15.9 ms a step with 1 ms, 13.2 with 0 (see also MIN_MACS).
 BLOCKTIME_MS = "0"
 
 _ROW, _NOTRANS, _TRANS = 101, 111, 112

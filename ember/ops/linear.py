@@ -64,7 +64,7 @@ class Linear(Function):
 
 
 _SMALL_MACS = 1 << 18  # BLAS runs products this small on one thread anyway: skip the switch
-# (those from mkl.MIN_MACS up still go to MKL when it is installed, through matmul)
+# (still through blas.matmul: the same seam as the large ones, which tests send to MKL too)
 
 
 def linear(input, weight, bias=None):

@@ -80,16 +80,16 @@ def test_large_products_go_to_mkl(monkeypatch):
     calls = []
     gemm = mkl.gemm
     monkeypatch.setattr(mkl, "gemm", lambda *a: calls.append(a[3]) or gemm(*a))
-    a = RNG.standard_normal((64, 64)).astype(np.float32)
-    assert 64 ** 3 >= mkl.MIN_MACS
+    a = RNG.standard_normal((256, 256)).astype(np.float32)
+    assert 256 ** 3 >= mkl.MIN_MACS
     np.testing.assert_allclose(blas.matmul(a, a), _ref(a, a), rtol=1e-5, atol=1e-4)
     assert len(calls) == 1
 
 
 def test_threads_follow_the_policy(idle):
-    big = blas.MKL_PARALLEL_MACS
+    big = mkl.MIN_MACS
     assert blas._mkl_threads(big) == 2
-    assert blas._mkl_threads(big - 1) == 1
+    assert blas._mkl_threads(blas.SERIAL_MACS) == 1  # tests' mkl_blas sends small ones too
     with blas.serial_blas(1 << 20, serial_macs=1 << 21):  # a block that asked for one thread
         assert blas._mkl_threads(big) == 1
     seen = []
@@ -116,7 +116,7 @@ def test_ember_blas_setting(monkeypatch):
 def test_loaded_on_the_first_large_product_only():
     """``import ember`` does not load MKL; the first large product does, unless EMBER_BLAS=numpy."""
     code = ("import ember, numpy as np\nfrom ember.backend import mkl\n"
-            "a = ember.randn(128, 128, requires_grad=True)\nprint(mkl.loaded(), end=' ')\n"
+            "a = ember.randn(256, 256, requires_grad=True)\nprint(mkl.loaded(), end=' ')\n"
             "(a @ a).sum().backward()\nprint(mkl.loaded())")
     for setting, want in (("auto", "False True"), ("numpy", "False False")):
         env = {"EMBER_BLAS": setting, "PATH": "/usr/bin:/bin"}
