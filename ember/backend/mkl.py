@@ -36,10 +36,17 @@ __all__ = ["load", "loaded", "gemm", "cdf_norm", "MIN_MACS"]
 # Two MKL threads on smaller products also left its OpenMP threads in the way of ember's own
 # split kernels: LeNet at batch 64 (64x400x120) ran 13.2 ms a step, against 9.9 on one thread.
 MIN_MACS = 1 << 22
-# MKL's OpenMP threads spin this many ms after a product before sleeping (Intel's default: 200),
-# and a spinning thread takes the core from ember's own split kernels (ember.backend.parallel):
-# LeNet at batch 64 ran 15.9 ms a step with 1 ms, 13.2 with 0 (see also MIN_MACS).
-BLOCKTIME_MS = "0"
+# MKL's OpenMP threads spin this many ms after a product before sleeping (Intel's default: 200).
+# A sleeping thread takes ~100 us to wake, as long as a recurrent step's product on two threads
+# (32x256x1024: 200 us a product after a sleep, 102 with the thread still spinning), and the
+# products of a time loop or a training step come well within 1 ms of each other. Measured in one
+# process on the 2-core reference machine, 1 ms against 0: lstm32 23.0 against 28.7 ms a step,
+# gru_char 56.6 against 66.8, mlp128 3.60 against 4.21; LeNet at batch 64 and ResNet-20, whose
+# convolutions run on ember's own split kernels (ember.backend.parallel), the same within 1.5%.
+# 200 ms slowed LeNet at batch 64 by ~25% (the spinning thread takes the core from those kernels).
+# This applies to Intel's OpenMP runtime, which MKL uses unless GNU OpenMP was loaded first (as
+# ``import torch`` does); GNU's threads spin as that runtime decides.
+BLOCKTIME_MS = "1"
 
 _ROW, _NOTRANS, _TRANS = 101, 111, 112
 _lib = None  # None: not tried yet; False: unavailable; else the ctypes library
@@ -151,3 +158,4 @@ def cdf_norm(x, out):
     _set_threads(1)
     _cdf[x.dtype](x.size, x.ctypes.data, out.ctypes.data)
     return out
+
