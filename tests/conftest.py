@@ -51,3 +51,28 @@ def each_blas(request):
     """Run a test once on NumPy's BLAS and once with every product on MKL."""
     request.getfixturevalue(request.param + "_blas")
     return request.param
+
+
+@pytest.fixture
+def numpy_kernels(monkeypatch):
+    """The recurrent layers' gate arithmetic in NumPy calls (the core install)."""
+    from ember.backend import jit
+
+    monkeypatch.setattr(jit, "_kernels", False)
+
+
+@pytest.fixture
+def numba_kernels(monkeypatch):
+    """The recurrent layers' gate arithmetic in the numba kernels of ``ember.backend.jit``."""
+    from ember.backend import jit
+
+    monkeypatch.setattr(jit, "_kernels", None)
+    monkeypatch.delenv("EMBER_JIT", raising=False)
+    assert jit.kernels() is not None, 'the test extra installs numba: pip install ".[test]"'
+
+
+@pytest.fixture(params=["numpy", "numba"])
+def each_kernels(request):
+    """Run a test once with NumPy's gate arithmetic and once with the numba kernels."""
+    request.getfixturevalue(request.param + "_kernels")
+    return request.param

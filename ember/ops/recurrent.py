@@ -12,6 +12,10 @@ sigmoid gates are contiguous, and their weight rows are pre-scaled by 0.5: one `
 four gates then gives ``sigmoid(x) = 0.5 * tanh(x / 2) + 0.5`` for three of them. GRU does the
 same for (r, z). Gradients are mapped back to PyTorch's layout before they leave the op.
 
+With numba installed (the ``[jit]`` extra), each step's gate arithmetic between the ``np.tanh``
+calls is one compiled loop (``ember.backend.jit``) instead of a dozen NumPy calls: lstm32
+25.4 -> 20.0 ms a training step, gru_char 53.4 -> 42.6 ms, on the 2-core reference machine.
+
 ``ember.nn.LSTM`` / ``GRU`` / ``RNN`` and the cells are the public face (``torch.nn.functional``
 has no recurrent functions, so neither does ``ember.nn.functional``)::
 
@@ -27,6 +31,7 @@ import math
 import numpy as np
 
 from ember.autograd.function import Function
+from ember.backend import jit
 from ember.backend.blas import matmul, mkl_active, serial_blas
 
 __all__ = []
@@ -211,6 +216,52 @@ def _dh_total(dout, dh_rec, t, buf):
     return np.add(dout[t], dh_rec, out=buf)
 
 
+def _lstm_cells(B, H, dt):
+    """``(cell, cell_backward)``: one LSTM step's gate arithmetic, as the numba kernels of
+    ``ember.backend.jit`` (see ``_numba_kernels`` for what they compute) or, without numba, as
+    the same functions in NumPy calls on buffers for ``B`` rows of ``H`` units."""
+    k = jit.kernels()
+    if k is not None:
+        return k.lstm_cell, k.lstm_cell_backward
+    tmp = np.empty((B, H), dt)
+    F = np.empty((B, 4, H), dt)  # per-step factors of the four gate gradients
+    S3, Fg = F[:, :3], F[:, 3]
+    dc = np.empty((B, H), dt)
+
+    def cell(g, c_prev, c):
+        s = g[:, : 3 * H]
+        s *= 0.5
+        s += 0.5
+        np.multiply(g[:, 2 * H : 3 * H], c_prev, out=c)
+        np.multiply(g[:, H : 2 * H], g[:, 3 * H :], out=tmp)
+        c += tmp
+
+    def cell_backward(a, tc, c_prev, dh, dc_next, dg, dc_out):
+        # dpre_o = dh * tc*o(1-o); dpre_{i,f,g} = dc * {g*i(1-i), c_prev*f(1-f), i*(1-g^2)};
+        # dc = dh * o*(1-tc^2) + dc_next, on the step's cache-resident rows: whole-array passes
+        # over all steps streamed (T, B, 4H) arrays through memory (3.5 -> 2.4 ms in lstm32).
+        a, dg = a.reshape(B, 4, H), dg.reshape(B, 4, H)
+        mul = np.multiply
+        np.subtract(1, a[:, :3], out=S3)
+        mul(S3, a[:, :3], out=S3)
+        mul(S3[:, 0], tc, out=S3[:, 0])
+        mul(S3[:, 1], a[:, 3], out=S3[:, 1])
+        mul(S3[:, 2], c_prev, out=S3[:, 2])
+        mul(a[:, 3], a[:, 3], out=Fg)
+        np.subtract(1, Fg, out=Fg)
+        mul(Fg, a[:, 1], out=Fg)
+        mul(tc, tc, out=tmp)
+        np.subtract(1, tmp, out=tmp)
+        mul(tmp, a[:, 0], out=tmp)
+        mul(dh, F[:, 0], out=dg[:, 0])
+        mul(dh, tmp, out=dc)
+        np.add(dc, dc_next, out=dc)
+        mul(dc[:, None, :], F[:, 1:], out=dg[:, 1:])
+        mul(dc, a[:, 2], out=dc_out)
+
+    return cell, cell_backward
+
+
 class LSTMLayer(Function):
     """One LSTM layer, one direction: (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse,
     batch_sizes) -> (out, h_n, c_n). ``w_hr``: projection (proj_size > 0) or None."""
@@ -250,22 +301,17 @@ class LSTMLayer(Function):
         out = np.empty((T, B, P), dt)
         HR = out if w_hr is None else np.empty((T, B, H), dt)
         buf = np.empty((B, 4 * H), dt)
-        tmp = np.empty((B, H), dt)
         h = h0
         prod = _StepProduct(wh_s.T, B)
+        cell = _lstm_cells(B, H, dt)[0]
         with prod:
             for t in range(T):
                 g = A[t]
                 if h is not None:
                     g += prod(h, buf)
                 np.tanh(g, out=g)
-                s = g[:, : 3 * H]
-                s *= 0.5
-                s += 0.5
                 c = C[t + 1]
-                np.multiply(g[:, 2 * H : 3 * H], C[t], out=c)
-                np.multiply(g[:, H : 2 * H], g[:, 3 * H :], out=tmp)
-                c += tmp
+                cell(g, C[t], c)
                 np.tanh(c, out=TC[t])
                 np.multiply(g[:, :H], TC[t], out=HR[t])
                 if w_hr is not None:
@@ -292,52 +338,28 @@ class LSTMLayer(Function):
         prod = _StepProduct(_blocks(w_hh, _LSTM_PERM, 4), B) if T > 1 or need_h0 else None
         if dout is not None:
             dout = _flip(dout, ctx.reverse)
-        A4 = A.reshape(T, B, 4, H)
-        # Per-step factors dpre_o = dh * tc*o(1-o); dpre_{i,f,g} = dc * {g*i(1-i),
-        # c_prev*f(1-f), i*(1-g^2)}; dc = dh * o*(1-tc^2) + dc_next, computed inside the loop
-        # on the step's cache-resident rows: whole-array passes over all steps streamed
-        # (T, B, 4H) arrays through memory (lstm32 backward elementwise 3.5 -> 2.4 ms).
-        Fb = np.empty((B, 4, H), dt)
-        S3, Fg = Fb[:, :3], Fb[:, 3]
-        Kb = np.empty((B, H), dt)
         dG = np.empty((T, B, 4 * H), dt)
-        dG4 = dG.reshape(T, B, 4, H)
         dh_buf = np.empty((B, P), dt)
         dhr = np.empty((B, P), dt)
-        dc, dcn = np.empty((B, H), dt), np.empty((B, H), dt)
+        dcn = np.empty((B, H), dt)
         dhh = np.empty((B, H), dt) if w_hr is not None else None
         dHP = np.empty((T, B, P), dt) if w_hr is not None else None
-        dh_rec, dc_next = dh_n, dc_n
+        dh_rec, dc_next = dh_n, dc_n if dc_n is not None else np.zeros((B, H), dt)
+        cell_backward = _lstm_cells(B, H, dt)[1]
         with prod or contextlib.nullcontext():
             for t in range(T - 1, -1, -1):
                 dh = _dh_total(dout, dh_rec, t, dh_buf)
                 n = B if ctx.bs is None else ctx.bs[t]
                 if n < B:  # finished (or not yet started) sequences pass their state through
                     tail_dh = dh[n:].copy()
-                    tail_dc = 0 if dc_next is None else dc_next[n:].copy()
+                    tail_dc = dc_next[n:].copy()
                 if w_hr is not None:
                     dHP[t] = dh
                     if n < B:
                         dHP[t, n:] = 0
                     dh = matmul(dh, w_hr, out=dhh)
-                a, tc = A4[t], TC[t]
-                np.subtract(1, a[:, :3], out=S3)
-                S3 *= a[:, :3]
-                S3[:, 0] *= tc
-                S3[:, 1] *= a[:, 3]
-                S3[:, 2] *= C[t]
-                np.multiply(a[:, 3], a[:, 3], out=Fg)
-                np.subtract(1, Fg, out=Fg)
-                Fg *= a[:, 1]
-                np.multiply(tc, tc, out=Kb)
-                np.subtract(1, Kb, out=Kb)
-                Kb *= a[:, 0]
-                np.multiply(dh, Fb[:, 0], out=dG4[t, :, 0])
-                np.multiply(dh, Kb, out=dc)
-                if dc_next is not None:
-                    dc += dc_next
-                np.multiply(dc[:, None, :], Fb[:, 1:], out=dG4[t, :, 1:])
-                dc_next = np.multiply(dc, a[:, 2], out=dcn)
+                cell_backward(A[t], TC[t], C[t], dh, dc_next, dG[t], dcn)
+                dc_next = dcn
                 if n < B:
                     dG[t, n:] = 0
                     dc_next[n:] = tail_dc
@@ -392,6 +414,9 @@ class GRULayer(Function):
         buf = np.empty((B, 3 * H), dt)
         h = h0 if h0 is not None else np.zeros((B, H), dt)
         prod = _StepProduct(wh_s.T, B)
+        k = jit.kernels()
+        if k is not None and bhn is None:
+            bhn = np.zeros(H, dt)
         with prod:
             for t in range(T):
                 g = A[t]
@@ -399,21 +424,26 @@ class GRULayer(Function):
                 rz = g[:, : 2 * H]
                 rz += buf[:, : 2 * H]
                 np.tanh(rz, out=rz)
-                rz *= 0.5
-                rz += 0.5
                 ghn = GHN[t]
-                if bhn is None:
-                    ghn[...] = buf[:, 2 * H :]
-                else:
-                    np.add(buf[:, 2 * H :], bhn, out=ghn)
                 n = g[:, 2 * H :]
-                np.multiply(g[:, :H], ghn, out=buf[:, :H])
-                n += buf[:, :H]
-                np.tanh(n, out=n)
                 o = out[t]
-                np.subtract(h, n, out=o)
-                o *= g[:, H : 2 * H]
-                o += n
+                if k is not None:
+                    k.gru_cell(g, buf, bhn, ghn)
+                    np.tanh(n, out=n)
+                    k.gru_out(g, h, o)
+                else:
+                    rz *= 0.5
+                    rz += 0.5
+                    if bhn is None:
+                        ghn[...] = buf[:, 2 * H :]
+                    else:
+                        np.add(buf[:, 2 * H :], bhn, out=ghn)
+                    np.multiply(g[:, :H], ghn, out=buf[:, :H])
+                    n += buf[:, :H]
+                    np.tanh(n, out=n)
+                    np.subtract(h, n, out=o)
+                    o *= g[:, H : 2 * H]
+                    o += n
                 if bs is not None and bs[t] < B:
                     o[bs[t]:] = h[bs[t]:]
                 h = o
@@ -432,28 +462,16 @@ class GRULayer(Function):
         nig = ctx.needs_input_grad
         if dout is not None:
             dout = _flip(dout, ctx.reverse)
+        k = jit.kernels()
+        F = None if k is not None else _gru_factors(A, GHN, out, h0)
         A3 = A.reshape(T, B, 3, H)
-        r, z, n = A3[:, :, 0], A3[:, :, 1], A3[:, :, 2]
-        # dpre_r = dpre_n * ghn*r(1-r); dpre_z = dh * (h_prev-n)*z(1-z); dpre_n = dh * (1-z)(1-n^2)
-        F = np.empty((T, B, 3, H), dt)
-        S = F[:, :, :2]
-        np.subtract(1, A3[:, :, :2], out=S)
-        S *= A3[:, :, :2]
-        F[:, :, 0] *= GHN
-        hp = np.empty((T, B, H), dt)
-        np.subtract(out[:-1], n[1:], out=hp[1:])
-        np.subtract(h0 if h0 is not None else 0, n[0], out=hp[0])
-        F[:, :, 1] *= hp
-        Fn = F[:, :, 2]
-        np.multiply(n, n, out=Fn)
-        np.subtract(1, Fn, out=Fn)
-        np.subtract(1, z, out=hp)
-        Fn *= hp
+        r, z = A3[:, :, 0], A3[:, :, 1]
         dGx = np.empty((T, B, 3 * H), dt)
         dGh = np.empty((T, B, 3 * H), dt)
         dh_buf = np.empty((B, H), dt)
         dhr = np.empty((B, H), dt)
         tmp = np.empty((B, H), dt)
+        h_first = h0 if h0 is not None else np.zeros((B, H), dt)
         need_h0 = h0 is not None and nig[1]
         dh_rec = dh_n
         prod = _StepProduct(w_hh, B)
@@ -464,16 +482,19 @@ class GRULayer(Function):
                 if n < B:
                     tail_dh = dh[n:].copy()
                 gx, gh = dGx[t], dGh[t]
-                dn = np.multiply(dh, F[t, :, 2], out=gx[:, 2 * H :])
-                np.multiply(dh, F[t, :, 1], out=gx[:, H : 2 * H])
-                np.multiply(dn, F[t, :, 0], out=gx[:, :H])
-                gh[:, : 2 * H] = gx[:, : 2 * H]
-                np.multiply(dn, r[t], out=gh[:, 2 * H :])
+                if k is not None:
+                    k.gru_cell_backward(A[t], GHN[t], out[t - 1] if t else h_first, dh, gx, gh, tmp)
+                else:
+                    dn = np.multiply(dh, F[t, :, 2], out=gx[:, 2 * H :])
+                    np.multiply(dh, F[t, :, 1], out=gx[:, H : 2 * H])
+                    np.multiply(dn, F[t, :, 0], out=gx[:, :H])
+                    gh[:, : 2 * H] = gx[:, : 2 * H]
+                    np.multiply(dn, r[t], out=gh[:, 2 * H :])
+                    np.multiply(dh, z[t], out=tmp)
                 if n < B:
                     gx[n:] = 0
                     gh[n:] = 0
                 if t > 0 or need_h0:
-                    np.multiply(dh, z[t], out=tmp)
                     dh_rec = prod(gh, dhr)
                     dh_rec += tmp
                     if n < B:
@@ -484,6 +505,29 @@ class GRULayer(Function):
         dwi, _, dbi = _weight_grads(dGx, x2, None, None, (nig[2], False, nig[4]))
         _, dwh, dbh = _weight_grads(dGh, None, out, h0, (False, nig[3], nig[5]))
         return dx, dh_rec if need_h0 else None, dwi, dwh, dbi, dbh, None, None
+
+
+def _gru_factors(A, GHN, out, h0):
+    """Per-step factors of the GRU gate gradients for all steps at once, (T, B, 3, H):
+    dpre_r = dpre_n * ghn*r(1-r); dpre_z = dh * (h_prev-n)*z(1-z); dpre_n = dh * (1-z)(1-n^2)."""
+    T, B, H = out.shape
+    A3 = A.reshape(T, B, 3, H)
+    z, n = A3[:, :, 1], A3[:, :, 2]
+    F = np.empty((T, B, 3, H), A.dtype)
+    S = F[:, :, :2]
+    np.subtract(1, A3[:, :, :2], out=S)
+    S *= A3[:, :, :2]
+    F[:, :, 0] *= GHN
+    hp = np.empty((T, B, H), A.dtype)
+    np.subtract(out[:-1], n[1:], out=hp[1:])
+    np.subtract(h0 if h0 is not None else 0, n[0], out=hp[0])
+    F[:, :, 1] *= hp
+    Fn = F[:, :, 2]
+    np.multiply(n, n, out=Fn)
+    np.subtract(1, Fn, out=Fn)
+    np.subtract(1, z, out=hp)
+    Fn *= hp
+    return F
 
 
 class RNNLayer(Function):

@@ -1,0 +1,106 @@
+"""The numba kernels behind ``ember.backend.jit`` (imported only through ``jit.load()``).
+
+Each kernel is one loop over a step's rows and hidden units, on float32 or float64 arrays (numba
+compiles one version per dtype). The constants are float32: they keep float32 arithmetic in
+float32 (an int literal would promote it to float64) and are exact in float64.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["gru_cell", "gru_cell_backward", "gru_out", "lstm_cell", "lstm_cell_backward"]
+
+_ONE, _HALF = np.float32(1.0), np.float32(0.5)
+_jit = numba.njit(cache=True, fastmath=True, error_model="numpy", boundscheck=False)
+
+
+@_jit
+def lstm_cell(g, c_prev, c):
+    """One LSTM step after ``np.tanh`` of its pre-activations ``g`` (B, 4H), gates (o, i, f, g)
+    with o, i, f pre-scaled by 1/2: o, i, f become sigmoids in place, ``c = f c_prev + i g``."""
+    B, H = c.shape
+    for b in range(B):
+        gb, pb, cb = g[b], c_prev[b], c[b]
+        for j in range(H):
+            o = _HALF * gb[j] + _HALF
+            i = _HALF * gb[H + j] + _HALF
+            f = _HALF * gb[2 * H + j] + _HALF
+            gb[j] = o
+            gb[H + j] = i
+            gb[2 * H + j] = f
+            cb[j] = f * pb[j] + i * gb[3 * H + j]
+
+
+@_jit
+def lstm_cell_backward(a, tc, c_prev, dh, dc_next, dg, dc_out):
+    """Gradients of one LSTM step: ``a`` (B, 4H) its gates (o, i, f, g), ``tc`` tanh(c), ``dh``
+    and ``dc_next`` the gradients reaching h and c. Writes the pre-activation gradients ``dg``
+    (B, 4H) and the gradient of ``c_prev`` into ``dc_out`` (which may be ``dc_next``)."""
+    B, H = tc.shape
+    for b in range(B):
+        ab, gb, tb, pb, hb, nb, ob = a[b], dg[b], tc[b], c_prev[b], dh[b], dc_next[b], dc_out[b]
+        for j in range(H):
+            o, i, f, gg = ab[j], ab[H + j], ab[2 * H + j], ab[3 * H + j]
+            t, d = tb[j], hb[j]
+            gb[j] = d * t * o * (_ONE - o)
+            dc = d * o * (_ONE - t * t) + nb[j]
+            gb[H + j] = dc * gg * i * (_ONE - i)
+            gb[2 * H + j] = dc * pb[j] * f * (_ONE - f)
+            gb[3 * H + j] = dc * i * (_ONE - gg * gg)
+            ob[j] = dc * f
+
+
+@_jit
+def gru_cell(g, gh, b_hn, ghn):
+    """One GRU step, between its two ``np.tanh`` calls: ``g`` (B, 3H) holds tanh of the halved
+    r and z pre-activations and the input part of n's; ``gh`` (B, 3H) is ``h @ W_hh.T``. r and z
+    become sigmoids in place, ``ghn = gh_n + b_hn`` is kept for the backward pass, and n's
+    pre-activation becomes ``g_n + r * ghn``."""
+    B, H = ghn.shape
+    for b in range(B):
+        gb, hb, nb = g[b], gh[b], ghn[b]
+        for j in range(H):
+            r = _HALF * gb[j] + _HALF
+            gb[j] = r
+            gb[H + j] = _HALF * gb[H + j] + _HALF
+            x = hb[2 * H + j] + b_hn[j]
+            nb[j] = x
+            gb[2 * H + j] += r * x
+
+
+@_jit
+def gru_out(g, h, out):
+    """The GRU step's new state ``out = (1 - z) n + z h`` from its gates ``g`` (r, z, n)."""
+    B, H = out.shape
+    for b in range(B):
+        gb, hb, ob = g[b], h[b], out[b]
+        for j in range(H):
+            z, n = gb[H + j], gb[2 * H + j]
+            ob[j] = n + z * (hb[j] - n)
+
+
+@_jit
+def gru_cell_backward(a, ghn, h_prev, dh, dgx, dgh, dh_prev):
+    """Gradients of one GRU step: ``a`` (B, 3H) its gates (r, z, n), ``ghn`` the hidden part of
+    n's pre-activation, ``dh`` the gradient reaching the new state. Writes the gradients of the
+    input-side pre-activations ``dgx`` (B, 3H), of the hidden-side ones ``dgh`` (B, 3H), and the
+    direct part of the gradient of ``h_prev``, ``dh * z``, into ``dh_prev``."""
+    B, H = dh.shape
+    for b in range(B):
+        ab, nb, pb, hb = a[b], ghn[b], h_prev[b], dh[b]
+        xb, gb, ob = dgx[b], dgh[b], dh_prev[b]
+        for j in range(H):
+            r, z, n = ab[j], ab[H + j], ab[2 * H + j]
+            d = hb[j]
+            dn = d * (_ONE - z) * (_ONE - n * n)
+            dz = d * (pb[j] - n) * z * (_ONE - z)
+            dr = dn * nb[j] * r * (_ONE - r)
+            xb[j] = dr
+            xb[H + j] = dz
+            xb[2 * H + j] = dn
+            gb[j] = dr
+            gb[H + j] = dz
+            gb[2 * H + j] = dn * r
+            ob[j] = d * z

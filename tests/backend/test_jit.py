@@ -1,0 +1,127 @@
+"""ember.backend.jit: the numba kernels of the recurrent layers (the [jit] extra, installed by the
+test extra) equal the NumPy arithmetic they replace, in float32 and float64, on strided and
+aliased arguments; EMBER_JIT chooses; numba loads with the first recurrent op only. The layers'
+own tests run on both (``each_kernels`` in tests/nn/test_rnn.py)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ember.backend import jit
+
+RNG = np.random.default_rng(0)
+B, H = 5, 7
+
+
+def _tol(dt):
+    return {"rtol": 1e-6, "atol": 1e-6} if dt == np.float32 else {"rtol": 1e-13, "atol": 1e-13}
+
+
+def _gates(dt, n):
+    """(B, n*H) gate values in (0, 1), like sigmoids and tanh's of small numbers."""
+    return RNG.uniform(0.05, 0.95, (B, n * H)).astype(dt)
+
+
+@pytest.fixture
+def k(numba_kernels):
+    return jit.kernels()
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_lstm_cell(k, dt):
+    g = RNG.uniform(-1, 1, (B, 4 * H)).astype(dt)  # tanh of the (halved) pre-activations
+    c_prev = RNG.standard_normal((B, H)).astype(dt)
+    want_g = g.copy()
+    want_g[:, : 3 * H] = 0.5 * g[:, : 3 * H] + 0.5
+    _, i, f, gg = np.split(want_g, 4, axis=1)
+    c = np.empty((B, H), dt)
+    k.lstm_cell(g, c_prev, c)
+    np.testing.assert_allclose(g, want_g, **_tol(dt))
+    np.testing.assert_allclose(c, f * c_prev + i * gg, **_tol(dt))
+    assert g.dtype == c.dtype == dt
+
+
+def _lstm_backward_ref(a, tc, c_prev, dh, dc_next):
+    o, i, f, g = np.split(a.astype(np.float64), 4, axis=1)
+    tc, c_prev, dh, dc_next = (x.astype(np.float64) for x in (tc, c_prev, dh, dc_next))
+    dc = dh * o * (1 - tc**2) + dc_next
+    dg = np.concatenate([dh * tc * o * (1 - o), dc * g * i * (1 - i), dc * c_prev * f * (1 - f),
+                         dc * i * (1 - g**2)], axis=1)
+    return dg, dc * f
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_lstm_cell_backward(k, dt):
+    a, tc = _gates(dt, 4), RNG.uniform(-1, 1, (B, H)).astype(dt)
+    c_prev, dc_next = RNG.standard_normal((2, B, H)).astype(dt)
+    dh = RNG.standard_normal((3, B, H)).astype(dt)[::-1][1]  # a view with a negative stride
+    want_dg, want_dc = _lstm_backward_ref(a, tc, c_prev, dh, dc_next)
+    dg = np.empty((B, 4 * H), dt)
+    k.lstm_cell_backward(a, tc, c_prev, dh, dc_next, dg, dc_next)  # dc_out may be dc_next
+    np.testing.assert_allclose(dg, want_dg, **_tol(dt))
+    np.testing.assert_allclose(dc_next, want_dc, **_tol(dt))
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_gru_cell_and_out(k, dt):
+    g = RNG.uniform(-1, 1, (B, 3 * H)).astype(dt)
+    gh = RNG.standard_normal((B, 3 * H)).astype(dt)
+    b_hn = RNG.standard_normal(H).astype(dt)
+    r = 0.5 * g[:, :H] + 0.5
+    z = 0.5 * g[:, H : 2 * H] + 0.5
+    want_ghn = gh[:, 2 * H :] + b_hn
+    want_n = g[:, 2 * H :] + r * want_ghn
+    ghn = np.empty((B, H), dt)
+    k.gru_cell(g, gh, b_hn, ghn)
+    np.testing.assert_allclose(g, np.concatenate([r, z, want_n], axis=1), **_tol(dt))
+    np.testing.assert_allclose(ghn, want_ghn, **_tol(dt))
+    h = RNG.standard_normal((B, H)).astype(dt)
+    out = np.empty((B, H), dt)
+    k.gru_out(g, h, out)
+    np.testing.assert_allclose(out, (1 - z) * want_n + z * h, **_tol(dt))
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_gru_cell_backward(k, dt):
+    a = _gates(dt, 3)
+    ghn, h_prev, dh = RNG.standard_normal((3, B, H)).astype(dt)
+    r, z, n = np.split(a.astype(np.float64), 3, axis=1)
+    d = dh.astype(np.float64)
+    dn = d * (1 - z) * (1 - n**2)
+    dz = d * (h_prev - n) * z * (1 - z)
+    dr = dn * ghn * r * (1 - r)
+    dgx, dgh, dh_prev = np.empty((B, 3 * H), dt), np.empty((B, 3 * H), dt), np.empty((B, H), dt)
+    k.gru_cell_backward(a, ghn, h_prev, dh, dgx, dgh, dh_prev)
+    np.testing.assert_allclose(dgx, np.concatenate([dr, dz, dn], axis=1), **_tol(dt))
+    np.testing.assert_allclose(dgh, np.concatenate([dr, dz, dn * r], axis=1), **_tol(dt))
+    np.testing.assert_allclose(dh_prev, d * z, **_tol(dt))
+
+
+def test_ember_jit_setting(monkeypatch):
+    monkeypatch.setattr(jit, "_kernels", None)
+    monkeypatch.setenv("EMBER_JIT", "numpy")
+    assert jit.kernels() is None
+    monkeypatch.setattr(jit, "_kernels", None)
+    monkeypatch.setenv("EMBER_JIT", "cython")
+    with pytest.raises(ValueError, match="EMBER_JIT must be 'auto', 'numba' or 'numpy'"):
+        jit.kernels()
+    monkeypatch.setitem(sys.modules, "ember.backend._numba_kernels", None)  # as without numba
+    monkeypatch.setenv("EMBER_JIT", "numba")
+    with pytest.raises(ImportError, match=r'pip install "ember\[jit\]"'):
+        jit.kernels()
+    monkeypatch.setenv("EMBER_JIT", "auto")
+    assert jit.kernels() is None
+
+
+def test_numba_loads_with_the_first_recurrent_op_only():
+    """``import ember`` does not import numba; an LSTM's forward does, unless EMBER_JIT=numpy."""
+    code = ("import sys, ember\nprint('numba' in sys.modules, end=' ')\n"
+            "ember.nn.LSTM(3, 4)(ember.randn(2, 1, 3))\nprint('numba' in sys.modules)")
+    for setting, want in (("auto", "False True"), ("numpy", "False False")):
+        env = {"EMBER_JIT": setting, "PATH": "/usr/bin:/bin"}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=env, timeout=120, check=False)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == want
