@@ -10,10 +10,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["gru_cell", "gru_cell_backward", "gru_out", "lstm_cell", "lstm_cell_backward"]
+__all__ = ["gru_cell", "gru_cell_backward", "gru_out", "layer_norm", "lstm_cell", "lstm_cell_backward"]
 
 _ONE, _HALF = np.float32(1.0), np.float32(0.5)
-_jit = numba.njit(cache=True, fastmath=True, error_model="numpy", boundscheck=False)
+_jit = numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", boundscheck=False)
 
 
 @_jit
@@ -104,3 +104,34 @@ def gru_cell_backward(a, ghn, h_prev, dh, dgx, dgh, dh_prev):
             gb[H + j] = dz
             gb[2 * H + j] = dn * r
             ob[j] = d * z
+
+
+@_jit
+def layer_norm(x, w, b, eps, y, xhat, invstd):
+    """LayerNorm of each row of ``x`` (M, D): ``y = (x - mean) / sqrt(var + eps) * w + b`` (``w``,
+    ``b``: (D,) or None), with the mean and the biased variance summed in float64. Also writes
+    x-hat into ``xhat`` and 1/std into ``invstd`` (M, 1) when ``xhat`` is not None."""
+    M, D = x.shape
+    for m in range(M):
+        row, out = x[m], y[m]
+        s = 0.0
+        for j in range(D):
+            s += row[j]
+        mean = s / D
+        v = 0.0
+        for j in range(D):
+            c = row[j] - mean
+            v += c * c
+        inv = 1.0 / np.sqrt(v / D + eps)
+        mu, r = out.dtype.type(mean), out.dtype.type(inv)
+        for j in range(D):
+            h = (row[j] - mu) * r
+            if xhat is not None:
+                xhat[m, j] = h
+            if w is not None:
+                h = h * w[j]
+            if b is not None:
+                h = h + b[j]
+            out[j] = h
+        if xhat is not None:
+            invstd[m, 0] = r

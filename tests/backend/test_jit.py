@@ -1,7 +1,7 @@
-"""ember.backend.jit: the numba kernels of the recurrent layers (the [jit] extra, installed by the
-test extra) equal the NumPy arithmetic they replace, in float32 and float64, on strided and
-aliased arguments; EMBER_JIT chooses; numba loads with the first recurrent op only. The layers'
-own tests run on both (``each_kernels`` in tests/nn/test_rnn.py)."""
+"""ember.backend.jit: the numba kernels (the [jit] extra, installed by the test extra) equal the
+NumPy arithmetic they replace, in float32 and float64, on strided and aliased arguments;
+EMBER_JIT chooses; numba loads with the first op that uses it only. The layers' own tests run on
+both (``each_kernels`` in tests/nn/test_rnn.py and tests/nn/test_norm.py)."""
 
 import subprocess
 import sys
@@ -97,6 +97,24 @@ def test_gru_cell_backward(k, dt):
     np.testing.assert_allclose(dgx, np.concatenate([dr, dz, dn], axis=1), **_tol(dt))
     np.testing.assert_allclose(dgh, np.concatenate([dr, dz, dn * r], axis=1), **_tol(dt))
     np.testing.assert_allclose(dh_prev, d * z, **_tol(dt))
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_layer_norm(k, dt):
+    x = (RNG.standard_normal((B, 33)) * 4 + 3).astype(dt)
+    w, b = RNG.standard_normal((2, 33)).astype(dt)
+    x64 = x.astype(np.float64)
+    xhat = (x64 - x64.mean(1, keepdims=True)) / np.sqrt(x64.var(1, keepdims=True) + 1e-5)
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dt == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    for wb, want in (((w, b), xhat * w + b), ((None, None), xhat), ((w, None), xhat * w)):
+        y, xh, inv = np.empty_like(x), np.empty_like(x), np.empty((B, 1), dt)
+        k.layer_norm(x, *wb, 1e-5, y, xh, inv)
+        np.testing.assert_allclose(y, want, **tol)
+        np.testing.assert_allclose(xh, xhat, **tol)
+        np.testing.assert_allclose(inv, 1 / np.sqrt(x64.var(1, keepdims=True) + 1e-5), **tol)
+        y2 = np.empty_like(x)
+        k.layer_norm(x, *wb, 1e-5, y2, None, None)  # inference: x-hat not kept
+        np.testing.assert_allclose(y2, y, **tol)
 
 
 def test_ember_jit_setting(monkeypatch):
