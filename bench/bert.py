@@ -47,6 +47,9 @@ BATCH, SEQ = 32, 128
 def set_threads(n):
     global THREADS
     THREADS = n
+    from ember.backend import blas
+
+    blas.start()  # MKL on Intel's OpenMP, as without torch (see blas.start)
     import torch
 
     torch.set_num_threads(n)

@@ -33,6 +33,9 @@ SETTLE_S = 1.0  # pause between the two libraries' timed blocks (see time_pair)
 
 
 def set_threads(n=THREADS):
+    from ember.backend import blas
+
+    blas.start()  # MKL on Intel's OpenMP, as without torch (see blas.start)
     import torch
 
     torch.set_num_threads(n)

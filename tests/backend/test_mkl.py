@@ -124,3 +124,18 @@ def test_loaded_on_the_first_large_product_only():
                              env=env, timeout=120, check=False)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == want
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_start_loads_mkl_on_intel_openmp_before_torch():
+    """``blas.start()`` starts MKL's threads on Intel's OpenMP, which then stays MKL's runtime
+    when torch (GNU OpenMP) is imported after it; with EMBER_BLAS=numpy it does nothing."""
+    code = ("import ember\nfrom ember.backend import blas, mkl\nblas.start()\nimport torch\n"
+            "maps = open('/proc/self/maps').read()\n"
+            "print(mkl.loaded(), 'libmkl_intel_thread' in maps, 'libmkl_gnu_thread' in maps)")
+    for setting, want in (("auto", "True True False"), ("numpy", "False False False")):
+        env = {"EMBER_BLAS": setting, "PATH": "/usr/bin:/bin"}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=env, timeout=120, check=False)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == want
