@@ -11,7 +11,7 @@ import numba
 import numpy as np
 
 __all__ = ["gru_cell", "gru_cell_backward", "gru_out", "layer_norm", "lstm_cell", "lstm_cell_backward",
-           "max_pool2d", "max_pool2d_backward", "max_pool2x2", "max_pool2x2_backward"]
+           "max_pool2d", "max_pool2d_backward", "max_pool2x2", "max_pool2x2_backward", "sgd_update"]
 
 _ONE, _HALF = np.float32(1.0), np.float32(0.5)
 _jit = numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", boundscheck=False)
@@ -218,3 +218,20 @@ def max_pool2x2_backward(g, idx, gx):
                 r0[2 * c + 1] = v if k == 1 else zero
                 r1[2 * c] = v if k == 2 else zero
                 r1[2 * c + 1] = v if k == 3 else zero
+
+
+# No fastmath: the same float operations, in the same order, as ember.optim.sgd's NumPy path.
+@numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+def sgd_update(w, d, b, lr, momentum, dampening, nesterov):
+    """SGD's update of one flat parameter ``w`` by its gradient ``d`` in one pass: with a
+    momentum buffer ``b``, ``b = momentum * b + (1 - dampening) * d`` and ``w -= lr * (d +
+    momentum * b if nesterov else b)``; without (None), ``w -= lr * d``."""
+    m, l = w.dtype.type(momentum), w.dtype.type(lr)
+    damp = w.dtype.type(1 - dampening)
+    for k in range(w.size):
+        if b is None:
+            w[k] -= l * d[k]
+        else:
+            bk = b[k] * m + (d[k] if dampening == 0 else d[k] * damp)
+            b[k] = bk
+            w[k] -= l * (d[k] + m * bk if nesterov else bk)

@@ -100,13 +100,39 @@ def test_trajectory_with_torch_grads(name, kw):
 
 
 @pytest.mark.parametrize("name,kw", CONFIGS[:5], ids=IDS[:5])
-def test_sgd_chunked_update_follows_torch(monkeypatch, name, kw):
+def test_sgd_chunked_update_follows_torch(monkeypatch, numpy_kernels, name, kw):
     """SGD updates parameters above _CHUNK elements chunk by chunk: with 7-element chunks the
     (8, 5) and (8,) parameters take that path (a partial last chunk included), (3,) does not."""
     import ember.optim.sgd as sgd
 
     monkeypatch.setattr(sgd, "_CHUNK", 7)
     test_trajectory_with_torch_grads(name, kw)
+
+
+@pytest.mark.parametrize("name,kw", CONFIGS[:5], ids=IDS[:5])
+def test_sgd_numba_update_follows_torch_and_numpy(monkeypatch, name, kw):
+    """With numba (ember.backend.jit) each parameter is updated in one compiled pass: it follows
+    torch, and gives bitwise the NumPy path's parameters and momentum buffers."""
+    from ember.backend import jit
+
+    monkeypatch.setattr(jit, "_kernels", None)
+    monkeypatch.delenv("EMBER_JIT", raising=False)
+    assert jit.kernels() is not None
+    test_trajectory_with_torch_grads(name, kw)
+    params, _, _ = _data()
+    grads = [[np.random.default_rng(i).standard_normal(p.shape).astype(np.float32)
+              for p in params] for i in range(5)]
+    runs = []
+    for kernels in (jit.kernels(), False):
+        monkeypatch.setattr(jit, "_kernels", kernels)
+        ps = [ember.tensor(p.copy(), requires_grad=True) for p in params]
+        opt = getattr(eo, name)(ps, **kw)
+        _run(opt, ps, grads)
+        runs.append([p.detach().numpy() for p in ps] +
+                    [v.numpy() for st in opt.state_dict()["state"].values() for v in st.values()
+                     if isinstance(v, ember.Tensor)])
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("name,kw", [CONFIGS[1], CONFIGS[6], CONFIGS[13], CONFIGS[17]],
