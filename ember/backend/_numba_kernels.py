@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["gru_cell", "gru_cell_backward", "gru_out", "layer_norm", "lstm_cell", "lstm_cell_backward",
+__all__ = ["col2im", "gru_cell", "gru_cell_backward", "gru_out", "layer_norm", "lstm_cell", "lstm_cell_backward",
            "max_pool2d", "max_pool2d_backward", "max_pool2x2", "max_pool2x2_backward", "sgd_update"]
 
 _ONE, _HALF = np.float32(1.0), np.float32(0.5)
@@ -235,3 +235,22 @@ def sgd_update(w, d, b, lr, momentum, dampening, nesterov):
             bk = b[k] * m + (d[k] if dampening == 0 else d[k] * damp)
             b[k] = bk
             w[k] -= l * (d[k] + m * bk if nesterov else bk)
+
+
+@_jit
+def col2im(cols, sh, sw, dh, dw, out):
+    """Adds columns ``cols`` (C, kh, kw, N, Ho, Wo) into the channel-major padded image ``out``
+    (C, N, Hp, Wp) that the caller zeroes: the adjoint of ``ember.backend.im2col.im2col``."""
+    C, kh, kw, N, Ho, Wo = cols.shape
+    for c in range(C):
+        for i in range(kh):
+            for j in range(kw):
+                for n in range(N):
+                    for y in range(Ho):
+                        src, dst = cols[c, i, j, n, y], out[c, n, y * sh + i * dh]
+                        if sw == 1:  # contiguous: the compiler vectorises this loop
+                            for x in range(Wo):
+                                dst[x + j * dw] += src[x]
+                        else:
+                            for x in range(Wo):
+                                dst[x * sw + j * dw] += src[x]

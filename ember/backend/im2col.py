@@ -20,6 +20,8 @@ import threading
 
 import numpy as np
 
+from ember.backend import jit
+
 __all__ = ["conv_out_size", "pad_cn", "unpad_cn", "im2col", "col2im", "window", "scratch"]
 
 SCRATCH_MAX = 64 << 20  # temporaries up to this many bytes reuse one per-thread buffer
@@ -124,10 +126,19 @@ _ONE_COPY_MAX = 1 << 24
 
 def col2im(cols, padded_hw, stride, dilation):
     """Adjoint of ``im2col``: sum columns ``(C, kh, kw, N, Ho, Wo)`` back into a channel-major
-    padded image ``(C, N, Hp, Wp)``."""
+    padded image ``(C, N, Hp, Wp)``.
+
+    With numba (``ember.backend.jit``) the sum is one compiled loop instead of ``kh*kw`` strided
+    NumPy adds, 1.3-3x faster on the reference machine (LeNet's conv2 input gradient at batch 4:
+    0.135 -> 0.042 ms, at batch 64: 1.2 -> 0.74 ms). ``im2col`` stays with NumPy, whose strided
+    copies measured faster than the same loop compiled."""
     c, kh, kw, n, ho, wo = cols.shape
     xp = cols.__array_namespace__()
     out = xp.zeros((c, n) + tuple(padded_hw), dtype=cols.dtype)
+    k = jit.kernels() if type(cols) is np.ndarray and cols.dtype.char in "fd" else None
+    if k is not None:
+        k.col2im(cols, *stride, *dilation, out)
+        return out
     for i in range(kh):
         for j in range(kw):
             win = window(out, i, j, stride, dilation, (ho, wo))

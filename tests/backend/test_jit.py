@@ -142,6 +142,22 @@ def test_max_pool_kernels(k, dt):
     assert gx.sum() == pytest.approx(g.sum()) and np.count_nonzero(gx) == g.size
 
 
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("stride,dilation", [((1, 1), (1, 1)), ((2, 1), (1, 2)), ((2, 3), (2, 1))])
+def test_col2im(k, dt, stride, dilation, monkeypatch):
+    """The compiled col2im equals the kh*kw strided NumPy adds it replaces."""
+    from ember.backend import im2col
+
+    cols = RNG.standard_normal((3, 2, 3, 2, 4, 5)).astype(dt)
+    padded = tuple((o - 1) * s + d * (kk - 1) + 2 for o, s, d, kk in
+                   zip((4, 5), stride, dilation, (2, 3)))
+    got = im2col.col2im(cols, padded, stride, dilation)
+    monkeypatch.setattr(jit, "_kernels", False)
+    want = im2col.col2im(cols, padded, stride, dilation)
+    np.testing.assert_allclose(got, want, **_tol(dt))
+    assert got.dtype == dt and got.shape == (3, 2) + padded
+
+
 def test_ember_jit_setting(monkeypatch):
     monkeypatch.setattr(jit, "_kernels", None)
     monkeypatch.setenv("EMBER_JIT", "numpy")

@@ -12,6 +12,10 @@ from tests.harness import check_gradcheck, check_module, check_op
 # im2col + BLAS sums in a different order than oneDNN: float32 round-off grows with C*kh*kw.
 TOL = dict(rtol=1e-4, atol=1e-5)
 
+# col2im (input gradients, transposed convolutions) runs as NumPy adds or as the numba kernel of
+# ember.backend.jit: every test both ways.
+pytestmark = pytest.mark.usefixtures("each_kernels")
+
 CONV2D = [
     dict(args=(3, 4, 3), kw={}, x=(2, 3, 8, 8)),
     dict(args=(3, 6, (3, 2)), kw=dict(stride=(2, 1), padding=(1, 2)), x=(2, 3, 9, 7)),

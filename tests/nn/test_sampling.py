@@ -84,7 +84,7 @@ def test_pixel_shuffle():
     assert repr(nn.PixelShuffle(2)) == repr(torch.nn.PixelShuffle(2))
 
 
-def test_unfold_fold():
+def test_unfold_fold(each_kernels):
     F = lambda t: t.nn.functional  # noqa: E731
     check_op([(2, 3, 7, 6)], lambda t, x: F(t).unfold(x, (3, 2), dilation=(1, 2), padding=1,
                                                        stride=2))
