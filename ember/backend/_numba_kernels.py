@@ -1,8 +1,8 @@
-"""The numba kernels behind ``ember.backend.jit`` (imported only through ``jit.load()``).
+"""The numba kernels behind ``ember.backend.jit`` (imported only through ``jit.kernels()``).
 
-Each kernel is one loop over a step's rows and hidden units, on float32 or float64 arrays (numba
-compiles one version per dtype). The constants are float32: they keep float32 arithmetic in
-float32 (an int literal would promote it to float64) and are exact in float64.
+Each kernel is one loop over the rows, windows or elements of its arrays, float32 or float64 (numba
+compiles one version per dtype and layout). The constants are float32: they keep float32
+arithmetic in float32 (an int literal would promote it to float64) and are exact in float64.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["col2im", "gru_cell", "gru_cell_backward", "gru_out", "layer_norm", "lstm_cell", "lstm_cell_backward",
-           "max_pool2d", "max_pool2d_backward", "max_pool2x2", "max_pool2x2_backward", "sgd_update"]
+__all__ = ["col2im", "gru_cell", "gru_cell_backward", "gru_out", "layer_norm", "lstm_cell",
+           "lstm_cell_backward", "max_pool2d", "max_pool2d_backward", "max_pool2x2",
+           "max_pool2x2_backward", "sgd_update"]
 
 _ONE, _HALF = np.float32(1.0), np.float32(0.5)
 _jit = numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", boundscheck=False)

@@ -1,19 +1,19 @@
-"""Fused elementwise kernels for the recurrent time loops, compiled by numba: the optional extra
-``ember[jit]``.
+"""Fused elementwise kernels compiled by numba: the optional extra ``ember[jit]``.
 
-Inside an LSTM or GRU time loop each step's gate arithmetic is a dozen NumPy calls on arrays of
-a few thousand elements (lstm32: (32, 1024) gates), and each call costs 5-15 us, most of it
-walking strided gate blocks, so the step's elementwise work costs more than its product: 190 us
-of NumPy calls per backward step against 17 us for one numba loop over the same numbers
-(measured on the 2-core reference machine). When numba is installed (``pip install
-"ember[jit]"``) ``ember.ops.recurrent`` runs each step's gate arithmetic as one of the kernels
-below; transcendental functions stay with NumPy (``np.tanh`` is vectorised, numba's scalar one
-is 25x slower). ``EMBER_JIT=numpy`` turns the kernels off, ``EMBER_JIT=numba`` makes a missing
-numba an error.
+Some of ember's work is a chain of NumPy calls over the same small arrays, and each call costs
+5-15 us, mostly walking strided views: an LSTM step's gate arithmetic (190 us of NumPy calls per
+backward step of lstm32, 17 us as one compiled loop over the same numbers), LayerNorm's row
+statistics, max pooling's window scan, col2im's kh*kw strided adds and SGD's per-parameter
+update. When numba is installed (``pip install "ember[jit]"``, part of ``[all]``) those ops run
+the kernels of ``ember/backend/_numba_kernels.py`` instead, with the same results (each op's
+tests run both ways, ``each_kernels``); without it, or with ``EMBER_JIT=numpy``, they keep to
+NumPy. ``EMBER_JIT=numba`` makes a missing numba an error. Transcendental functions stay with
+NumPy (``np.tanh`` is vectorised; numba's scalar one was 25x slower here).
 
-numba is imported and the kernels compiled on the first recurrent op, never at ``import ember``;
-compiled code is cached in ``__pycache__`` (numba's ``cache=True``). The kernels themselves are
-in ``ember/backend/_numba_kernels.py``.
+numba is imported by the first op that uses a kernel (~0.6 s, once per process), never at
+``import ember``; compiled code is cached in ``__pycache__`` (numba's ``cache=True``), so the
+~1 s of compiling is paid once per installation. Kernels release the GIL (``nogil``), so
+``ember.backend.parallel`` can split them over the cores.
 
 Example::
 
@@ -46,6 +46,7 @@ def kernels():
                 found = importlib.import_module("ember.backend._numba_kernels")
             except ImportError:
                 if choice == "numba":
-                    raise ImportError('EMBER_JIT=numba needs numba: pip install "ember[jit]"') from None
+                    raise ImportError(
+                        'EMBER_JIT=numba needs numba: pip install "ember[jit]"') from None
         _kernels = found or False
     return _kernels or None
