@@ -4,9 +4,10 @@
 
 Also ``ember bench [...]`` from a source checkout. Timings are interleaved in one process with
 the same thread count (2, ``--threads``) for both libraries and reported as medians; peak memory
-of each training workload is measured in a fresh child process per library (max RSS growth over
-the process's RSS after its imports). The header names the machine and its load average: the
-machine is often shared, and only ratios measured in one run mean anything.
+of each training workload is measured in a fresh child process per library that imports only
+that library: the max RSS growth over the process's RSS after ``import``, and the process's whole
+peak RSS. The header names the machine and its load average: the machine is often shared, and
+only ratios measured in one run mean anything.
 
 ember's products run on one BLAS thread while other processes keep the other cores busy (see
 ``ember.backend.threads``; ``EMBER_DYNAMIC_THREADS=0`` turns that off); torch has no such mode.
@@ -241,17 +242,36 @@ def _hwm_kb():
 
 
 def peak_memory_child(lib_name, name, threads=THREADS):
-    """Run in a child: peak RSS growth (MB) of building the step and running a few steps."""
+    """Run in a child that imports only ``lib_name``: (peak RSS growth over the RSS after the
+    import, in MB, of building the step and running a few steps; the process's whole peak RSS).
+    The growth counts what the library loads lazily during the steps (MKL, numba and its
+    compiled kernels for ember: ~120 MB); the whole peak counts every import."""
     code = (
-        "import sys; sys.path.insert(0, %r); import bench.run as r; r.set_threads(%d);"
+        "import sys; sys.path.insert(0, %r); import bench.run as r; r.child_threads(%r, %d);"
         "import %s as lib; base = r._rss_kb(); step = r.make_step(lib, %r); "
-        "[step() for _ in range(5)]; print((r._hwm_kb() - base) / 1024)"
-    ) % (ROOT, threads, lib_name, name)
+        "[step() for _ in range(5)]; print((r._hwm_kb() - base) / 1024, r._hwm_kb() / 1024)"
+    ) % (ROOT, lib_name, threads, lib_name, name)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     try:
-        return float(out.stdout.strip().splitlines()[-1])
+        growth, total = map(float, out.stdout.strip().splitlines()[-1].split())
+        return growth, total
     except (ValueError, IndexError):
-        return float("nan")
+        return float("nan"), float("nan")
+
+
+def child_threads(lib_name, n):
+    """``set_threads`` for one library only (a memory child must not import the other)."""
+    if lib_name == "ember":
+        from threadpoolctl import threadpool_limits
+
+        from ember.backend import blas
+
+        blas.start()
+        threadpool_limits(n)
+    else:
+        import torch
+
+        torch.set_num_threads(n)
 
 
 def bench_loader(quick=False):
@@ -359,7 +379,7 @@ def run(args):
           + ", ".join(f"{k}={v}" for k, v in env.items())
           + f"; ember's large products on {'MKL' if mkl_active() else 'NumPy BLAS'}")
     print(f"{'workload':<10} {'ember ms/step':>14} {'torch ms/step':>14} {'torch/ember':>12} "
-          f"{'ember MB':>9} {'torch MB':>9}")
+          f"{'ember MB':>9} {'torch MB':>9} {'ember peak':>11} {'torch peak':>11}")
     results = {}
     for name in only:
         if name in WORKLOADS:
@@ -367,14 +387,15 @@ def run(args):
             if args.quick:
                 inner = max(1, inner // 3)
             t = time_pair(name, reps, inner, clock)
+            nan = (float("nan"),) * 2
             mem = ({} if args.no_memory else
                    {lib: peak_memory_child(lib, name, args.threads) for lib in ("ember", "torch")})
+            (eg, ep), (tg, tp) = mem.get("ember", nan), mem.get("torch", nan)
             ratio = t["torch"] / t["ember"]
             results[name] = dict(ember_ms=t["ember"], torch_ms=t["torch"], ratio=ratio,
-                                 ember_mb=mem.get("ember"), torch_mb=mem.get("torch"))
+                                 ember_mb=eg, torch_mb=tg, ember_peak_mb=ep, torch_peak_mb=tp)
             print(f"{name:<10} {t['ember']:>14.3f} {t['torch']:>14.3f} {ratio:>12.2f} "
-                  f"{mem.get('ember', float('nan')):>9.1f} {mem.get('torch', float('nan')):>9.1f}",
-                  flush=True)
+                  f"{eg:>9.1f} {tg:>9.1f} {ep:>11.1f} {tp:>11.1f}", flush=True)
         elif name == "loader":
             r = bench_loader(args.quick)
             if r is None:
