@@ -140,8 +140,8 @@ _SPLIT = 1 << 15
 
 
 def _kernels(x):
-    """The numba kernels of ``ember.backend.jit`` for a float32/float64 array, else None."""
-    return jit.kernels() if x.dtype.char in "fd" else None
+    """The numba kernels of ``ember.backend.jit`` for a float32/float64 NumPy array, else None."""
+    return jit.kernels() if type(x) is np.ndarray and x.dtype.char in "fd" else None
 
 
 def _is_2x2(kernel, stride, dilation):
