@@ -8,6 +8,9 @@ and, after a backward pass with the same random upstream gradient, every input's
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import torch
 
@@ -17,7 +20,7 @@ from ember.autograd import gradcheck
 RTOL, ATOL = 1e-5, 1e-6  # float32 tolerances of the core issue
 
 __all__ = ["check_op", "check_gradcheck", "make_arrays", "to_np", "assert_close", "copy_params",
-           "check_module", "RTOL", "ATOL"]
+           "check_module", "python_output", "RTOL", "ATOL"]
 
 
 def to_np(x):
@@ -173,3 +176,14 @@ def check_module(tmod, emod, input_specs, *, rtol=RTOL, atol=ATOL, grad_rtol=Non
         else:
             assert p.grad is not None, f"{name}: no gradient from ember"
             assert_close(p.grad, tg, gr, ga, f"grad of {name}")
+
+
+def python_output(code, **env):
+    """Run ``code`` in a fresh Python process whose environment is only ``env`` (and PATH);
+    assert it succeeds and return what it printed, stripped. For what must hold from a clean
+    start: what ``import ember`` loads, environment variables read once."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(env, PATH="/usr/bin:/bin"), timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+

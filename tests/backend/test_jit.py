@@ -3,13 +3,13 @@ NumPy arithmetic they replace, in float32 and float64, on strided and aliased ar
 EMBER_JIT chooses; numba loads with the first op that uses it only. The layers' own tests run on
 both (``each_kernels`` in tests/nn/test_rnn.py and tests/nn/test_norm.py)."""
 
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 from ember.backend import jit
+from tests.harness import python_output
 
 RNG = np.random.default_rng(0)
 B, H = 5, 7
@@ -179,8 +179,4 @@ def test_numba_loads_with_the_first_recurrent_op_only():
     code = ("import sys, ember\nprint('numba' in sys.modules, end=' ')\n"
             "ember.nn.LSTM(3, 4)(ember.randn(2, 1, 3))\nprint('numba' in sys.modules)")
     for setting, want in (("auto", "False True"), ("numpy", "False False")):
-        env = {"EMBER_JIT": setting, "PATH": "/usr/bin:/bin"}
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             env=env, timeout=120, check=False)
-        assert out.returncode == 0, out.stderr
-        assert out.stdout.strip() == want
+        assert python_output(code, EMBER_JIT=setting) == want

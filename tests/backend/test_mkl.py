@@ -2,13 +2,13 @@
 equal NumPy's for every operand layout; small, stacked or non-float products stay with NumPy;
 EMBER_BLAS chooses; the thread policy. The layers' own tests run on both BLAS (``each_blas``)."""
 
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 from ember.backend import blas, mkl, parallel
+from tests.harness import python_output
 
 RNG = np.random.default_rng(0)
 
@@ -119,11 +119,7 @@ def test_loaded_on_the_first_large_product_only():
             "a = ember.randn(256, 256, requires_grad=True)\nprint(mkl.loaded(), end=' ')\n"
             "(a @ a).sum().backward()\nprint(mkl.loaded())")
     for setting, want in (("auto", "False True"), ("numpy", "False False")):
-        env = {"EMBER_BLAS": setting, "PATH": "/usr/bin:/bin"}
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             env=env, timeout=120, check=False)
-        assert out.returncode == 0, out.stderr
-        assert out.stdout.strip() == want
+        assert python_output(code, EMBER_BLAS=setting) == want
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
@@ -134,8 +130,4 @@ def test_start_loads_mkl_on_intel_openmp_before_torch():
             "maps = open('/proc/self/maps').read()\n"
             "print(mkl.loaded(), 'libmkl_intel_thread' in maps, 'libmkl_gnu_thread' in maps)")
     for setting, want in (("auto", "True True False"), ("numpy", "False False False")):
-        env = {"EMBER_BLAS": setting, "PATH": "/usr/bin:/bin"}
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             env=env, timeout=120, check=False)
-        assert out.returncode == 0, out.stderr
-        assert out.stdout.strip() == want
+        assert python_output(code, EMBER_BLAS=setting) == want
