@@ -12,7 +12,7 @@ import numpy as np
 
 __all__ = ["col2im", "gru_cell", "gru_cell_backward", "gru_out", "layer_norm", "lstm_cell",
            "lstm_cell_backward", "max_pool2d", "max_pool2d_backward", "max_pool2x2",
-           "max_pool2x2_backward", "sgd_update"]
+           "max_pool2x2_backward", "relu_backward", "sgd_update"]
 
 _ONE, _HALF = np.float32(1.0), np.float32(0.5)
 _jit = numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", boundscheck=False)
@@ -255,3 +255,13 @@ def col2im(cols, sh, sw, dh, dw, out):
                         else:
                             for x in range(Wo):
                                 dst[x * sw + j * dw] += src[x]
+
+
+# No fastmath: a NaN output must get a zero gradient, as in PyTorch's threshold_backward.
+@numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+def relu_backward(g, y, out):
+    """ReLU's input gradient from flat, same-length ``g`` and ReLU output ``y``: ``g`` where
+    ``y > 0``, else 0."""
+    zero = g.dtype.type(0)
+    for i in range(g.size):
+        out[i] = g[i] if y[i] > zero else zero
