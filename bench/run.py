@@ -31,6 +31,11 @@ import ember  # noqa: E402,F401  (before NumPy, so that OpenBLAS's threads sleep
 
 THREADS = 2
 SETTLE_S = 1.0  # pause between the two libraries' timed blocks (see time_pair)
+# Untimed steps after the pause. The first steps after an idle second are slow on this virtual
+# machine, where waking an idle core costs up to a scheduler tick: right after the pause, ember's
+# LeNet b64 steps took 48-54, 13-23 and 10-13 ms, then 7-9 (its first small OpenBLAS products
+# 10 ms each); torch's 10-14, then 5. One warm-up step left ember's timed block ~40% slow.
+WARM_STEPS = 3
 
 
 def set_threads(n=THREADS):
@@ -215,9 +220,10 @@ def time_pair(name, reps, inner, clock=time.perf_counter):
             # The other library's BLAS/OpenMP threads keep spinning for a while after its last
             # call and steal the cores (torch's mlp128 step measured 20 ms right after ember's
             # block and 2.7 ms alone; ember's lenet64 12.2 ms after a 0.3 s pause, 10.9 after
-            # 1 s): let them go idle, then wake this library's pool untimed.
+            # 1 s): let them go idle, then wake this library's pools untimed (WARM_STEPS).
             time.sleep(SETTLE_S)
-            steps[lib]()
+            for _ in range(WARM_STEPS):
+                steps[lib]()
             t0 = clock()
             for _ in range(inner):
                 steps[lib]()
