@@ -135,7 +135,7 @@ def col2im(cols, padded_hw, stride, dilation):
     c, kh, kw, n, ho, wo = cols.shape
     xp = cols.__array_namespace__()
     out = xp.zeros((c, n) + tuple(padded_hw), dtype=cols.dtype)
-    k = jit.kernels() if type(cols) is np.ndarray and cols.dtype.char in "fd" else None
+    k = jit.kernels_for(cols)
     if k is not None:
         k.col2im(cols, *stride, *dilation, out)
         return out

@@ -18,7 +18,7 @@ numba is imported by the first op that uses a kernel (~0.6 s, once per process),
 Example::
 
     from ember.backend import jit
-    k = jit.kernels()
+    k = jit.kernels_for(g, c_prev, c)
     if k is not None:
         k.lstm_cell(g, c_prev, c)
 """
@@ -28,7 +28,9 @@ from __future__ import annotations
 import importlib
 import os
 
-__all__ = ["kernels"]
+import numpy as np
+
+__all__ = ["kernels", "kernels_for"]
 
 _kernels = None  # None: not tried yet; False: unavailable; else the module of compiled kernels
 
@@ -50,3 +52,14 @@ def kernels():
                         'EMBER_JIT=numba needs numba: pip install "ember[jit]"') from None
         _kernels = found or False
     return _kernels or None
+
+
+def kernels_for(*arrays):
+    """``kernels()`` when every one of ``arrays`` is a float32/float64 NumPy array (the dtypes
+    and the array type the kernels are compiled for), else None: other dtypes (float16) and
+    other array types keep to the NumPy path."""
+    for a in arrays:
+        if type(a) is not np.ndarray or a.dtype.char not in "fd":
+            return None
+    return kernels()
+

@@ -186,10 +186,9 @@ def _row_norm_backward(gxhat, xhat, invstd):
 def _layer_norm_kernel(x2, w, b):
     """The numba LayerNorm of ``ember.backend.jit`` for float32/float64 rows with parameters of
     their dtype, else None."""
-    if (type(x2) is not np.ndarray or x2.dtype.char not in "fd"
-            or any(a is not None and a.dtype != x2.dtype for a in (w, b))):
+    if any(a is not None and a.dtype != x2.dtype for a in (w, b)):
         return None
-    k = jit.kernels()
+    k = jit.kernels_for(x2)
     return None if k is None else k.layer_norm
 
 

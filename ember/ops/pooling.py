@@ -75,7 +75,7 @@ class MaxPool2dOp(Function):
                     zip(out_hw, stride, dilation, kernel))
         xp = _pad_to(x, padding, ext, -np.inf)
         ctx._nout = 2
-        k = _kernels(x)
+        k = jit.kernels_for(x)
         if k is not None:
             best, idx = _max_pool_jit(k, xp, kernel, stride, dilation, out_hw)
             ctx.save_for_backward(idx)
@@ -108,7 +108,7 @@ class MaxPool2dOp(Function):
         (idx,) = ctx.saved_tensors
         xshape, pshape, kernel, stride, padding, dilation, out_hw = ctx.geom
         kw = kernel[1]
-        k = _kernels(g)
+        k = jit.kernels_for(g)
         if k is not None:
             tiles = _is_2x2(kernel, stride, dilation) and pshape[-2:] == (2 * out_hw[0],
                                                                            2 * out_hw[1])
@@ -139,11 +139,6 @@ class MaxPool2dOp(Function):
 _SPLIT = 1 << 15
 
 
-def _kernels(x):
-    """The numba kernels of ``ember.backend.jit`` for a float32/float64 NumPy array, else None."""
-    return jit.kernels() if type(x) is np.ndarray and x.dtype.char in "fd" else None
-
-
 def _is_2x2(kernel, stride, dilation):
     return tuple(kernel) == (2, 2) == tuple(stride) and tuple(dilation) == (1, 1)
 
@@ -158,9 +153,10 @@ def _max_pool_jit(k, xp, kernel, stride, dilation, out_hw):
     idx = np.empty(best.shape, np.uint8 if kh * kw < 256 else np.int32)
     x3 = np.ascontiguousarray(xp).reshape((-1,) + xp.shape[-2:])
     b3, i3 = best.reshape((-1,) + best.shape[-2:]), idx.reshape((-1,) + best.shape[-2:])
+    two = _is_2x2(kernel, stride, dilation)
 
     def planes(lo, hi):
-        if _is_2x2(kernel, stride, dilation):
+        if two:
             k.max_pool2x2(x3[lo:hi], b3[lo:hi], i3[lo:hi])
         else:
             k.max_pool2d(x3[lo:hi], kh, kw, *stride, *dilation, b3[lo:hi], i3[lo:hi])

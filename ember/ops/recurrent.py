@@ -216,11 +216,13 @@ def _dh_total(dout, dh_rec, t, buf):
     return np.add(dout[t], dh_rec, out=buf)
 
 
-def _lstm_cells(B, H, dt):
-    """``(cell, cell_backward)``: one LSTM step's gate arithmetic, as the numba kernels of
-    ``ember.backend.jit`` (see ``_numba_kernels`` for what they compute) or, without numba, as
-    the same functions in NumPy calls on buffers for ``B`` rows of ``H`` units."""
-    k = jit.kernels()
+def _lstm_cells(A, B, H):
+    """``(cell, cell_backward)``: one LSTM step's gate arithmetic for the gates ``A`` (T, B, 4H),
+    as the numba kernels of ``ember.backend.jit`` (see ``_numba_kernels`` for what they compute)
+    or, without numba or for a dtype other than float32/float64, as the same functions in NumPy
+    calls on buffers for ``B`` rows of ``H`` units."""
+    k = jit.kernels_for(A)
+    dt = A.dtype
     if k is not None:
         return k.lstm_cell, k.lstm_cell_backward
     tmp = np.empty((B, H), dt)
@@ -303,7 +305,7 @@ class LSTMLayer(Function):
         buf = np.empty((B, 4 * H), dt)
         h = h0
         prod = _StepProduct(wh_s.T, B)
-        cell = _lstm_cells(B, H, dt)[0]
+        cell = _lstm_cells(A, B, H)[0]
         with prod:
             for t in range(T):
                 g = A[t]
@@ -345,7 +347,7 @@ class LSTMLayer(Function):
         dhh = np.empty((B, H), dt) if w_hr is not None else None
         dHP = np.empty((T, B, P), dt) if w_hr is not None else None
         dh_rec, dc_next = dh_n, dc_n if dc_n is not None else np.zeros((B, H), dt)
-        cell_backward = _lstm_cells(B, H, dt)[1]
+        cell_backward = _lstm_cells(A, B, H)[1]
         with prod or contextlib.nullcontext():
             for t in range(T - 1, -1, -1):
                 dh = _dh_total(dout, dh_rec, t, dh_buf)
@@ -414,7 +416,7 @@ class GRULayer(Function):
         buf = np.empty((B, 3 * H), dt)
         h = h0 if h0 is not None else np.zeros((B, H), dt)
         prod = _StepProduct(wh_s.T, B)
-        k = jit.kernels()
+        k = jit.kernels_for(A)
         if k is not None and bhn is None:
             bhn = np.zeros(H, dt)
         with prod:
@@ -462,7 +464,7 @@ class GRULayer(Function):
         nig = ctx.needs_input_grad
         if dout is not None:
             dout = _flip(dout, ctx.reverse)
-        k = jit.kernels()
+        k = jit.kernels_for(A)
         F = None if k is not None else _gru_factors(A, GHN, out, h0)
         A3 = A.reshape(T, B, 3, H)
         r, z = A3[:, :, 0], A3[:, :, 1]

@@ -46,7 +46,6 @@ class SGD(Optimizer):
         """One update of every parameter with a gradient; returns ``closure()`` if given."""
         loss = self._eval_closure(closure)
         scratch = {}  # dtype -> the chunk temporary of _chunked_update, shared by the parameters
-        k = jit.kernels()
         for group in self.param_groups:
             lr, momentum = float(group["lr"]), float(group["momentum"])
             dampening, nesterov = float(group["dampening"]), group["nesterov"]
@@ -62,7 +61,8 @@ class SGD(Optimizer):
                         d = d + momentum * buf._data if nesterov else buf._data
                     else:
                         b = buf._data
-                if k is not None and w.dtype.char in "fd" and _chunkable(w, d, b):
+                k = jit.kernels_for(w, d)
+                if k is not None and _chunkable(w, d, b):
                     # One compiled pass (ember.backend.jit), the same float operations: mlp128's
                     # update 0.52 -> 0.33 ms on the reference machine.
                     k.sgd_update(w.reshape(-1), d.reshape(-1), None if b is None else

@@ -158,6 +158,45 @@ def test_col2im(k, dt, stride, dilation, monkeypatch):
     assert got.dtype == dt and got.shape == (3, 2) + padded
 
 
+def test_kernels_for_float32_and_float64_numpy_arrays_only(k):
+    f32, f64 = np.zeros(3, np.float32), np.zeros(3)
+    assert jit.kernels_for(f32, f64) is k and jit.kernels_for() is k
+    assert jit.kernels_for(f32, np.zeros(3, np.float16)) is None
+    assert jit.kernels_for(np.zeros(3, np.int64)) is None
+    class Sub(np.ndarray):
+        pass
+
+    assert jit.kernels_for(f32.view(Sub)) is None  # a subclass may carry other semantics
+
+
+def test_float16_layers_keep_to_numpy(k, monkeypatch):
+    """float16 LSTM, GRU, LayerNorm, max pool, ReLU and SGD run the NumPy path with numba
+    installed (the kernels are compiled for float32/float64): the same results as without it."""
+    import ember
+
+    def run():
+        ember.manual_seed(0)
+        layers = [ember.nn.LSTM(3, 4), ember.nn.GRU(3, 4), ember.nn.LayerNorm(4)]
+        for m in layers:
+            m.to(ember.float16)
+        x = ember.randn(5, 2, 3).to(ember.float16).requires_grad_()
+        img = ember.randn(2, 3, 4, 4).to(ember.float16).requires_grad_()
+        h = layers[0](x)[0] + layers[1](x)[0]
+        y = layers[2](h).sum() + ember.nn.functional.max_pool2d(img.relu(), 2).sum()
+        y.backward()
+        opt = ember.optim.SGD([p for m in layers for p in m.parameters()], lr=0.1, momentum=0.9)
+        opt.step()
+        opt.step()
+        return [x.grad.numpy(), img.grad.numpy()] + [
+            p.detach().numpy() for m in layers for p in m.parameters()]
+
+    with_kernels = run()
+    monkeypatch.setattr(jit, "_kernels", False)
+    for a, b in zip(with_kernels, run()):
+        assert a.dtype == np.float16
+        np.testing.assert_array_equal(a, b)
+
+
 def test_ember_jit_setting(monkeypatch):
     monkeypatch.setattr(jit, "_kernels", None)
     monkeypatch.setenv("EMBER_JIT", "numpy")
