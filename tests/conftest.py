@@ -18,11 +18,13 @@ def _seed():
 
 @pytest.fixture
 def idle(monkeypatch):
-    """Pretend the machine is idle with two threads, so ``parallel_for`` splits its work."""
-    from ember.backend import parallel
+    """Pretend the machine is idle with two threads, so ``parallel_for`` splits its work and
+    large products get both threads."""
+    from ember.backend import blas, parallel
     import ember.utils.threads as ut
 
     monkeypatch.setattr(parallel, "machine_busy", lambda: False)
+    monkeypatch.setattr(blas, "machine_busy", lambda: False)
     monkeypatch.setattr(parallel._blas_env, "BLAS_SLEEPS", True)
     monkeypatch.setattr(parallel, "cpu_count", lambda: 2)
     monkeypatch.setattr(ut, "get_num_threads", lambda: 2)
