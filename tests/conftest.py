@@ -55,6 +55,23 @@ def each_blas(request):
     return request.param
 
 
+@pytest.fixture(params=["mkl", "openblas", "numpy"])
+def each_gemm_add(request, monkeypatch):
+    """Run a test with ``blas.matmul_add`` accumulating on MKL, on NumPy's own OpenBLAS (through
+    ctypes), and through NumPy (a temporary and an add: a NumPy without a findable OpenBLAS)."""
+    from ember.backend import blas, cblas
+
+    if request.param == "mkl":
+        request.getfixturevalue("mkl_blas")
+    else:
+        monkeypatch.setattr(blas, "_mkl", False)
+        if request.param == "openblas":
+            assert cblas.openblas() is not None, "NumPy's wheel ships OpenBLAS: none found"
+        else:
+            monkeypatch.setattr(cblas, "_openblas", False)
+    return request.param
+
+
 @pytest.fixture
 def numpy_kernels(monkeypatch):
     """The recurrent layers' gate arithmetic in NumPy calls (the core install)."""

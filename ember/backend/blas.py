@@ -22,10 +22,10 @@ import threading
 
 import numpy as np
 
-from ember.backend import mkl, parallel
+from ember.backend import cblas, mkl, parallel
 from ember.backend.threads import machine_busy
 
-__all__ = ["matmul", "mkl_active", "serial_blas", "start", "SERIAL_MACS"]
+__all__ = ["blas_accumulates", "matmul", "matmul_add", "mkl_active", "serial_blas", "start", "SERIAL_MACS"]
 
 # Products up to this many multiply-adds run on one thread. On the idle 2-core reference machine
 # two OpenBLAS threads beat one from 2^20 multiply-adds up (1.2x at 64x400x120, 1.6x at
@@ -115,6 +115,32 @@ def matmul(a, b, out=None):
         if m * k * n >= mkl.MIN_MACS and b.shape[0] == k and (_mkl or mkl_active()):
             return mkl.gemm(a, b, out, _mkl_threads(m * k * n))
     return np.matmul(a, b, out=out)
+
+
+def blas_accumulates():
+    """True when ``matmul_add`` accumulates inside BLAS (MKL or NumPy's own OpenBLAS) rather than
+    through a temporary and an add."""
+    return mkl_active() or cblas.openblas() is not None
+
+
+def matmul_add(a, b, out, accumulate=True):
+    """``out += a @ b`` (``out[...] = a @ b`` when not ``accumulate``) for 2-D float arrays of one
+    dtype, in one BLAS call where there is one to make (``ember.backend.cblas``: MKL when
+    installed, else NumPy's own OpenBLAS), else through NumPy (a temporary and an add). ``out``
+    may be a view with unit inner stride; it must not overlap ``a`` or ``b``."""
+    if (a.dtype == b.dtype == out.dtype and a.dtype.char in "fd" and out.flags.writeable
+            and out.flags.aligned and (out.strides[1] == out.itemsize or out.shape[1] == 1)):
+        beta = 1.0 if accumulate else 0.0
+        if _mkl is not False and (_mkl or mkl_active()):
+            return mkl.gemm_add(a, b, out, _mkl_threads(a.shape[0] * a.shape[1] * b.shape[1]),
+                                beta)
+        g = cblas.openblas()
+        if g is not None:
+            return cblas.call(g[a.dtype], a, b, out, beta)
+    if not accumulate:
+        return np.matmul(a, b, out=out)
+    out += np.matmul(a, b)
+    return out
 
 
 def _mkl_threads(macs):

@@ -59,14 +59,16 @@ def conv_out_size(size, k, s, pad_total, d):
     return (size + pad_total - d * (k - 1) - 1) // s + 1
 
 
-def pad_cn(x, pads, value=0.0):
-    """``x`` ``(N, C, H, W)`` -> channel-major padded copy ``(C, N, H+t+b, W+l+r)``.
+def pad_cn(x, pads, value=0.0, out=None):
+    """``x`` ``(N, C, H, W)`` -> channel-major padded copy ``(C, N, H+t+b, W+l+r)`` (written into
+    ``out`` of that shape when given).
 
     ``pads`` is ``(top, bottom, left, right)``; the border is filled with ``value``.
     """
     n, c, h, w = x.shape
     t, b, lf, r = pads
-    out = x.__array_namespace__().empty((c, n, h + t + b, w + lf + r), dtype=x.dtype)
+    if out is None:
+        out = x.__array_namespace__().empty((c, n, h + t + b, w + lf + r), dtype=x.dtype)
     if t or b or lf or r:
         out[:, :, :t] = value
         out[:, :, h + t:] = value

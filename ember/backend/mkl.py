@@ -28,7 +28,9 @@ import os
 
 import numpy as np
 
-__all__ = ["load", "loaded", "gemm", "cdf_norm", "MIN_MACS"]
+from ember.backend import cblas
+
+__all__ = ["load", "loaded", "gemm", "gemm_add", "cdf_norm", "MIN_MACS"]
 
 # MKL takes products from this many multiply-adds. Below, a call through ctypes costs ~10 us
 # more than NumPy's, which MKL's kernel does not win back: one thread, 64x64x64 15.9 against 5.2
@@ -48,7 +50,6 @@ MIN_MACS = 1 << 22
 # ``import torch`` does); GNU's threads spin as that runtime decides.
 BLOCKTIME_MS = "1"
 
-_ROW, _NOTRANS, _TRANS = 101, 111, 112
 _lib = None  # None: not tried yet; False: unavailable; else the ctypes library
 _gemm = {}  # dtype -> cblas_?gemm
 _cdf = {}   # dtype -> v?CdfNorm
@@ -110,19 +111,6 @@ def loaded():
     return bool(_lib)
 
 
-def _operand(x, rows, cols):
-    """(array, transpose flag, leading dimension) for a 2-D operand ``x`` of shape (rows, cols)."""
-    it = x.itemsize
-    s0, s1 = x.strides
-    if x.flags.aligned:
-        if (s1 == it or cols == 1) and (s0 % it == 0 and s0 >= cols * it or rows == 1):
-            return x, _NOTRANS, s0 // it if rows > 1 else max(cols, 1)
-        if (s0 == it or rows == 1) and (s1 % it == 0 and s1 >= rows * it or cols == 1):
-            return x, _TRANS, s1 // it if cols > 1 else max(rows, 1)
-    x = np.ascontiguousarray(x)
-    return x, _NOTRANS, max(cols, 1)
-
-
 def _result(out, a, b, shape):
     """``out`` when MKL can write into it directly (C-ordered, not overlapping an operand)."""
     if out is not None and out.flags.c_contiguous and out.dtype == a.dtype and not (
@@ -140,16 +128,19 @@ def _written(out, c):
 
 def gemm(a, b, out=None, threads=1):
     """``a @ b`` for 2-D float32/float64 arrays of one dtype (``out``: a C-ordered result array)."""
-    m, k = a.shape
-    n = b.shape[1]
-    g = _gemm[a.dtype]
-    a, ta, lda = _operand(a, m, k)
-    b, tb, ldb = _operand(b, k, n)
+    m, n = a.shape[0], b.shape[1]
     c = _result(out, a, b, (m, n))
     _set_threads(threads)
-    g(_ROW, ta, tb, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb, 0.0, c.ctypes.data,
-      max(n, 1))
+    cblas.call(_gemm[a.dtype], a, b, c, 0.0)
     return _written(out, c)
+
+
+def gemm_add(a, b, out, threads=1, beta=1.0):
+    """``out = a @ b + beta * out`` in one call; ``out`` has unit inner stride (a view is fine)
+    and does not overlap ``a`` or ``b``."""
+    _set_threads(threads)
+    cblas.call(_gemm[a.dtype], a, b, out, beta)
+    return out
 
 
 def cdf_norm(x, out):

@@ -17,6 +17,7 @@ from ember.autograd.function import Function
 from ember.backend.blas import serial_blas
 from ember.backend.im2col import col2im, conv_out_size, im2col, pad_cn, scratch
 from ember.backend.parallel import parallel_for
+from ember.ops._conv_shifted import Shifted, _bias_into
 from ember.tensor import Tensor
 
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
@@ -34,14 +35,6 @@ def _ntuple(v, n, name="argument"):
     return (int(v),) * n
 
 
-def _bias_into(out_on, b, y_t):
-    """Write ``out_on`` (O, N, Ho, Wo) plus bias into the transposed view of the result."""
-    if b is None:
-        y_t[...] = out_on
-    else:
-        np.add(out_on, b.reshape(-1, 1, 1, 1), out=y_t)
-
-
 class Conv2dOp(Function):
     """x (N, C, H, W), w (O, C/G, kh, kw), b (O,) or None; pads (top, bottom, left, right).
 
@@ -55,6 +48,11 @@ class Conv2dOp(Function):
 
     @staticmethod
     def forward(ctx, x, w, b, stride, pads, dilation, groups):
+        ctx.save_for_backward(x, w)
+        shifted = Shifted.pays(x.shape, w.shape, stride, pads, dilation, groups)
+        if shifted is not None:  # stride 1: no columns at all (ember.ops._conv_shifted)
+            ctx.geom = shifted
+            return shifted.forward(x, w, b)
         geom = _Geom(x.shape, w.shape, stride, pads, dilation, groups)
         n, o, (ho, wo) = x.shape[0], w.shape[0], geom.out_hw
         wm = w.reshape(groups, o // groups, -1)
@@ -73,18 +71,20 @@ class Conv2dOp(Function):
                 _bias_into(out.reshape(o, z - a, ho, wo), b, y[a:z].transpose(1, 0, 2, 3))
 
         geom.run(run, n * w.size * ho * wo)
-        ctx.save_for_backward(x, w)
         ctx.geom, ctx.cols = geom, keep
         return y
 
     @staticmethod
     def backward(ctx, g):
         x, w = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        if isinstance(ctx.geom, Shifted):
+            gx, gw = ctx.geom.backward(g, x, w, need)
+            return gx, gw, g.sum(axis=(0, 2, 3)) if need[2] else None, None, None, None, None
         geom, kept = ctx.geom, ctx.cols
         ctx.cols = None
         o, cg, kh, kw = w.shape
         groups, og = geom.groups, o // geom.groups
-        need = ctx.needs_input_grad
         gx = np.empty(x.shape, dtype=x.dtype) if need[0] else None
         by_correlation = need[0] and geom.correlation_pays()
         if by_correlation:

@@ -230,3 +230,71 @@ def test_chunked_products_match_whole_ones():
         gt = rng.standard_normal((g, m, n)).astype(np.float32)
         np.testing.assert_allclose(conv._weight_product(b, gt), np.matmul(b, gt.transpose(0, 2, 1)),
                                    rtol=1e-4, atol=1e-3)
+
+
+SHIFTED = [  # (x, w, kwargs) of stride-1 convolutions run as shifted products (_conv_shifted)
+    ((3, 5, 7, 6), (4, 5, 3, 3), dict(padding=1)),
+    ((2, 4, 8, 9), (6, 4, 3, 2), dict(padding=(1, 0), dilation=(2, 1))),
+    ((2, 3, 6, 7), (5, 3, 4, 4), dict(padding="same")),  # asymmetric padding
+    ((3, 4, 5, 5), (7, 4, 1, 1), dict()),
+    ((2, 3, 6, 6), (4, 3, 5, 5), dict(padding=0)),  # a 2x2 output
+]
+
+
+@pytest.fixture
+def shifted_everywhere(monkeypatch):
+    """Every stride-1, ungrouped convolution through ember.ops._conv_shifted, however thin or
+    small, and whatever BLAS accumulates."""
+    from ember.ops import _conv_shifted
+
+    monkeypatch.setattr(_conv_shifted, "_MIN_CHANNELS", 1)
+    monkeypatch.setattr(_conv_shifted, "_MAX_WASTE", 1e9)
+    monkeypatch.setattr(_conv_shifted, "blas_accumulates", lambda: True)
+    taken = []
+    forward = _conv_shifted.Shifted.forward
+    monkeypatch.setattr(_conv_shifted.Shifted, "forward",
+                        lambda self, *a: taken.append(self) or forward(self, *a))
+    return taken
+
+
+@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("case", SHIFTED)
+def test_conv2d_by_shifted_products(case, split, each_gemm_add, shifted_everywhere, monkeypatch,
+                                    request):
+    """Outputs and every gradient as torch's, with the products accumulated on MKL, on NumPy's
+    OpenBLAS or through NumPy; one image per block, the blocks on one thread or two."""
+    from ember.ops import _conv_shifted
+
+    if split:
+        request.getfixturevalue("idle")
+        monkeypatch.setattr(_conv_shifted, "_SPLIT_MACS", 0)
+        monkeypatch.setattr(_conv_shifted, "_BLOCK_BYTES", 1)
+    xs, ws, kw = case
+    check_op([xs, ws, ws[:1]], lambda t, x, w, b: t.nn.functional.conv2d(x, w, b, **kw), **TOL)
+    check_op([xs, ws], lambda t, x, w: t.nn.functional.conv2d(x, w, **kw), **TOL)
+    assert shifted_everywhere
+
+
+def test_shifted_products_gradcheck(shifted_everywhere):
+    check_gradcheck([(2, 3, 5, 6), (4, 3, 3, 2), (4,)],
+                    lambda t, x, w, b: t.nn.functional.conv2d(x, w, b, padding=(1, 2),
+                                                              dilation=(1, 2)))
+    assert shifted_everywhere
+
+
+def test_which_convolutions_take_shifted_products(monkeypatch):
+    """ResNet-20's 3x3 stride-1 layers do (with a BLAS that accumulates); strided, grouped,
+    thin (LeNet's 3 and 6 channels) and small-image (8x8: 1.56x the work) ones keep im2col."""
+    from ember.ops import _conv_shifted
+
+    monkeypatch.setattr(_conv_shifted, "blas_accumulates", lambda: True)
+    pays = _conv_shifted.Shifted.pays
+    one, same = (1, 1), (1, 1, 1, 1)
+    assert pays((64, 16, 32, 32), (16, 16, 3, 3), one, same, one, 1) is not None
+    assert pays((64, 32, 16, 16), (32, 32, 3, 3), one, same, one, 1) is not None
+    assert pays((64, 16, 32, 32), (32, 16, 3, 3), (2, 2), same, one, 1) is None
+    assert pays((64, 32, 16, 16), (32, 16, 3, 3), one, same, one, 2) is None
+    assert pays((64, 6, 14, 14), (16, 6, 5, 5), one, (0,) * 4, one, 1) is None
+    assert pays((64, 64, 8, 8), (64, 64, 3, 3), one, same, one, 1) is None
+    monkeypatch.setattr(_conv_shifted, "blas_accumulates", lambda: False)
+    assert pays((64, 16, 32, 32), (16, 16, 3, 3), one, same, one, 1) is None
