@@ -10,7 +10,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["col2im", "gru_cell", "gru_cell_backward", "gru_out", "layer_norm", "lstm_cell",
+__all__ = ["batch_norm_affine", "batch_norm_input_grad", "batch_norm_moments",
+           "batch_norm_sums", "col2im", "gru_cell", "gru_cell_backward", "gru_out", "layer_norm", "lstm_cell",
            "lstm_cell_backward", "max_pool2d", "max_pool2d_backward", "max_pool2x2",
            "max_pool2x2_backward", "relu_backward", "sgd_update"]
 
@@ -137,6 +138,70 @@ def layer_norm(x, w, b, eps, y, xhat, invstd):
             out[j] = h
         if xhat is not None:
             invstd[m, 0] = r
+
+
+@_jit
+def batch_norm_moments(x, s, m2):
+    """Per (sample, channel) row of ``x`` (N, C, L): its sum into ``s`` and the sum of squared
+    deviations from its own mean into ``m2`` (both (N, C) float64). The row is read twice, the
+    second time from L1, so the statistics cost one pass over memory."""
+    N, C, L = x.shape
+    for n in range(N):
+        for c in range(C):
+            row = x[n, c]
+            t = 0.0
+            for j in range(L):
+                t += row[j]
+            mu = t / L
+            v = 0.0
+            for j in range(L):
+                d = row[j] - mu
+                v += d * d
+            s[n, c] = t
+            m2[n, c] = v
+
+
+@_jit
+def batch_norm_affine(x, mean, scale, b, y):
+    """``y = (x - mean) * scale + b`` per channel of ``x`` (N, C, L) (``b`` may be None)."""
+    N, C, L = x.shape
+    for n in range(N):
+        for c in range(C):
+            row, out = x[n, c], y[n, c]
+            mu, r = mean[c], scale[c]
+            sh = b[c] if b is not None else out.dtype.type(0.0)
+            for j in range(L):
+                out[j] = (row[j] - mu) * r + sh
+
+
+@_jit
+def batch_norm_sums(g, x, mean, sg, sgx):
+    """Per (sample, channel) row: ``sg`` = sum of ``g``, ``sgx`` = sum of ``g * (x - mean)``
+    ((N, C) float64)."""
+    N, C, L = g.shape
+    for n in range(N):
+        for c in range(C):
+            gr, xr = g[n, c], x[n, c]
+            mu = mean[c]
+            t = 0.0
+            u = 0.0
+            for j in range(L):
+                t += gr[j]
+                u += gr[j] * (xr[j] - mu)
+            sg[n, c] = t
+            sgx[n, c] = u
+
+
+@_jit
+def batch_norm_input_grad(g, x, mean, a, k1, k2, gx):
+    """``gx = g * a - (x - mean) * k1 - k2`` per channel of (N, C, L)."""
+    N, C, L = g.shape
+    for n in range(N):
+        for c in range(C):
+            gr, xr, out = g[n, c], x[n, c], gx[n, c]
+            mu, ac, c1, c2 = mean[c], a[c], k1[c], k2[c]
+            for j in range(L):
+                out[j] = gr[j] * ac - (xr[j] - mu) * c1 - c2
 
 
 # No fastmath here: the NaN test ``v != v`` must survive (PyTorch's max pool propagates NaN).

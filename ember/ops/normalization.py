@@ -52,6 +52,14 @@ def _sample_split(x, fn, split=_SPLIT):
     parallel_for(n, fn, min_n=2 if x.size >= split else n + 1)
 
 
+def _batch_norm_kernels(x3, w, b):
+    """The numba BatchNorm kernels of ``ember.backend.jit`` for float32/float64 input with
+    parameters of its dtype, else None."""
+    if any(a is not None and a.dtype != x3.dtype for a in (w, b)):
+        return None
+    return jit.kernels_for(x3)
+
+
 class BatchNormOp(Function):
     """x viewed as (N, C, L). Training: batch statistics, running stats updated in place
     (``rm``/``rv`` are raw arrays or None). Eval: running statistics.
@@ -82,6 +90,9 @@ class BatchNormOp(Function):
             ctx.save_for_backward(x3, w)
             ctx.stats = (invstd, cnt, rm.copy())
             return y.reshape(x.shape)
+        k = _batch_norm_kernels(x3, w, b)
+        if k is not None:
+            return BatchNormOp._fused_forward(ctx, k, x3, w, b, rm, rv, momentum, eps, x.shape)
         part = np.empty((n, c), dt)
         mean = _row_sums(x3, out=part).sum(axis=0) / dt.type(cnt)
         xc = np.empty_like(x3)
@@ -92,12 +103,7 @@ class BatchNormOp(Function):
 
         _sample_split(x3, centre)
         var = part.sum(axis=0) / dt.type(cnt)
-        if rm is not None:
-            m = dt.type(momentum)
-            rm *= 1 - m
-            rm += m * mean
-            rv *= 1 - m
-            rv += m * var * dt.type(cnt / max(cnt - 1, 1))
+        BatchNormOp._update_running(rm, rv, mean, var, momentum, cnt)
         invstd = 1.0 / np.sqrt(var + dt.type(eps))
         scale = _col(invstd if w is None else invstd * w)
         y = np.empty_like(x3)
@@ -111,6 +117,40 @@ class BatchNormOp(Function):
         ctx.save_for_backward(xc, w)
         ctx.stats = (invstd, cnt, None)
         return y.reshape(x.shape)
+
+    @staticmethod
+    def _update_running(rm, rv, mean, var, momentum, cnt):
+        if rm is not None:
+            m = mean.dtype.type(momentum)
+            rm *= 1 - m
+            rm += m * mean
+            rv *= 1 - m
+            rv += m * var * mean.dtype.type(cnt / max(cnt - 1, 1))
+
+    @staticmethod
+    def _fused_forward(ctx, k, x3, w, b, rm, rv, momentum, eps, shape):
+        """Training forward in two compiled passes over ``x3`` (the numba kernels of
+        ``ember.backend.jit``): per-row sums and squared deviations (combined over the batch in
+        float64, as in Chan et al.'s parallel variance), then the affine map. Saves the input
+        itself, not a centred copy: backward recomputes ``x - mean`` on the fly."""
+        n, c, length = x3.shape
+        cnt = n * length
+        dt = x3.dtype
+        s, m2 = np.empty((n, c)), np.empty((n, c))
+        _sample_split(x3, lambda n0, n1: k.batch_norm_moments(x3[n0:n1], s[n0:n1], m2[n0:n1]))
+        mean64 = s.sum(axis=0) / cnt
+        var64 = (m2.sum(axis=0) + length * np.square(s / length - mean64).sum(axis=0)) / cnt
+        mean, var = mean64.astype(dt), var64.astype(dt)
+        BatchNormOp._update_running(rm, rv, mean, var, momentum, cnt)
+        invstd = 1.0 / np.sqrt(var + dt.type(eps))
+        scale = invstd if w is None else invstd * w
+        y = np.empty_like(x3)
+        _sample_split(x3, lambda n0, n1: k.batch_norm_affine(x3[n0:n1], mean, scale, b,
+                                                            y[n0:n1]))
+        ctx.save_for_backward(x3, w)
+        ctx.stats = (invstd, cnt, None)
+        ctx.mean = mean
+        return y.reshape(shape)
 
     @staticmethod
     def backward(ctx, g):
@@ -128,6 +168,10 @@ class BatchNormOp(Function):
                 gx = (g3 * _col(invstd if w is None else invstd * w)).reshape(g.shape)
             return (gx, gw if need[1] else None, gb if need[2] else None,
                     None, None, None, None, None)
+        mean = getattr(ctx, "mean", None)
+        k = None if mean is None else jit.kernels_for(g3)
+        if k is not None:
+            return BatchNormOp._fused_backward(k, g3, xs, w, mean, invstd, cnt, need, g.shape)
         n, c = xs.shape[:2]
         sums, dots = np.empty((n, c), g.dtype), np.empty((n, c), g.dtype)
 
@@ -154,6 +198,29 @@ class BatchNormOp(Function):
 
             _sample_split(xs, input_grad)
             gx = gx.reshape(g.shape)
+        return (gx, gw if need[1] else None, gb if need[2] else None,
+                None, None, None, None, None)
+
+    @staticmethod
+    def _fused_backward(k, g3, x3, w, mean, invstd, cnt, need, shape):
+        """Training backward in two compiled passes: per-row sums of ``g`` and ``g (x - mean)``
+        (float64), then the input gradient."""
+        n, c = x3.shape[:2]
+        dt = x3.dtype
+        sg, sgx = np.empty((n, c)), np.empty((n, c))
+        _sample_split(x3, lambda n0, n1: k.batch_norm_sums(g3[n0:n1], x3[n0:n1], mean,
+                                                          sg[n0:n1], sgx[n0:n1]))
+        gb = sg.sum(axis=0).astype(dt)
+        gw = (sgx.sum(axis=0) * invstd).astype(dt)
+        gx = None
+        if need[0]:
+            a = invstd if w is None else invstd * w
+            cf = dt.type(1.0 / cnt)
+            k1, k2 = a * invstd * gw * cf, a * gb * cf
+            gx = np.empty(x3.shape, dt)
+            _sample_split(x3, lambda n0, n1: k.batch_norm_input_grad(
+                g3[n0:n1], x3[n0:n1], mean, a, k1, k2, gx[n0:n1]))
+            gx = gx.reshape(shape)
         return (gx, gw if need[1] else None, gb if need[2] else None,
                 None, None, None, None, None)
 

@@ -118,6 +118,35 @@ def test_layer_norm(k, dt):
 
 
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_batch_norm_kernels(k, dt):
+    """Row moments (float64 sums), the affine map, the backward row sums and the input gradient,
+    on a strided (channel-sliced) input with a large mean."""
+    x = (RNG.standard_normal((4, 6, 29)) * 3 + 500).astype(dt)[:, 1:5]
+    g = RNG.standard_normal((4, 4, 29)).astype(dt)
+    mean, scale, b, a, k1, k2 = RNG.standard_normal((6, 4)).astype(dt)
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    tol = _tol(dt) if dt == np.float64 else {"rtol": 1e-5, "atol": 1e-4}
+    s, m2 = np.empty((4, 4)), np.empty((4, 4))
+    k.batch_norm_moments(x, s, m2)
+    np.testing.assert_allclose(s, x64.sum(2), rtol=1e-12 if dt == np.float64 else 1e-7)
+    np.testing.assert_allclose(m2, ((x64 - x64.mean(2, keepdims=True)) ** 2).sum(2),
+                               rtol=1e-9 if dt == np.float64 else 1e-5)
+    c = (x64 - mean[:, None].astype(np.float64))
+    for bias in (b, None):
+        y = np.empty_like(x)
+        k.batch_norm_affine(x, mean, scale, bias, y)
+        want = c * scale[:, None] + (0 if bias is None else bias[:, None])
+        np.testing.assert_allclose(y, want, **tol)
+    sg, sgx = np.empty((4, 4)), np.empty((4, 4))
+    k.batch_norm_sums(g, x, mean, sg, sgx)
+    np.testing.assert_allclose(sg, g64.sum(2), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(sgx, (g64 * c).sum(2), rtol=1e-9 if dt == np.float64 else 1e-5)
+    gx = np.empty_like(x)
+    k.batch_norm_input_grad(g, x, mean, a, k1, k2, gx)
+    np.testing.assert_allclose(gx, g64 * a[:, None] - c * k1[:, None] - k2[:, None], **tol)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
 def test_max_pool_kernels(k, dt):
     """The 2x2 kernel equals the general one (ties to the first, NaN to the last), and each
     backward puts every output gradient on its window's winner."""
@@ -170,19 +199,20 @@ def test_kernels_for_float32_and_float64_numpy_arrays_only(k):
 
 
 def test_float16_layers_keep_to_numpy(k, monkeypatch):
-    """float16 LSTM, GRU, LayerNorm, max pool, ReLU and SGD run the NumPy path with numba
+    """float16 LSTM, GRU, LayerNorm, BatchNorm, max pool, ReLU and SGD run the NumPy path with numba
     installed (the kernels are compiled for float32/float64): the same results as without it."""
     import ember
 
     def run():
         ember.manual_seed(0)
-        layers = [ember.nn.LSTM(3, 4), ember.nn.GRU(3, 4), ember.nn.LayerNorm(4)]
+        layers = [ember.nn.LSTM(3, 4), ember.nn.GRU(3, 4), ember.nn.LayerNorm(4),
+                  ember.nn.BatchNorm2d(3)]
         for m in layers:
             m.to(ember.float16)
         x = ember.randn(5, 2, 3).to(ember.float16).requires_grad_()
         img = ember.randn(2, 3, 4, 4).to(ember.float16).requires_grad_()
         h = layers[0](x)[0] + layers[1](x)[0]
-        y = layers[2](h).sum() + ember.nn.functional.max_pool2d(img.relu(), 2).sum()
+        y = layers[2](h).sum() + ember.nn.functional.max_pool2d(layers[3](img).relu(), 2).sum()
         y.backward()
         opt = ember.optim.SGD([p for m in layers for p in m.parameters()], lr=0.1, momentum=0.9)
         opt.step()

@@ -29,19 +29,19 @@ def _pair(name, args, kw):
 
 
 @pytest.mark.parametrize("name,args,kw,shape", BN)
-def test_batchnorm_train_and_eval(name, args, kw, shape):
+def test_batchnorm_train_and_eval(name, args, kw, shape, each_kernels):
     t, e = _pair(name, args, kw)
     check_module(t, e, [shape], train=True, **TOL)
     check_module(t, e, [shape], seed=7, train=False, **TOL)
 
 
 @pytest.mark.parametrize("name,args,kw,shape", BN)
-def test_batchnorm_running_stats_after_steps(name, args, kw, shape):
+def test_batchnorm_running_stats_after_steps(name, args, kw, shape, each_kernels, offset=1):
     t, e = _pair(name, args, kw)
     copy_params(t, e)
     rng = np.random.default_rng(0)
     for _ in range(4):
-        x = (rng.standard_normal(shape) * 2 + 1).astype(np.float32)
+        x = (rng.standard_normal(shape) * 2 + offset).astype(np.float32)
         t(torch.tensor(x))
         e(ember.tensor(x))
     for key, tv in t.state_dict().items():
@@ -54,15 +54,29 @@ def test_batchnorm_running_stats_after_steps(name, args, kw, shape):
 
 
 @pytest.mark.parametrize("name,args,kw,shape", [BN[0], BN[2], BN[4], BN[6]])
-def test_batchnorm_split_between_threads(idle, monkeypatch, name, args, kw, shape):
+def test_batchnorm_split_between_threads(idle, monkeypatch, name, args, kw, shape, each_kernels):
     """Training batch norm shares its passes over the samples between threads from _SPLIT
     elements: lowered to 1, the split path runs on these small shapes (and its running stats
     follow torch's)."""
     import ember.ops.normalization as norm
 
     monkeypatch.setattr(norm, "_SPLIT", 1)
-    test_batchnorm_train_and_eval(name, args, kw, shape)
-    test_batchnorm_running_stats_after_steps(name, args, kw, shape)
+    test_batchnorm_train_and_eval(name, args, kw, shape, each_kernels)
+    test_batchnorm_running_stats_after_steps(name, args, kw, shape, each_kernels)
+
+
+def test_batchnorm_statistics_of_offset_data(each_kernels):
+    """Activations far from zero (mean 1000, std 2): the variance is summed around the mean,
+    not as E[x^2] - E[x]^2, so the statistics and running stats still follow torch's."""
+    test_batchnorm_running_stats_after_steps(*BN[0], each_kernels, offset=1000)
+
+
+def test_batchnorm_gradcheck(each_kernels):
+    check_gradcheck([(3, 2, 4, 5), (2,), (2,)],
+                    lambda t, x, w, b: t.nn.functional.batch_norm(x, None, None, w, b,
+                                                                  training=True))
+    check_gradcheck([(4, 3, 5)], lambda t, x: t.nn.functional.batch_norm(x, None, None,
+                                                                        training=True))
 
 def test_batchnorm_state_dict_and_repr():
     for name, args, kw, _ in BN:
