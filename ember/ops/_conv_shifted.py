@@ -15,10 +15,12 @@ roles (the output gradient, zero off the valid positions, read at ``q - offset``
 gradient one product per kernel position, contracting the grid.
 
 Measured on the 2-core reference machine, forward + backward of a 3x3 'same' convolution at
-batch 64 on two threads, im2col against shifted products accumulated on MKL (on NumPy's
-OpenBLAS): 16 channels at 32x32 18.2 -> 12.7 ms (16.3), 32 at 16x16 12.1 -> 9.9 (12.1), 64 at
-8x8 9.1 -> 9.5 (11.5), hence ``_MAX_WASTE``. Without an accumulating BLAS call the adds cost
-what the columns saved, and im2col stays.
+batch 64 on two threads, im2col against shifted products accumulated on MKL, blocks of 4 MB:
+16 channels at 32x32 19.1 -> 13.1 ms, 32 at 16x16 12.2 -> 9.0, 64 at 8x8 (1.56x the work)
+9.6 -> 8.3. Blocks of 0.25/0.5/1/2 MB ran stage 1 in 44/21/12.5/10-13 ms: MKL packs and blocks
+for the cache itself, and each of its calls through ctypes costs a few microseconds. On NumPy's
+OpenBLAS (no MKL): 18.2 -> 14.8, 11.2 -> 11.3, 9.1 -> 9.2. Without an accumulating BLAS call
+the adds cost what the columns saved, and im2col stays.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ from ember.backend.parallel import parallel_for
 
 __all__ = ["Shifted"]
 
-_BLOCK_BYTES = 2 << 20  # padded input and output grid of a block of images: half a core's L2
-_MAX_WASTE = 1.3  # grid positions per output position above which im2col wins
+_BLOCK_BYTES = 4 << 20  # padded input and output grid of a block of images (MKL blocks for cache)
+_MAX_WASTE = 1.6  # grid positions per output position above which im2col wins (8x8: 1.56)
 _MIN_CHANNELS = 16  # fewer input channels: kh*kw products too thin for BLAS, im2col wins
 _SPLIT_MACS = 1 << 21  # below this many multiply-adds per pass one thread is faster
 
@@ -133,8 +135,9 @@ class Shifted:
             for a, z in blocks:
                 m = z - a
                 size = m * hp * wp
-                go = np.zeros((o, reach + size), dtype=g.dtype)  # zero before the grid and off it
-                go[:, reach:].reshape(o, m, hp, wp)[:, :, :ho, :wo] = g[a:z].transpose(1, 0, 2, 3)
+                go = np.empty((o, reach + size), dtype=g.dtype)  # zero before the grid and off it
+                go[:, :reach] = 0
+                pad_cn(g[a:z], (0, hp - ho, 0, wp - wo), out=go[:, reach:].reshape(o, m, hp, wp))
                 if need[1]:
                     # (C, grid) @ (grid, O): the long axis contracted as in Conv2dOp's
                     xp, gt = self._padded(x[a:z]), go[:, reach:].T

@@ -284,7 +284,7 @@ def test_shifted_products_gradcheck(shifted_everywhere):
 
 def test_which_convolutions_take_shifted_products(monkeypatch):
     """ResNet-20's 3x3 stride-1 layers do (with a BLAS that accumulates); strided, grouped,
-    thin (LeNet's 3 and 6 channels) and small-image (8x8: 1.56x the work) ones keep im2col."""
+    thin (LeNet's 3 and 6 channels) and small-image (4x4: 2.25x the work) ones keep im2col."""
     from ember.ops import _conv_shifted
 
     monkeypatch.setattr(_conv_shifted, "blas_accumulates", lambda: True)
@@ -295,6 +295,7 @@ def test_which_convolutions_take_shifted_products(monkeypatch):
     assert pays((64, 16, 32, 32), (32, 16, 3, 3), (2, 2), same, one, 1) is None
     assert pays((64, 32, 16, 16), (32, 16, 3, 3), one, same, one, 2) is None
     assert pays((64, 6, 14, 14), (16, 6, 5, 5), one, (0,) * 4, one, 1) is None
-    assert pays((64, 64, 8, 8), (64, 64, 3, 3), one, same, one, 1) is None
+    assert pays((64, 64, 8, 8), (64, 64, 3, 3), one, same, one, 1) is not None
+    assert pays((64, 64, 4, 4), (64, 64, 3, 3), one, same, one, 1) is None
     monkeypatch.setattr(_conv_shifted, "blas_accumulates", lambda: False)
     assert pays((64, 16, 32, 32), (16, 16, 3, 3), one, same, one, 1) is None
