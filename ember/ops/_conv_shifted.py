@@ -48,10 +48,17 @@ def _bias_into(out_on, b, y_t):
 
 
 class Shifted:
-    """Geometry and kernels of one stride-1, ungrouped convolution by shifted products."""
+    """Geometry and kernels of one stride-1, ungrouped convolution by shifted products.
 
-    __slots__ = ("xshape", "wshape", "pads", "grid", "out_hw", "offsets", "reach", "block",
-                 "nblocks")
+    Neighbouring rows and images share their zero padding: each image row is followed by
+    ``max(left, right)`` zero columns (the right padding of that row and the left padding of the
+    next) and each image by ``max(top, bottom)`` zero rows, after a lead of ``top`` rows and
+    ``left`` columns of zeros. A 3x3 'same' convolution computes ``(H+1)*(W+1)`` grid positions
+    per ``H*W`` outputs: 1.06x for 32x32 images, 1.27x for 8x8 (1.13x and 1.56x with separate
+    padding)."""
+
+    __slots__ = ("xshape", "wshape", "pads", "grid", "out_hw", "offsets", "lead", "trail",
+                 "block", "nblocks")
 
     @classmethod
     def pays(cls, xshape, wshape, stride, pads, dilation, groups):
@@ -60,21 +67,23 @@ class Shifted:
                 or not blas_accumulates()):
             return None
         geom = cls(xshape, wshape, pads, dilation)
-        hp, wp = geom.grid
-        if hp * wp > _MAX_WASTE * geom.out_hw[0] * geom.out_hw[1]:
+        (gh, gw), (ho, wo) = geom.grid, geom.out_hw
+        if ho > gh or wo > gw or gh * gw > _MAX_WASTE * ho * wo:
             return None
         return geom
 
     def __init__(self, xshape, wshape, pads, dilation):
         (n, c, h, w), (o, _, kh, kw) = xshape, wshape
+        t, b, lf, r = pads
         self.xshape, self.wshape, self.pads = xshape, wshape, pads
-        hp, wp = h + pads[0] + pads[1], w + pads[2] + pads[3]
-        self.grid = (hp, wp)
-        self.out_hw = (hp - dilation[0] * (kh - 1), wp - dilation[1] * (kw - 1))
-        self.offsets = [i * dilation[0] * wp + j * dilation[1]
+        self.grid = (h + max(t, b), w + max(lf, r))  # one image's rows and columns on the grid
+        gw = self.grid[1]
+        self.out_hw = (h + t + b - dilation[0] * (kh - 1), w + lf + r - dilation[1] * (kw - 1))
+        self.offsets = [i * dilation[0] * gw + j * dilation[1]
                         for i in range(kh) for j in range(kw)]
-        self.reach = self.offsets[-1]
-        nblocks = -(-n // max(1, _BLOCK_BYTES // (4 * (c + o) * hp * wp)))
+        self.lead = t * gw + lf  # zeros before the first image: its top and left padding
+        self.trail = max(0, self.offsets[-1] - self.lead)  # zeros the last windows read past it
+        nblocks = -(-n // max(1, _BLOCK_BYTES // (4 * (c + o) * self.grid[0] * gw)))
         nblocks = min(n, max(2, nblocks + nblocks % 2))  # two threads get equal shares
         self.block = -(-n // nblocks)
         self.nblocks = -(-n // self.block)
@@ -90,14 +99,17 @@ class Shifted:
         with serial_blas(macs):
             parallel_for(self.nblocks, run, min_n=2 if macs >= _SPLIT_MACS else self.nblocks + 1)
 
-    def _padded(self, xb):
-        """Block ``(m, C, H, W)`` -> zero-padded grid ``(C, m*Hp*Wp + reach)`` (zero tail)."""
-        m, c = xb.shape[:2]
-        size = m * self.grid[0] * self.grid[1]
-        xp = np.empty((c, size + self.reach), dtype=xb.dtype)
-        pad_cn(xb, self.pads, out=xp[:, :size].reshape(c, m, *self.grid))
-        xp[:, size:] = 0
-        return xp
+    def _spread(self, ab, lead, trail):
+        """Block ``(m, C, A, B)`` -> ``(C, lead + m*gh*gw + trail)``: each image at the top left
+        of its ``(gh, gw)`` grid cell, zeros everywhere else."""
+        m, c, ha, wb = ab.shape
+        gh, gw = self.grid
+        size = m * gh * gw
+        buf = np.empty((c, lead + size + trail), dtype=ab.dtype)
+        buf[:, :lead] = 0
+        pad_cn(ab, (0, gh - ha, 0, gw - wb), out=buf[:, lead:lead + size].reshape(c, m, gh, gw))
+        buf[:, lead + size:] = 0
+        return buf
 
     def forward(self, x, w, b):
         n, o = x.shape[0], w.shape[0]
@@ -107,8 +119,8 @@ class Shifted:
 
         def run(blocks):
             for a, z in blocks:
-                xp = self._padded(x[a:z])
-                size = xp.shape[1] - self.reach
+                xp = self._spread(x[a:z], self.lead, self.trail)
+                size = (z - a) * self.grid[0] * self.grid[1]
                 out = np.empty((o, size), dtype=x.dtype)
                 for t, off in enumerate(self.offsets):
                     matmul_add(wt[t], xp[:, off:off + size], out, accumulate=t > 0)
@@ -121,40 +133,39 @@ class Shifted:
     def backward(self, g, x, w, need):
         """Input and weight gradients (None where ``need`` says so)."""
         n, c, h, wd = x.shape
-        o, _, kh, kw = w.shape
-        ho, wo = self.out_hw
-        hp, wp = self.grid
-        t, _, lf, _ = self.pads
-        reach = self.reach
+        o = w.shape[0]
+        gh, gw = self.grid
+        lead, trail = self.lead, self.trail
         gx = np.empty(x.shape, dtype=x.dtype) if need[0] else None
         wf = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(len(self.offsets), c, o)
         partial = []
 
         def run(blocks):
-            gw = np.zeros((len(self.offsets), c, o), dtype=x.dtype) if need[1] else None
+            gw_ = np.zeros((len(self.offsets), c, o), dtype=x.dtype) if need[1] else None
             for a, z in blocks:
                 m = z - a
-                size = m * hp * wp
-                go = np.empty((o, reach + size), dtype=g.dtype)  # zero before the grid and off it
-                go[:, :reach] = 0
-                pad_cn(g[a:z], (0, hp - ho, 0, wp - wo), out=go[:, reach:].reshape(o, m, hp, wp))
+                size = m * gh * gw
+                # The output gradient on the grid, zero off the valid positions, with room to be
+                # read at q - offset + lead for every grid position q of the input.
+                go = self._spread(g[a:z], trail, lead)
                 if need[1]:
                     # (C, grid) @ (grid, O): the long axis contracted as in Conv2dOp's
-                    xp, gt = self._padded(x[a:z]), go[:, reach:].T
+                    xp, gt = self._spread(x[a:z], lead, trail), go[:, trail:trail + size].T
                     for i, off in enumerate(self.offsets):
-                        matmul_add(xp[:, off:off + size], gt, gw[i])
+                        matmul_add(xp[:, off:off + size], gt, gw_[i])
                 if need[0]:
                     gxp = np.empty((c, size), dtype=g.dtype)
                     for i, off in enumerate(self.offsets):
-                        matmul_add(wf[i], go[:, reach - off:reach - off + size], gxp,
-                                   accumulate=i > 0)
+                        s0 = trail + lead - off
+                        matmul_add(wf[i], go[:, s0:s0 + size], gxp, accumulate=i > 0)
                     gx[a:z].transpose(1, 0, 2, 3)[...] = (
-                        gxp.reshape(c, m, hp, wp)[:, :, t:t + h, lf:lf + wd])
-            partial.append(gw)
+                        gxp.reshape(c, m, gh, gw)[:, :, :h, :wd])
+            partial.append(gw_)
 
-        self._run(run, n * w.size * hp * wp * (need[0] + need[1]))
-        gw = None
+        self._run(run, n * w.size * gh * gw * (need[0] + need[1]))
+        gwt = None
         if need[1]:
-            gw = partial[0] if len(partial) == 1 else np.sum(partial, axis=0)
-            gw = np.ascontiguousarray(gw.reshape(kh, kw, c, o).transpose(3, 2, 0, 1))
-        return gx, gw
+            gwt = partial[0] if len(partial) == 1 else np.sum(partial, axis=0)
+            kh, kw = w.shape[2:]
+            gwt = np.ascontiguousarray(gwt.reshape(kh, kw, c, o).transpose(3, 2, 0, 1))
+        return gx, gwt

@@ -238,6 +238,8 @@ SHIFTED = [  # (x, w, kwargs) of stride-1 convolutions run as shifted products (
     ((2, 3, 6, 7), (5, 3, 4, 4), dict(padding="same")),  # asymmetric padding
     ((3, 4, 5, 5), (7, 4, 1, 1), dict()),
     ((2, 3, 6, 6), (4, 3, 5, 5), dict(padding=0)),  # a 2x2 output
+    ((2, 3, 6, 6), (4, 3, 3, 3), dict(padding=2)),  # the output fills the shared grid
+    ((2, 4, 7, 7), (3, 4, 3, 3), dict(padding=2, dilation=2)),
 ]
 
 
@@ -284,7 +286,8 @@ def test_shifted_products_gradcheck(shifted_everywhere):
 
 def test_which_convolutions_take_shifted_products(monkeypatch):
     """ResNet-20's 3x3 stride-1 layers do (with a BLAS that accumulates); strided, grouped,
-    thin (LeNet's 3 and 6 channels) and small-image (4x4: 2.25x the work) ones keep im2col."""
+    thin (LeNet's 3 and 6 channels) and small-image (2x2: 2.25x the work on the grid) ones keep
+    im2col, and so do paddings wider than the grid shares (3 rows above and below a 1x1)."""
     from ember.ops import _conv_shifted
 
     monkeypatch.setattr(_conv_shifted, "blas_accumulates", lambda: True)
@@ -296,6 +299,8 @@ def test_which_convolutions_take_shifted_products(monkeypatch):
     assert pays((64, 32, 16, 16), (32, 16, 3, 3), one, same, one, 2) is None
     assert pays((64, 6, 14, 14), (16, 6, 5, 5), one, (0,) * 4, one, 1) is None
     assert pays((64, 64, 8, 8), (64, 64, 3, 3), one, same, one, 1) is not None
-    assert pays((64, 64, 4, 4), (64, 64, 3, 3), one, same, one, 1) is None
+    assert pays((64, 64, 4, 4), (64, 64, 3, 3), one, same, one, 1) is not None
+    assert pays((64, 64, 2, 2), (64, 64, 3, 3), one, same, one, 1) is None
+    assert pays((64, 64, 8, 8), (64, 64, 1, 1), one, (3, 3, 0, 0), one, 1) is None
     monkeypatch.setattr(_conv_shifted, "blas_accumulates", lambda: False)
     assert pays((64, 16, 32, 32), (16, 16, 3, 3), one, same, one, 1) is None
