@@ -1,26 +1,27 @@
 """Stride-1 convolutions without columns: ``kh*kw`` accumulating products over the padded grid.
 
-Flatten a block of padded images channel-major, ``xp`` ``(C, m*Hp*Wp)``. The output at grid
-position ``q`` (image ``n``, row ``y``, column ``x``: ``q = n*Hp*Wp + y*Wp + x``) is
+Lay a block of images out channel-major on a flat zero-padded grid, ``xp`` ``(C, lead + m*gh*gw
++ trail)``, where neighbouring rows and images share their padding (see ``Shifted``). The output
+at grid position ``q`` (image ``n``, row ``y``, column ``x``: ``q = (n*gh + y)*gw + x``) is
 
-    out[:, q] = sum over kernel positions (i, j) of  W[:, :, i, j] @ xp[:, q + i*dh*Wp + j*dw]
+    out[:, q] = sum over kernel positions (i, j) of  W[:, :, i, j] @ xp[:, q + i*dh*gw + j*dw]
 
 so each kernel position is ONE product of the weight slice ``(O, C)`` with a shifted view of
-``xp`` (a plain BLAS operand: row stride ``m*Hp*Wp``, no copy), accumulated in place
+``xp`` (a plain BLAS operand with a row stride, no copy), accumulated in place
 (``ember.backend.blas.matmul_add``). Grid positions with ``y >= Ho`` or ``x >= Wo`` are computed
-and dropped: ``Hp*Wp / (Ho*Wo)`` more multiply-adds (1.13x for 32x32 images and a 3x3 kernel,
-1.56x for 8x8), against im2col's ``kh*kw`` copies of the input, which cost as much as the
-product on the 2-core reference machine. The input gradient is the same sum with the flipped
-roles (the output gradient, zero off the valid positions, read at ``q - offset``), the weight
+and dropped: ``gh*gw / (Ho*Wo)`` more multiply-adds (1.06x for 32x32 images and a 3x3 'same'
+kernel, 1.27x for 8x8), against im2col's ``kh*kw`` copies of the input, which cost as much as
+the product on the 2-core reference machine. The input gradient is the same sum with the roles
+flipped (the output gradient, zero off the valid positions, read at ``q - offset``), the weight
 gradient one product per kernel position, contracting the grid.
 
 Measured on the 2-core reference machine, forward + backward of a 3x3 'same' convolution at
-batch 64 on two threads, im2col against shifted products accumulated on MKL, blocks of 4 MB:
-16 channels at 32x32 19.1 -> 13.1 ms, 32 at 16x16 12.2 -> 9.0, 64 at 8x8 (1.56x the work)
-9.6 -> 8.3. Blocks of 0.25/0.5/1/2 MB ran stage 1 in 44/21/12.5/10-13 ms: MKL packs and blocks
-for the cache itself, and each of its calls through ctypes costs a few microseconds. On NumPy's
-OpenBLAS (no MKL): 18.2 -> 14.8, 11.2 -> 11.3, 9.1 -> 9.2. Without an accumulating BLAS call
-the adds cost what the columns saved, and im2col stays.
+batch 64 on two threads, im2col against shifted products, one process alternating them: on MKL
+16 channels at 32x32 20.6 -> 13.4 ms, 32 at 16x16 14.0 -> 9.5, 64 at 8x8 10.4 -> 7.7; on NumPy's
+OpenBLAS (no MKL) 16.1 -> 13.0, 11.4 -> 8.8, 8.6 -> 7.0. Blocks of 0.25/0.5/1/2/4 MB ran the
+first of them in 44/21/12.5/10-13/9.3 ms: BLAS packs and blocks for the cache itself, and each
+call through ctypes costs a few microseconds. Without an accumulating BLAS call the adds cost
+what the columns saved, and im2col stays.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from ember.backend.parallel import parallel_for
 __all__ = ["Shifted"]
 
 _BLOCK_BYTES = 4 << 20  # padded input and output grid of a block of images (MKL blocks for cache)
-_MAX_WASTE = 1.6  # grid positions per output position above which im2col wins (8x8: 1.56)
+_MAX_WASTE = 1.6  # grid positions per output position above which im2col wins
 _MIN_CHANNELS = 16  # fewer input channels: kh*kw products too thin for BLAS, im2col wins
 _SPLIT_MACS = 1 << 21  # below this many multiply-adds per pass one thread is faster
 
