@@ -25,7 +25,7 @@ import numpy as np
 from ember.backend import cblas, mkl, parallel
 from ember.backend.threads import machine_busy
 
-__all__ = ["blas_accumulates", "matmul", "matmul_add", "mkl_active", "serial_blas", "start", "SERIAL_MACS"]
+__all__ = ["blas_accumulates", "matmul", "matmul_add", "matmul_packed", "packed", "mkl_active", "serial_blas", "start", "SERIAL_MACS"]
 
 # Products up to this many multiply-adds run on one thread. On the idle 2-core reference machine
 # two OpenBLAS threads beat one from 2^20 multiply-adds up (1.2x at 64x400x120, 1.6x at
@@ -115,6 +115,21 @@ def matmul(a, b, out=None):
         if m * k * n >= mkl.MIN_MACS and b.shape[0] == k and (_mkl or mkl_active()):
             return mkl.gemm(a, b, out, _mkl_threads(m * k * n))
     return np.matmul(a, b, out=out)
+
+
+def packed(w, m):
+    """``w`` (k, n) packed for the products ``x @ w`` of a loop over ``m``-row ``x`` (MKL's
+    packed gemm, ``mkl.Packed``), or None where that is not available (no MKL, not float32/64)."""
+    if w.ndim == 2 and w.dtype.char in "fd" and mkl_active():
+        return mkl.Packed(w, m)
+    return None
+
+
+def matmul_packed(x, p, out):
+    """``out[...] = x @ w`` for the weight ``p = packed(w, m)`` and ``x`` of its ``m`` rows
+    and dtype, on the threads the policy gives a product that size."""
+    m, k, n = p.shape
+    return p.matmul(x, out, _mkl_threads(m * k * n))
 
 
 def blas_accumulates():

@@ -31,8 +31,8 @@ import math
 import numpy as np
 
 from ember.autograd.function import Function
-from ember.backend import jit
-from ember.backend.blas import matmul, mkl_active, serial_blas
+from ember.backend import jit, mkl
+from ember.backend.blas import matmul, matmul_packed, mkl_active, packed, serial_blas
 
 __all__ = []
 
@@ -85,7 +85,7 @@ class _StepProduct:
                 prod(h, buf)               # buf[:] = h @ w_hh_T
     """
 
-    __slots__ = ("blas", "c", "halves", "w")
+    __slots__ = ("blas", "c", "halves", "w", "packed")
 
     def __init__(self, w, B):
         K, N = w.shape
@@ -102,7 +102,10 @@ class _StepProduct:
             while c >= 16 and (N % c or c >= N or B * c > 1024 or B * depth * c > 1 << 19):
                 c //= 2
             c = c if c >= 16 else None
-        self.c, self.halves = c, None
+        self.c, self.halves, self.packed = c, None, None
+        if fast and macs >= mkl.MIN_MACS:
+            # MKL packs the weight once for the whole loop (oneDNN does the same)
+            self.packed = packed(w, B)
         if c is None:
             self.w = _c_order(w)
         elif not split:
@@ -118,7 +121,10 @@ class _StepProduct:
         self.blas.__exit__(*exc)
 
     def __call__(self, x, out):
-        c, halves = self.c, self.halves
+        c, halves, p = self.c, self.halves, self.packed
+        if (p is not None and len(out) == p.shape[0] and x.dtype == p.dtype == out.dtype
+                and out.flags.c_contiguous):
+            return matmul_packed(x, p, out)
         if c is None:
             return matmul(x, self.w, out=out)
         B = len(out)

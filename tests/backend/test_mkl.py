@@ -131,3 +131,50 @@ def test_start_loads_mkl_on_intel_openmp_before_torch():
             "print(mkl.loaded(), 'libmkl_intel_thread' in maps, 'libmkl_gnu_thread' in maps)")
     for setting, want in (("auto", "True True False"), ("numpy", "False False False")):
         assert python_output(code, EMBER_BLAS=setting) == want
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_packed_weight_products(mkl_blas, dt):
+    """A weight packed once (MKL's packed gemm) multiplies every operand layout like gemm."""
+    w = RNG.standard_normal((53, 29)).astype(dt)
+    p = blas.packed(w, 37)
+    assert p is not None and p.shape == (37, 53, 29)
+    for name, a, _ in _layouts(dt):
+        if a.shape != (37, 53):
+            continue
+        out = np.empty((37, 29), dt)
+        assert blas.matmul_packed(a, p, out) is out
+        np.testing.assert_allclose(out, _ref(a, w), rtol=1e-5 if dt == np.float32 else 1e-12,
+                                   atol=1e-4 if dt == np.float32 else 1e-12, err_msg=name)
+
+
+def test_no_packed_weights_without_mkl(numpy_blas):
+    assert blas.packed(np.ones((4, 4), np.float32), 2) is None
+
+
+def test_recurrent_loops_multiply_by_packed_weights(mkl_blas, monkeypatch):
+    """With MKL the LSTM's time loop multiplies by its packed recurrent weight, forward and
+    backward, and the gradients are the ones of the unpacked products."""
+    import ember
+
+    calls = []
+    matmul = mkl.Packed.matmul
+    monkeypatch.setattr(mkl.Packed, "matmul", lambda self, *a: calls.append(1) or matmul(self, *a))
+
+    def run():
+        ember.manual_seed(0)
+        lstm = ember.nn.LSTM(6, 8)
+        x = ember.randn(5, 3, 6, requires_grad=True)
+        lstm(x)[0].sum().backward()
+        return [x.grad.numpy()] + [p.grad.numpy() for p in lstm.parameters()]
+
+    packed = run()
+    assert len(calls) >= 8  # 4 steps after the first forward, 4 backward
+    from ember.ops import recurrent
+
+    monkeypatch.setattr(recurrent, "packed", lambda w, m: None)
+    calls.clear()
+    unpacked = run()
+    assert not calls
+    for a, b in zip(packed, unpacked):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
