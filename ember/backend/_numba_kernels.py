@@ -109,6 +109,22 @@ def gru_cell_backward(a, ghn, h_prev, dh, dgx, dgh, dh_prev):
             ob[j] = d * z
 
 
+@numba.njit(inline="always", fastmath=True, error_model="numpy", boundscheck=False)
+def _row_moments(row):
+    """(sum, sum of squared deviations from the mean) of a 1-D row, in float64; the second pass
+    reads the row from L1."""
+    n = len(row)
+    t = 0.0
+    for j in range(n):
+        t += row[j]
+    mu = t / n
+    v = 0.0
+    for j in range(n):
+        d = row[j] - mu
+        v += d * d
+    return t, v
+
+
 @_jit
 def layer_norm(x, w, b, eps, y, xhat, invstd):
     """LayerNorm of each row of ``x`` (M, D): ``y = (x - mean) / sqrt(var + eps) * w + b`` (``w``,
@@ -117,14 +133,8 @@ def layer_norm(x, w, b, eps, y, xhat, invstd):
     M, D = x.shape
     for m in range(M):
         row, out = x[m], y[m]
-        s = 0.0
-        for j in range(D):
-            s += row[j]
+        s, v = _row_moments(row)
         mean = s / D
-        v = 0.0
-        for j in range(D):
-            c = row[j] - mean
-            v += c * c
         inv = 1.0 / np.sqrt(v / D + eps)
         mu, r = out.dtype.type(mean), out.dtype.type(inv)
         for j in range(D):
@@ -145,20 +155,10 @@ def batch_norm_moments(x, s, m2):
     """Per (sample, channel) row of ``x`` (N, C, L): its sum into ``s`` and the sum of squared
     deviations from its own mean into ``m2`` (both (N, C) float64). The row is read twice, the
     second time from L1, so the statistics cost one pass over memory."""
-    N, C, L = x.shape
+    N, C = s.shape
     for n in range(N):
         for c in range(C):
-            row = x[n, c]
-            t = 0.0
-            for j in range(L):
-                t += row[j]
-            mu = t / L
-            v = 0.0
-            for j in range(L):
-                d = row[j] - mu
-                v += d * d
-            s[n, c] = t
-            m2[n, c] = v
+            s[n, c], m2[n, c] = _row_moments(x[n, c])
 
 
 @_jit

@@ -25,7 +25,8 @@ import numpy as np
 from ember.backend import cblas, mkl, parallel
 from ember.backend.threads import machine_busy
 
-__all__ = ["blas_accumulates", "matmul", "matmul_add", "matmul_packed", "packed", "mkl_active", "serial_blas", "start", "SERIAL_MACS"]
+__all__ = ["blas_accumulates", "matmul", "matmul_add", "matmul_packed", "mkl_active", "packed",
+           "serial_blas", "start", "SERIAL_MACS"]
 
 # Products up to this many multiply-adds run on one thread. On the idle 2-core reference machine
 # two OpenBLAS threads beat one from 2^20 multiply-adds up (1.2x at 64x400x120, 1.6x at

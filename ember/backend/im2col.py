@@ -22,7 +22,8 @@ import numpy as np
 
 from ember.backend import jit
 
-__all__ = ["conv_out_size", "pad_cn", "unpad_cn", "im2col", "col2im", "window", "scratch"]
+__all__ = ["conv_out_size", "pad_cn", "unpad_cn", "bias_into", "im2col", "col2im", "window",
+           "scratch"]
 
 SCRATCH_MAX = 64 << 20  # temporaries up to this many bytes reuse one per-thread buffer
 _local = threading.local()
@@ -87,6 +88,16 @@ def unpad_cn(gxp, pads, shape):
     out = xp.empty(shape, dtype=gxp.dtype)
     out.transpose(1, 0, 2, 3)[...] = gxp[:, :, t:t + h, lf:lf + w]
     return out
+
+
+def bias_into(out_cn, b, y):
+    """Write the channel-major ``out_cn`` (O, N, Ho, Wo) plus the bias ``b`` (O,) or None into
+    ``y`` (N, O, Ho, Wo)."""
+    y_t = y.transpose(1, 0, 2, 3)
+    if b is None:
+        y_t[...] = out_cn
+    else:
+        y.__array_namespace__().add(out_cn, b.reshape(-1, 1, 1, 1), out=y_t)
 
 
 def window(xp, i, j, stride, dilation, out_hw):

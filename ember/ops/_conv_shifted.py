@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ember.backend.blas import blas_accumulates, matmul_add, serial_blas
-from ember.backend.im2col import pad_cn
+from ember.backend.im2col import bias_into, pad_cn
 from ember.backend.parallel import parallel_for
 
 __all__ = ["Shifted"]
@@ -38,14 +38,6 @@ _BLOCK_BYTES = 4 << 20  # padded input and output grid of a block of images (MKL
 _MAX_WASTE = 1.6  # grid positions per output position above which im2col wins
 _MIN_CHANNELS = 16  # fewer input channels: kh*kw products too thin for BLAS, im2col wins
 _SPLIT_MACS = 1 << 21  # below this many multiply-adds per pass one thread is faster
-
-
-def _bias_into(out_on, b, y_t):
-    """Write ``out_on`` (O, N, Ho, Wo) plus bias into the transposed view of the result."""
-    if b is None:
-        y_t[...] = out_on
-    else:
-        np.add(out_on, b.reshape(-1, 1, 1, 1), out=y_t)
 
 
 class Shifted:
@@ -125,8 +117,7 @@ class Shifted:
                 out = np.empty((o, size), dtype=x.dtype)
                 for t, off in enumerate(self.offsets):
                     matmul_add(wt[t], xp[:, off:off + size], out, accumulate=t > 0)
-                _bias_into(out.reshape(o, z - a, *self.grid)[:, :, :ho, :wo], b,
-                           y[a:z].transpose(1, 0, 2, 3))
+                bias_into(out.reshape(o, z - a, *self.grid)[:, :, :ho, :wo], b, y[a:z])
 
         self._run(run, n * w.size * self.grid[0] * self.grid[1])
         return y

@@ -15,9 +15,9 @@ import numpy as np
 
 from ember.autograd.function import Function
 from ember.backend.blas import serial_blas
-from ember.backend.im2col import col2im, conv_out_size, im2col, pad_cn, scratch
+from ember.backend.im2col import bias_into, col2im, conv_out_size, im2col, pad_cn, scratch
 from ember.backend.parallel import parallel_for
-from ember.ops._conv_shifted import Shifted, _bias_into
+from ember.ops._conv_shifted import Shifted
 from ember.tensor import Tensor
 
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
@@ -68,7 +68,7 @@ class Conv2dOp(Function):
                 if keep is not None:
                     keep[i] = cols
                 out = _product(wm, cols)  # (G, O/G, m*Ho*Wo)
-                _bias_into(out.reshape(o, z - a, ho, wo), b, y[a:z].transpose(1, 0, 2, 3))
+                bias_into(out.reshape(o, z - a, ho, wo), b, y[a:z])
 
         geom.run(run, n * w.size * ho * wo)
         ctx.geom, ctx.cols = geom, keep
@@ -273,7 +273,7 @@ class ConvTranspose2dOp(Function):
         del cols
         ph, pw = padding
         y = np.empty((n, groups * og) + out_hw, dtype=x.dtype)
-        _bias_into(yp[:, :, ph:ph + out_hw[0], pw:pw + out_hw[1]], b, y.transpose(1, 0, 2, 3))
+        bias_into(yp[:, :, ph:ph + out_hw[0], pw:pw + out_hw[1]], b, y)
         ctx.save_for_backward(xt, w)
         ctx.geom = (x.shape, stride, padding, dilation, groups, full)
         ctx.macs = x.size * w.size // x.shape[1]
