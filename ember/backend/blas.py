@@ -144,8 +144,11 @@ def matmul_add(a, b, out, accumulate=True):
     dtype, in one BLAS call where there is one to make (``ember.backend.cblas``: MKL when
     installed, else NumPy's own OpenBLAS), else through NumPy (a temporary and an add). ``out``
     may be a view with unit inner stride; it must not overlap ``a`` or ``b``."""
+    m, n = out.shape
     if (a.dtype == b.dtype == out.dtype and a.dtype.char in "fd" and out.flags.writeable
-            and out.flags.aligned and (out.strides[1] == out.itemsize or out.shape[1] == 1)):
+            and out.flags.aligned and a.shape[0] == m and b.shape == (a.shape[1], n)
+            and (out.strides[1] == out.itemsize or n == 1)
+            and (m == 1 or out.strides[0] >= n * out.itemsize)):
         beta = 1.0 if accumulate else 0.0
         if _mkl is not False and (_mkl or mkl_active()):
             return mkl.gemm_add(a, b, out, _mkl_threads(a.shape[0] * a.shape[1] * b.shape[1]),

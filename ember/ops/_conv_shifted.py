@@ -54,18 +54,19 @@ class Shifted:
                  "block", "nblocks")
 
     @classmethod
-    def pays(cls, xshape, wshape, stride, pads, dilation, groups):
-        """A ``Shifted`` for this convolution when it beats im2col, else None."""
+    def pays(cls, xshape, wshape, stride, pads, dilation, groups, dtype=np.float32):
+        """A ``Shifted`` for this convolution when it beats im2col, else None. Only float32 and
+        float64 accumulate in BLAS; other dtypes (float16) keep im2col's single product."""
         if (stride != (1, 1) or groups != 1 or wshape[1] < _MIN_CHANNELS
-                or not blas_accumulates()):
+                or np.dtype(dtype).char not in "fd" or not blas_accumulates()):
             return None
-        geom = cls(xshape, wshape, pads, dilation)
+        geom = cls(xshape, wshape, pads, dilation, np.dtype(dtype).itemsize)
         (gh, gw), (ho, wo) = geom.grid, geom.out_hw
         if ho > gh or wo > gw or gh * gw > _MAX_WASTE * ho * wo:
             return None
         return geom
 
-    def __init__(self, xshape, wshape, pads, dilation):
+    def __init__(self, xshape, wshape, pads, dilation, itemsize=4):
         (n, c, h, w), (o, _, kh, kw) = xshape, wshape
         t, b, lf, r = pads
         self.xshape, self.wshape, self.pads = xshape, wshape, pads
@@ -76,7 +77,8 @@ class Shifted:
                         for i in range(kh) for j in range(kw)]
         self.lead = t * gw + lf  # zeros before the first image: its top and left padding
         self.trail = max(0, self.offsets[-1] - self.lead)  # zeros the last windows read past it
-        nblocks = -(-n // max(1, _BLOCK_BYTES // (4 * (c + o) * self.grid[0] * gw)))
+        per_image = itemsize * (c + o) * self.grid[0] * gw
+        nblocks = -(-n // max(1, _BLOCK_BYTES // per_image))
         nblocks = min(n, max(2, nblocks + nblocks % 2))  # two threads get equal shares
         self.block = -(-n // nblocks)
         self.nblocks = -(-n // self.block)
@@ -128,6 +130,8 @@ class Shifted:
         o = w.shape[0]
         gh, gw = self.grid
         lead, trail = self.lead, self.trail
+        if not (need[0] or need[1]):
+            return None, None
         gx = np.empty(x.shape, dtype=x.dtype) if need[0] else None
         wf = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(len(self.offsets), c, o)
         partial = []

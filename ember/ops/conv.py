@@ -49,7 +49,7 @@ class Conv2dOp(Function):
     @staticmethod
     def forward(ctx, x, w, b, stride, pads, dilation, groups):
         ctx.save_for_backward(x, w)
-        shifted = Shifted.pays(x.shape, w.shape, stride, pads, dilation, groups)
+        shifted = Shifted.pays(x.shape, w.shape, stride, pads, dilation, groups, x.dtype)
         if shifted is not None:  # stride 1: no columns at all (ember.ops._conv_shifted)
             ctx.geom = shifted
             return shifted.forward(x, w, b)

@@ -68,3 +68,17 @@ def test_no_openblas_found(monkeypatch):
     monkeypatch.setattr(cblas, "_openblas", None)
     monkeypatch.setattr(cblas, "_library", lambda: "/nonexistent/libopenblas.so")
     assert cblas.openblas() is None  # a library that does not load: NumPy's path, no error
+
+
+def test_results_blas_cannot_take_go_through_numpy(each_gemm_add):
+    """An ``out`` whose rows run backwards (BLAS rejects a negative leading dimension and writes
+    nothing) and mismatched shapes (BLAS would write past ``out``) go through NumPy."""
+    a = np.ones((3, 4), np.float32)
+    b = np.ones((4, 2), np.float32)
+    out = np.ones((3, 2), np.float32)[::-1]
+    blas.matmul_add(a, b, out)
+    np.testing.assert_array_equal(out, np.full((3, 2), 5, np.float32))
+    with pytest.raises(ValueError):
+        blas.matmul_add(a, np.ones((4, 3), np.float32), np.ones((3, 2), np.float32))
+    with pytest.raises(ValueError):
+        blas.matmul_add(a, np.ones((5, 2), np.float32), np.ones((3, 2), np.float32))

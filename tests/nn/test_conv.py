@@ -302,5 +302,23 @@ def test_which_convolutions_take_shifted_products(monkeypatch):
     assert pays((64, 64, 4, 4), (64, 64, 3, 3), one, same, one, 1) is not None
     assert pays((64, 64, 2, 2), (64, 64, 3, 3), one, same, one, 1) is None
     assert pays((64, 64, 8, 8), (64, 64, 1, 1), one, (3, 3, 0, 0), one, 1) is None
+    assert pays((64, 16, 32, 32), (16, 16, 3, 3), one, same, one, 1, np.float16) is None
+    assert pays((64, 16, 32, 32), (16, 16, 3, 3), one, same, one, 1, np.float64) is not None
     monkeypatch.setattr(_conv_shifted, "blas_accumulates", lambda: False)
     assert pays((64, 16, 32, 32), (16, 16, 3, 3), one, same, one, 1) is None
+
+
+def test_shifted_products_bias_gradient_only(shifted_everywhere, monkeypatch):
+    """Only the bias needs a gradient: backward runs no products, and the bias gradient is the
+    output gradient's sum, as in torch."""
+    from ember.ops import _conv_shifted
+
+    x, w = np.random.randn(2, 3, 5, 5).astype(np.float32), np.random.randn(4, 3, 3, 3)
+    b = ember.zeros(4, requires_grad=True)
+    y = ember.nn.functional.conv2d(ember.tensor(x), ember.tensor(w.astype(np.float32)), b,
+                                   padding=1)
+    g = np.random.randn(*y.shape).astype(np.float32)
+    monkeypatch.setattr(_conv_shifted, "matmul_add", None)  # would raise if called
+    y.backward(ember.tensor(g))
+    np.testing.assert_allclose(b.grad.numpy(), g.sum(axis=(0, 2, 3)), rtol=1e-5)
+    assert shifted_everywhere

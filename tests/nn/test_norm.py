@@ -71,6 +71,16 @@ def test_batchnorm_statistics_of_offset_data(each_kernels):
     test_batchnorm_running_stats_after_steps(*BN[0], each_kernels, offset=1000)
 
 
+def test_batchnorm_kernels_only_for_rows_longer_than_one(numba_kernels):
+    """BatchNorm1d on (N, C) keeps NumPy's column reductions (rows of one element); (N, C, L)
+    takes the kernels."""
+    import ember.ops.normalization as norm
+
+    x = np.zeros((8, 5, 1), np.float32)
+    assert norm._batch_norm_kernels(x, None, None) is None
+    assert norm._batch_norm_kernels(np.zeros((8, 5, 3), np.float32), None, None) is not None
+
+
 def test_batchnorm_gradcheck(each_kernels):
     check_gradcheck([(3, 2, 4, 5), (2,), (2,)],
                     lambda t, x, w, b: t.nn.functional.batch_norm(x, None, None, w, b,
