@@ -2,7 +2,10 @@
 
 Each is ONE fused op with a hand-written backward: the padded input is turned into columns
 (``ember.backend.im2col``) and multiplied by the weight in one BLAS call per direction (per group);
-the input gradient is the adjoint (col2im). 1-D convolutions run as 2-D ones of height 1.
+the input gradient is the adjoint (col2im). Stride-1, ungrouped convolutions with 16 or more
+input channels skip the columns: ``ember.ops._conv_shifted`` runs them as one accumulating product
+per kernel position over shifted views of the padded input. 1-D convolutions run as 2-D ones of
+height 1.
 
 Example::
 
