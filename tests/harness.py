@@ -187,3 +187,9 @@ def python_output(code, **env):
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
 
+
+def numpy_ships_openblas():
+    """Whether this NumPy was built with the scipy-openblas library (PyPI's Linux and Windows
+    wheels), whose gemm ``ember.backend.cblas`` binds."""
+    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    return blas.get("name") == "scipy-openblas"
