@@ -79,13 +79,14 @@ def pad_cn(x, pads, value=0.0, out=None):
     return out
 
 
-def unpad_cn(gxp, pads, shape):
-    """Inverse layout of ``pad_cn``: crop ``(C, N, Hp, Wp)`` to ``shape`` ``(N, C, H, W)``
-    as a contiguous array."""
+def unpad_cn(gxp, pads, shape, out=None):
+    """Inverse layout of ``pad_cn``: crop ``(C, N, Hp, Wp)`` from row ``pads[0]``, column
+    ``pads[2]`` to ``shape`` ``(N, C, H, W)``, into ``out`` when given, else a new contiguous
+    array."""
     h, w = shape[2:]
     t, _, lf, _ = pads
-    xp = gxp.__array_namespace__()
-    out = xp.empty(shape, dtype=gxp.dtype)
+    if out is None:
+        out = gxp.__array_namespace__().empty(shape, dtype=gxp.dtype)
     out.transpose(1, 0, 2, 3)[...] = gxp[:, :, t:t + h, lf:lf + w]
     return out
 

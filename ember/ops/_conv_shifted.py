@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ember.backend.blas import blas_accumulates, matmul_add, serial_blas
-from ember.backend.im2col import bias_into, pad_cn
+from ember.backend.im2col import bias_into, pad_cn, unpad_cn
 from ember.backend.parallel import parallel_for
 
 __all__ = ["Shifted"]
@@ -126,12 +126,12 @@ class Shifted:
 
     def backward(self, g, x, w, need):
         """Input and weight gradients (None where ``need`` says so)."""
-        n, c, h, wd = x.shape
+        if not (need[0] or need[1]):
+            return None, None
+        n, c = x.shape[:2]
         o = w.shape[0]
         gh, gw = self.grid
         lead, trail = self.lead, self.trail
-        if not (need[0] or need[1]):
-            return None, None
         gx = np.empty(x.shape, dtype=x.dtype) if need[0] else None
         wf = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(len(self.offsets), c, o)
         partial = []
@@ -154,8 +154,7 @@ class Shifted:
                     for i, off in enumerate(self.offsets):
                         s0 = trail + lead - off
                         matmul_add(wf[i], go[:, s0:s0 + size], gxp, accumulate=i > 0)
-                    gx[a:z].transpose(1, 0, 2, 3)[...] = (
-                        gxp.reshape(c, m, gh, gw)[:, :, :h, :wd])
+                    unpad_cn(gxp.reshape(c, m, gh, gw), (0, 0, 0, 0), gx[a:z].shape, gx[a:z])
             partial.append(gw_)
 
         self._run(run, n * w.size * gh * gw * (need[0] + need[1]))

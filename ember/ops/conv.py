@@ -18,7 +18,8 @@ import numpy as np
 
 from ember.autograd.function import Function
 from ember.backend.blas import serial_blas
-from ember.backend.im2col import bias_into, col2im, conv_out_size, im2col, pad_cn, scratch
+from ember.backend.im2col import (bias_into, col2im, conv_out_size, im2col, pad_cn, scratch,
+                                  unpad_cn)
 from ember.backend.parallel import parallel_for
 from ember.ops._conv_shifted import Shifted
 from ember.tensor import Tensor
@@ -241,7 +242,7 @@ class _Geom:
         t, b, lf, r = self.pads
         gp = col2im(gcols.reshape(c, kh, kw, m, *self.out_hw), (h + t + b, wd + lf + r),
                     self.stride, self.dilation)
-        gxb.transpose(1, 0, 2, 3)[...] = gp[:, :, t:t + h, lf:lf + wd]
+        unpad_cn(gp, self.pads, gxb.shape, gxb)
 
 
 class ConvTranspose2dOp(Function):
