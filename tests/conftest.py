@@ -77,6 +77,36 @@ def each_gemm_add(request, monkeypatch):
 
 
 @pytest.fixture
+def numpy_conv(monkeypatch):
+    """Convolutions on ember's own paths (im2col, shifted products), even where oneDNN is
+    installed."""
+    from ember.backend import onednn
+
+    monkeypatch.setattr(onednn, "_lib", False)
+
+
+@pytest.fixture
+def onednn_conv():
+    """Every float32 convolution on oneDNN (``ember.backend.onednn``), which the test extra
+    installs on x86-64 Linux."""
+    import platform
+    import sys
+
+    from ember.backend import onednn
+
+    if not (sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")):
+        pytest.skip("oneDNN's wheel (onednn-cpu-gomp) exists for x86-64 Linux only")
+    assert onednn.load(), 'the test extra installs oneDNN: pip install ".[test]"'
+
+
+@pytest.fixture(params=["numpy", "onednn"])
+def each_conv(request):
+    """Run a test once on ember's own convolutions and once on oneDNN's."""
+    request.getfixturevalue(request.param + "_conv")
+    return request.param
+
+
+@pytest.fixture
 def numpy_kernels(monkeypatch):
     """The recurrent layers' gate arithmetic in NumPy calls (the core install)."""
     from ember.backend import jit

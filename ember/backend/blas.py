@@ -26,7 +26,7 @@ from ember.backend import cblas, mkl, parallel
 from ember.backend.threads import machine_busy
 
 __all__ = ["blas_accumulates", "matmul", "matmul_add", "matmul_packed", "mkl_active", "packed",
-           "serial_blas", "start", "SERIAL_MACS"]
+           "serial_blas", "start", "threads_for", "SERIAL_MACS"]
 
 # Products up to this many multiply-adds run on one thread. On the idle 2-core reference machine
 # two OpenBLAS threads beat one from 2^20 multiply-adds up (1.2x at 64x400x120, 1.6x at
@@ -102,7 +102,7 @@ def start():
     with torch imported first, 582-613 with ``start()`` before ``import torch``."""
     if mkl_active():
         a = np.ones((256, 256), np.float32)
-        mkl.gemm(a, a, None, _mkl_threads(a.size * 256))
+        mkl.gemm(a, a, None, threads_for(a.size * 256))
 
 
 def matmul(a, b, out=None):
@@ -114,7 +114,7 @@ def matmul(a, b, out=None):
         m, k = a.shape
         n = b.shape[1]
         if m * k * n >= mkl.MIN_MACS and b.shape[0] == k and (_mkl or mkl_active()):
-            return mkl.gemm(a, b, out, _mkl_threads(m * k * n))
+            return mkl.gemm(a, b, out, threads_for(m * k * n))
     return np.matmul(a, b, out=out)
 
 
@@ -130,7 +130,7 @@ def matmul_packed(x, p, out):
     """``out[...] = x @ w`` for the weight ``p = packed(w, m)`` and ``x`` of its ``m`` rows
     and dtype, on the threads the policy gives a product that size."""
     m, k, n = p.shape
-    return p.matmul(x, out, _mkl_threads(m * k * n))
+    return p.matmul(x, out, threads_for(m * k * n))
 
 
 def blas_accumulates():
@@ -151,7 +151,7 @@ def matmul_add(a, b, out, accumulate=True):
             and (m == 1 or out.strides[0] >= n * out.itemsize)):
         beta = 1.0 if accumulate else 0.0
         if _mkl is not False and (_mkl or mkl_active()):
-            return mkl.gemm_add(a, b, out, _mkl_threads(a.shape[0] * a.shape[1] * b.shape[1]),
+            return mkl.gemm_add(a, b, out, threads_for(a.shape[0] * a.shape[1] * b.shape[1]),
                                 beta)
         g = cblas.openblas()
         if g is not None:
@@ -162,8 +162,9 @@ def matmul_add(a, b, out, accumulate=True):
     return out
 
 
-def _mkl_threads(macs):
-    """MKL's threads for one product: the policy of ``serial_blas``, and one inside a split."""
+def threads_for(macs):
+    """Threads for one product that takes its thread count per call (MKL, oneDNN): the policy
+    of ``serial_blas``, and one inside a ``parallel_for`` split."""
     if (macs <= SERIAL_MACS or getattr(_serial, "depth", 0)
             or getattr(parallel._local, "inside", False) or machine_busy()):
         return 1

@@ -29,6 +29,7 @@ import os
 import numpy as np
 
 from ember.backend import cblas
+from ember.backend._libs import wheel_library
 
 __all__ = ["load", "loaded", "gemm", "gemm_add", "Packed", "cdf_norm", "MIN_MACS"]
 
@@ -59,19 +60,7 @@ _set_threads = None
 
 def _library_path():
     """libmkl_rt from the installed ``mkl`` distribution (its wheel puts it in <prefix>/lib)."""
-    from importlib import metadata
-
-    try:
-        dist = metadata.distribution("mkl")
-    except metadata.PackageNotFoundError:
-        return None
-    for f in dist.files or ():
-        name = f.name
-        if name.startswith(("libmkl_rt.so", "mkl_rt")) and not name.endswith((".a", ".lib")):
-            path = f.locate()
-            if os.path.exists(path):
-                return str(path)
-    return None
+    return wheel_library("mkl", ("libmkl_rt.so", "mkl_rt"))
 
 
 def load():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ember.autograd.function import Function
+from ember.backend import onednn
 from ember.backend.blas import serial_blas
 from ember.backend.im2col import (bias_into, col2im, conv_out_size, im2col, pad_cn, scratch,
                                   unpad_cn)
@@ -53,6 +54,11 @@ class Conv2dOp(Function):
     @staticmethod
     def forward(ctx, x, w, b, stride, pads, dilation, groups):
         ctx.save_for_backward(x, w)
+        dnnl = onednn.Conv.get(x.shape, w.shape, stride, pads, dilation, groups, b is not None,
+                               x.dtype)
+        if dnnl is not None:  # oneDNN's kernels, when installed (ember.backend.onednn)
+            ctx.geom = dnnl
+            return dnnl.forward(x, w, b)
         shifted = Shifted.pays(x.shape, w.shape, stride, pads, dilation, groups, x.dtype)
         if shifted is not None:  # stride 1: no columns at all (ember.ops._conv_shifted)
             ctx.geom = shifted
@@ -82,6 +88,9 @@ class Conv2dOp(Function):
     def backward(ctx, g):
         x, w = ctx.saved_tensors
         need = ctx.needs_input_grad
+        if isinstance(ctx.geom, onednn.Conv):
+            gx, gw, gb = ctx.geom.backward(g, x, w, need)
+            return gx, gw, gb, None, None, None, None
         if isinstance(ctx.geom, Shifted):
             gx, gw = ctx.geom.backward(g, x, w, need)
             return gx, gw, g.sum(axis=(0, 2, 3)) if need[2] else None, None, None, None, None

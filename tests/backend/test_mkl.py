@@ -88,12 +88,12 @@ def test_large_products_go_to_mkl(monkeypatch):
 
 def test_threads_follow_the_policy(idle):
     big = mkl.MIN_MACS
-    assert blas._mkl_threads(big) == 2
-    assert blas._mkl_threads(blas.SERIAL_MACS) == 1  # tests' mkl_blas sends small ones too
+    assert blas.threads_for(big) == 2
+    assert blas.threads_for(blas.SERIAL_MACS) == 1  # tests' mkl_blas sends small ones too
     with blas.serial_blas(1 << 20, serial_macs=1 << 21):  # a block that asked for one thread
-        assert blas._mkl_threads(big) == 1
+        assert blas.threads_for(big) == 1
     seen = []
-    parallel.parallel_for(4, lambda lo, hi: seen.append(blas._mkl_threads(big)), min_n=2)
+    parallel.parallel_for(4, lambda lo, hi: seen.append(blas.threads_for(big)), min_n=2)
     assert seen == [1, 1]  # each slice of a split is one thread already
 
 

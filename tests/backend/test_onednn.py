@@ -1,0 +1,157 @@
+"""ember.backend.onednn: oneDNN's convolutions through ctypes, against torch (whose CPU
+convolutions are oneDNN's too) and against ember's own path; when it is used and when not."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+import ember.nn.functional as F
+from ember.backend import onednn
+from ember.ops import conv as conv_op
+
+GEOMETRIES = [  # (x, w, kwargs): ResNet's and LeNet's layers, strides, groups, dilation, padding
+    ((4, 16, 12, 12), (16, 16, 3, 3), dict(padding=1)),
+    ((4, 3, 32, 32), (6, 3, 5, 5), {}),
+    ((3, 16, 9, 9), (32, 16, 3, 3), dict(stride=2, padding=1)),
+    ((3, 16, 9, 9), (32, 16, 1, 1), dict(stride=2)),
+    ((2, 8, 11, 9), (12, 4, 3, 2), dict(stride=(2, 1), padding=(1, 2), groups=2)),
+    ((2, 4, 10, 10), (4, 1, 3, 3), dict(padding=2, dilation=2, groups=4)),
+    ((2, 4, 8, 7), (6, 4, 4, 3), dict(padding="same", dilation=(2, 1))),
+]
+
+
+def _run(lib, xs, ws, kw, bias, x_grad=True):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    b = rng.standard_normal(ws[0]).astype(np.float32)
+    t = [lib.tensor(a, requires_grad=i > 0 or x_grad) for i, a in enumerate((x, w, b))]
+    y = lib.nn.functional.conv2d(t[0], t[1], t[2] if bias else None, **kw)
+    y.backward(lib.tensor(rng.standard_normal(tuple(y.shape)).astype(np.float32)))
+    grads = [a.grad.numpy() for a in (t if bias else t[:2]) if a.requires_grad]
+    return [y.detach().numpy()] + grads
+
+
+@pytest.mark.parametrize("bias,x_grad", [(True, True), (False, True), (True, False)])
+@pytest.mark.parametrize("case", GEOMETRIES)
+def test_matches_torch(case, bias, x_grad, onednn_conv):
+    """Outputs and gradients; without the input's gradient (a first layer) backward runs only
+    the weight-gradient primitive, which then reorders the output gradient itself."""
+    xs, ws, kw = case
+    ours, theirs = (_run(lib, xs, ws, kw, bias, x_grad) for lib in (ember, torch))
+    # torch may pick another weight-gradient kernel for a small batch: sums of a few hundred
+    # products of N(0, 1) values in another order differ by float32 round-off (~2e-5)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    assert onednn.Conv.get(xs, ws, *_geometry(xs, ws, kw), bias) is not None
+
+
+def _geometry(xs, ws, kw):
+    """(stride, pads, dilation, groups) as conv2d hands them to Conv2dOp."""
+    stride = conv_op._ntuple(kw.get("stride", 1), 2)
+    dilation = conv_op._ntuple(kw.get("dilation", 1), 2)
+    pads = conv_op._pads(kw.get("padding", 0), ws[2:], dilation, stride, 2)
+    return stride, pads, dilation, kw.get("groups", 1)
+
+
+def test_only_float32_and_nonempty(onednn_conv):
+    """float64 (gradcheck's dtype) and float16 keep ember's path, and so does an empty batch."""
+    one, same = (1, 1), (1, 1, 1, 1)
+    assert onednn.Conv.get((2, 4, 6, 6), (4, 4, 3, 3), one, same, one, 1, True) is not None
+    for dt in (np.float64, np.float16):
+        assert onednn.Conv.get((2, 4, 6, 6), (4, 4, 3, 3), one, same, one, 1, True, dt) is None
+    assert onednn.Conv.get((0, 4, 6, 6), (4, 4, 3, 3), one, same, one, 1, True) is None
+    x = ember.zeros(0, 4, 6, 6, requires_grad=True)
+    y = F.conv2d(x, ember.ones(4, 4, 3, 3), padding=1)
+    assert tuple(y.shape) == (0, 4, 6, 6)
+
+
+def test_unavailable_library_keeps_embers_path(monkeypatch):
+    """No wheel installed, or EMBER_ONEDNN=0: load() says no and convolutions still match."""
+    monkeypatch.setattr(onednn, "_lib", None)
+    monkeypatch.setattr(onednn, "_library_path", lambda: None)
+    assert not onednn.load()
+    assert onednn.Conv.get((2, 4, 6, 6), (4, 4, 3, 3), (1, 1), (1,) * 4, (1, 1), 1, True) is None
+    monkeypatch.setattr(onednn, "_lib", None)
+    monkeypatch.setenv("EMBER_ONEDNN", "0")
+    assert not onednn.available()
+    xs, ws, kw = GEOMETRIES[0]
+    for a, b in zip(_run(ember, xs, ws, kw, True), _run(torch, xs, ws, kw, True)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_rejected_geometry_falls_back(onednn_conv, monkeypatch):
+    """A geometry whose primitives oneDNN refuses is remembered as None and runs on ember's own
+    path."""
+    def refuse(self, *args):
+        raise RuntimeError("oneDNN: convolution forward failed with status 2")
+
+    monkeypatch.setattr(onednn.Conv, "_cache", {})
+    monkeypatch.setattr(onednn.Conv, "__init__", refuse)
+    xs, ws, kw = GEOMETRIES[2]
+    for a, b in zip(_run(ember, xs, ws, kw, True), _run(torch, xs, ws, kw, True)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    assert list(onednn.Conv._cache.values()) == [None]
+
+
+def test_layers_of_one_shape_share_primitives(onednn_conv):
+    """Two layers of one geometry, forwards before backwards (as in a ResNet stage): the shared
+    scratch buffers hold nothing between calls, so each layer gets its own gradients."""
+    rng = np.random.default_rng(0)
+    shape = (2, 8, 6, 6)
+    x = rng.standard_normal(shape).astype(np.float32)
+    ws = [rng.standard_normal((8, 8, 3, 3)).astype(np.float32) for _ in range(2)]
+    g = rng.standard_normal(shape).astype(np.float32)
+    grads = {}
+    for lib in (ember, torch):
+        xt = lib.tensor(x, requires_grad=True)
+        wt = [lib.tensor(w, requires_grad=True) for w in ws]
+        h = lib.nn.functional.conv2d(xt, wt[0], padding=1)
+        y = lib.nn.functional.conv2d(h * 2, wt[1], padding=1)
+        y.backward(lib.tensor(g))
+        grads[lib] = [y.detach().numpy(), xt.grad.numpy()] + [w.grad.numpy() for w in wt]
+    for a, b in zip(grads[ember], grads[torch]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_threads_follow_the_policy(onednn_conv, monkeypatch, idle):
+    """All threads for a large convolution, one for a small one and one inside a parallel_for
+    split, set only when the count changes."""
+    from ember.backend import parallel
+
+    calls = []
+    monkeypatch.setattr(onednn, "_omp_set", calls.append)
+    monkeypatch.setattr(onednn._omp_threads, "n", None, raising=False)
+    big = onednn.Conv.get((64, 16, 32, 32), (16, 16, 3, 3), (1, 1), (1,) * 4, (1, 1), 1, False)
+    big._threads(big.macs)
+    big._threads(big.macs)
+    big._threads(1000)
+    parallel.parallel_for(2, lambda lo, hi: lo == 0 and big._threads(big.macs), min_n=1)
+    assert calls == [2, 1]
+
+
+def test_concurrent_callers(onednn_conv):
+    """Threads that run the same geometry at once each get their own results."""
+    xs, ws, kw = GEOMETRIES[0]
+    want = _run(torch, xs, ws, kw, True)
+    got, errors = [], []
+
+    def work():
+        try:
+            for _ in range(5):
+                got.append(_run(ember, xs, ws, kw, True))
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(got) == 15
+    for res in got:
+        for a, b in zip(res, want):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
