@@ -77,18 +77,18 @@ def each_gemm_add(request, monkeypatch):
 
 
 @pytest.fixture
-def numpy_conv(monkeypatch):
-    """Convolutions on ember's own paths (im2col, shifted products), even where oneDNN is
-    installed."""
+def without_onednn(monkeypatch):
+    """Convolutions and LSTM layers on ember's own paths (im2col, shifted products, its time
+    loop), even where oneDNN is installed."""
     from ember.backend import onednn
 
     monkeypatch.setattr(onednn, "_lib", False)
 
 
 @pytest.fixture
-def onednn_conv():
-    """Every float32 convolution on oneDNN (``ember.backend.onednn``), which the test extra
-    installs on x86-64 Linux."""
+def with_onednn():
+    """float32 convolutions and LSTM layers on oneDNN (``ember.backend.onednn``), which the test
+    extra installs on x86-64 Linux."""
     import platform
     import sys
 
@@ -99,10 +99,10 @@ def onednn_conv():
     assert onednn.load(), 'the test extra installs oneDNN: pip install ".[test]"'
 
 
-@pytest.fixture(params=["numpy", "onednn"])
-def each_conv(request):
-    """Run a test once on ember's own convolutions and once on oneDNN's."""
-    request.getfixturevalue(request.param + "_conv")
+@pytest.fixture(params=["without", "with"])
+def each_onednn(request):
+    """Run a test once on ember's own convolutions and LSTM and once on oneDNN's."""
+    request.getfixturevalue(request.param + "_onednn")
     return request.param
 
 

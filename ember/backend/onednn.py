@@ -40,10 +40,11 @@ __all__ = ["Conv", "available"]
 
 # oneDNN's C API constants (oneapi/dnnl/dnnl_types.h, dnnl_common_types.h; v3)
 _CPU, _IN_ORDER, _F32 = 1, 1, 3
-_ANY, _A, _ABCD, _ABCDE = 1, 2, 5, 6
-_FORWARD_TRAINING, _CONVOLUTION_DIRECT = 64, 1
+_ANY, _A, _ABC, _ABCD, _ABCDE, _LDGOI = 1, 2, 4, 5, 6, 31  # tnc = abc, ldnc = ldgo = abcd
+_FORWARD_TRAINING, _BACKWARD, _CONVOLUTION_DIRECT, _LEFT2RIGHT = 64, 128, 1, 1
 _Q_SRC, _Q_DIFF_SRC, _Q_WEIGHTS, _Q_DIFF_WEIGHTS, _Q_DST, _Q_DIFF_DST = 129, 130, 131, 132, 133, 134
-_SRC, _DST, _WEIGHTS, _BIAS = 1, 17, 33, 41
+_Q_WORKSPACE, _Q_EXEC_ARG = 135, 255
+_SRC, _DST, _WEIGHTS, _BIAS, _WORKSPACE = 1, 17, 33, 41, 64
 _DIFF_SRC, _DIFF_DST, _DIFF_WEIGHTS, _DIFF_BIAS = 129, 145, 161, 169
 _ALIGN = 64  # bytes: oneDNN's kernels load whole cache lines
 _SMALL_MACS = 1 << 22  # below this many multiply-adds a pass, one thread (its threads' wake-up
@@ -91,6 +92,9 @@ def _bind(lib):
         "dnnl_primitive_create": [pp, p],
         "dnnl_primitive_execute": [p, p, i, ctypes.POINTER(_Arg)],
         "dnnl_stream_wait": [p],
+        "dnnl_lstm_forward_primitive_desc_create": [pp, p, i, i] + [p] * 11 + [ctypes.c_uint, p],
+        "dnnl_lstm_backward_primitive_desc_create":
+            [pp, p, i, i] + [p] * 22 + [ctypes.c_uint, p, p],
     }
     for name, args in sigs.items():
         f = getattr(lib, name)
@@ -161,16 +165,35 @@ def _execute(prim, args):
     _check(_lib.dnnl_primitive_execute(prim, _stream, len(args), a), "primitive_execute")
 
 
+def _aligned(nbytes):
+    """``nbytes`` uninitialised bytes at a cache-line boundary."""
+    buf = np.empty(nbytes + _ALIGN, np.uint8)
+    off = (-buf.ctypes.data) % _ALIGN
+    return buf[off:off + nbytes]
+
+
+def _threads_for(macs):
+    """Set this thread's OpenMP thread count for a primitive of ``macs`` multiply-adds (only
+    when it changes): ember's policy for products (``blas.threads_for``), one below
+    ``_SMALL_MACS``."""
+    from ember.backend.blas import threads_for
+
+    k = 1 if macs < _SMALL_MACS else threads_for(macs)
+    if getattr(_omp_threads, "n", None) != k:
+        _omp_set(k)
+        _omp_threads.n = k
+
+
 class _Layout:
     """One tensor's NumPy layout (``user_md``) and the layout a primitive wants (``md``): a memory
     over the NumPy array and, when the two differ, one over a scratch buffer (``bind``) with the
     reorders both ways."""
 
-    __slots__ = ("user", "md", "inner", "to_inner", "to_user")
+    __slots__ = ("user", "md", "inner", "to_inner", "to_user", "scratch")
 
     def __init__(self, user_md, md):
         self.user = _memory(user_md, None)
-        self.md = md
+        self.md, self.scratch = md, None
         if _lib.dnnl_memory_desc_equal(user_md, md):
             self.md = None  # no scratch buffer needed
             self.inner = self.user
@@ -189,10 +212,20 @@ class _Layout:
     def size(self):
         return 0 if self.md is None else _lib.dnnl_memory_desc_get_size(self.md)
 
-    def bind(self, address):
-        """Put the primitive's layout in the scratch buffer at ``address``."""
+    def bind(self, buffer):
+        """Put the primitive's layout in ``buffer`` (aligned bytes, at least ``size()``)."""
         if self.md is not None:
-            self.inner = _memory(self.md, ctypes.c_void_p(address))
+            self.scratch = buffer
+            self.inner = _memory(self.md, ctypes.c_void_p(buffer.ctypes.data))
+
+    def zeroed(self, a):
+        """The primitive's memory for a result that it adds into, zeroed; ``store()`` then
+        writes it into ``a``."""
+        if self.scratch is None:
+            a[...] = 0
+        else:
+            self.scratch[...] = 0
+        return self.target(a)
 
     def load(self, a):
         """The primitive's memory holding ``a`` (C-contiguous float32)."""
@@ -290,19 +323,13 @@ class Conv:
             group = list({id(lay): lay for lay in group}.values())
             size = max(lay.size() for lay in group)
             if size:
-                buf = np.empty(size + _ALIGN, np.uint8)
-                address = buf.ctypes.data + (-buf.ctypes.data) % _ALIGN
+                buf = _aligned(size)
                 self.scratch.append(buf)
                 for lay in group:
-                    lay.bind(address)
+                    lay.bind(buf[:lay.size()])
 
     def _threads(self, macs):
-        from ember.backend.blas import threads_for
-
-        k = 1 if macs < _SMALL_MACS else threads_for(macs)
-        if getattr(_omp_threads, "n", None) != k:
-            _omp_set(k)
-            _omp_threads.n = k
+        _threads_for(macs)
 
     def forward(self, x, w, b):
         """``conv(x, w) + b`` as a new ``(N, O, Ho, Wo)`` array (b may be None when the
@@ -349,3 +376,131 @@ class Conv:
                 self.w_gw.store()
             _check(_lib.dnnl_stream_wait(_stream), "stream_wait")
         return gx, gw if need[1] else None, gb if need[2] else None
+
+
+def _scratch(layouts, keep):
+    """Give each layout that needs one its own aligned scratch buffer (appended to ``keep``)."""
+    for lay in layouts:
+        size = lay.size()
+        if size:
+            buf = _aligned(size)
+            keep.append(buf)
+            lay.bind(buf)
+
+
+class LSTM:
+    """oneDNN's LSTM primitives for one layer and direction over a whole sequence (time-major,
+    no projection, every sequence full length): ``forward`` and ``backward`` with PyTorch's
+    weights ``w_ih`` (4H, I), ``w_hh`` (4H, H) in its gate order (i, f, g, o), which is
+    oneDNN's, and one bias ``b_ih + b_hh``. The forward keeps a workspace (the gates) that
+    backward reads; oneDNN adds the weight gradients into zeroed buffers."""
+
+    _cache = {}
+    _cache_lock = threading.Lock()
+
+    @classmethod
+    def get(cls, T, B, I, H, dtype=np.float32):
+        """The ``LSTM`` for these sizes, or None (oneDNN missing, not float32, an empty size, or
+        primitives oneDNN refuses)."""
+        if np.dtype(dtype) != np.float32 or 0 in (T, B, I, H) or not load():
+            return None
+        key = (T, B, I, H)
+        lstm = cls._cache.get(key, 0)
+        if lstm == 0:
+            with cls._cache_lock:
+                lstm = cls._cache.get(key, 0)
+                if lstm == 0:
+                    try:
+                        lstm = cls(*key)
+                    except RuntimeError:
+                        lstm = None
+                    cls._cache[key] = lstm
+        return lstm
+
+    def __init__(self, T, B, I, H):
+        self.dims = (T, B, I, H)
+        self.macs = T * B * 4 * H * (I + H)
+        self.lock = threading.Lock()
+        x_md, y_md = _md((T, B, I), _ABC), _md((T, B, H), _ABC)
+        s_md, b_md = _md((1, 1, B, H), _ABCD), _md((1, 1, 4, H), _ABCD)
+        wi_u, wh_u = _md((1, 1, I, 4, H), _LDGOI), _md((1, 1, H, 4, H), _LDGOI)
+        wi_a, wh_a = _md((1, 1, I, 4, H), _ANY), _md((1, 1, H, 4, H), _ANY)
+        q = _lib.dnnl_primitive_desc_query_md
+
+        fwd = ctypes.c_void_p()
+        _check(_lib.dnnl_lstm_forward_primitive_desc_create(
+            ctypes.byref(fwd), _engine, _FORWARD_TRAINING, _LEFT2RIGHT, x_md, s_md, s_md, wi_a,
+            wh_a, None, None, b_md, y_md, s_md, s_md, 0, None), "lstm forward")
+        self.fwd = _primitive(fwd)
+        self.f_wi = _Layout(wi_u, q(fwd, _Q_EXEC_ARG, _WEIGHTS))
+        self.f_wh = _Layout(wh_u, q(fwd, _Q_EXEC_ARG, _WEIGHTS + 1))
+        self.ws_bytes = _lib.dnnl_memory_desc_get_size(q(fwd, _Q_WORKSPACE, 0))
+        self.ws_md = q(fwd, _Q_WORKSPACE, 0)
+
+        bwd = ctypes.c_void_p()
+        _check(_lib.dnnl_lstm_backward_primitive_desc_create(
+            ctypes.byref(bwd), _engine, _BACKWARD, _LEFT2RIGHT, x_md, s_md, s_md, wi_a, wh_a,
+            None, None, b_md, y_md, s_md, s_md, x_md, s_md, s_md, wi_a, wh_a, None, None, b_md,
+            y_md, s_md, s_md, 0, fwd, None), "lstm backward")
+        self.bwd = _primitive(bwd)
+        self.b_wi = _Layout(wi_u, q(bwd, _Q_EXEC_ARG, _WEIGHTS))
+        self.b_wh = _Layout(wh_u, q(bwd, _Q_EXEC_ARG, _WEIGHTS + 1))
+        self.b_gwi = _Layout(wi_u, q(bwd, _Q_EXEC_ARG, _DIFF_WEIGHTS))
+        self.b_gwh = _Layout(wh_u, q(bwd, _Q_EXEC_ARG, _DIFF_WEIGHTS + 1))
+        self.scratch = []
+        _scratch((self.f_wi, self.f_wh, self.b_wi, self.b_wh, self.b_gwi, self.b_gwh),
+                 self.scratch)
+        # memories over NumPy arrays, pointed at each call's arrays
+        self.mems = {k: _memory(md, None) for k, md in (
+            ("x", x_md), ("h0", s_md), ("c0", s_md), ("b", b_md), ("y", y_md), ("hn", s_md),
+            ("cn", s_md), ("ws", self.ws_md), ("gx", x_md), ("gh0", s_md), ("gc0", s_md),
+            ("gb", b_md), ("gy", y_md), ("ghn", s_md), ("gcn", s_md))}
+
+    def _point(self, **arrays):
+        for k, a in arrays.items():
+            _lib.dnnl_memory_set_data_handle(self.mems[k], a.ctypes.data)
+        return [self.mems[k] for k in arrays]
+
+    def forward(self, x, h0, c0, w_ih, w_hh, b):
+        """``(out (T, B, H), h_n (B, H), c_n (B, H), workspace)`` for contiguous float32 ``x``
+        (T, B, I), states ``h0``/``c0`` (B, H), weights and the summed bias (4H,)."""
+        T, B, I, H = self.dims
+        y = np.empty((T, B, H), np.float32)
+        hn, cn = np.empty((B, H), np.float32), np.empty((B, H), np.float32)
+        ws = _aligned(self.ws_bytes)
+        with self.lock:
+            _threads_for(self.macs)
+            mx, mh0, mc0, mb, my, mhn, mcn, mws = self._point(
+                x=x, h0=h0, c0=c0, b=b, y=y, hn=hn, cn=cn, ws=ws)
+            _execute(self.fwd, [(_SRC, mx), (_SRC + 1, mh0), (_SRC + 2, mc0),
+                                (_WEIGHTS, self.f_wi.load(w_ih)), (_WEIGHTS + 1, self.f_wh.load(w_hh)),
+                                (_BIAS, mb), (_DST, my), (_DST + 1, mhn), (_DST + 2, mcn),
+                                (_WORKSPACE, mws)])
+            _check(_lib.dnnl_stream_wait(_stream), "stream_wait")
+        return y, hn, cn, ws
+
+    def backward(self, x, h0, c0, w_ih, w_hh, b, y, hn, cn, ws, gy, ghn, gcn):
+        """``(dx, dh0, dc0, dw_ih, dw_hh, db)`` for the gradients of ``out``, ``h_n``, ``c_n``
+        (contiguous float32, zeros where nothing flowed)."""
+        T, B, I, H = self.dims
+        gx = np.empty((T, B, I), np.float32)
+        gh0, gc0 = np.empty((B, H), np.float32), np.empty((B, H), np.float32)
+        gb = np.zeros(4 * H, np.float32)  # oneDNN adds the weight gradients into these
+        gwi, gwh = np.empty((4 * H, I), np.float32), np.empty((4 * H, H), np.float32)
+        with self.lock:
+            _threads_for(self.macs * 2)
+            mems = self._point(x=x, h0=h0, c0=c0, b=b, y=y, hn=hn, cn=cn, ws=ws, gx=gx, gh0=gh0,
+                               gc0=gc0, gb=gb, gy=gy, ghn=ghn, gcn=gcn)
+            mx, mh0, mc0, mb, my, mhn, mcn, mws, mgx, mgh0, mgc0, mgb, mgy, mghn, mgcn = mems
+            _execute(self.bwd, [
+                (_SRC, mx), (_SRC + 1, mh0), (_SRC + 2, mc0),
+                (_WEIGHTS, self.b_wi.load(w_ih)), (_WEIGHTS + 1, self.b_wh.load(w_hh)),
+                (_BIAS, mb), (_DST, my), (_DST + 1, mhn), (_DST + 2, mcn), (_WORKSPACE, mws),
+                (_DIFF_DST, mgy), (_DIFF_DST + 1, mghn), (_DIFF_DST + 2, mgcn),
+                (_DIFF_SRC, mgx), (_DIFF_SRC + 1, mgh0), (_DIFF_SRC + 2, mgc0),
+                (_DIFF_WEIGHTS, self.b_gwi.zeroed(gwi)), (_DIFF_WEIGHTS + 1, self.b_gwh.zeroed(gwh)),
+                (_DIFF_BIAS, mgb)])
+            self.b_gwi.store()
+            self.b_gwh.store()
+            _check(_lib.dnnl_stream_wait(_stream), "stream_wait")
+        return gx, gh0, gc0, gwi, gwh, gb

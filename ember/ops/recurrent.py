@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from ember.autograd.function import Function
-from ember.backend import jit, mkl
+from ember.backend import jit, mkl, onednn
 from ember.backend.blas import matmul, matmul_packed, mkl_active, packed, serial_blas
 
 __all__ = []
@@ -283,6 +283,11 @@ class LSTMLayer(Function):
         dt = x.dtype
         x2 = _prep_input(x, reverse)
         bs = _steps(batch_sizes, reverse)
+        dnnl = (onednn.LSTM.get(T, B, x.shape[2], H, dt)
+                if w_hr is None and batch_sizes is None else None)
+        if dnnl is not None:  # oneDNN's fused layer, when installed (ember.backend.onednn)
+            return LSTMLayer._onednn_forward(ctx, dnnl, x2, h0, c0, w_ih, w_hh, b_ih, b_hh,
+                                             reverse)
         # Reordered, pre-scaled weights built in one pass each (weights change every step).
         wi_s = np.empty(w_ih.shape, w_ih.dtype)
         wh_s = np.empty(w_hh.shape, w_hh.dtype)
@@ -336,8 +341,45 @@ class LSTMLayer(Function):
         return _flip(out, reverse), out[T - 1].copy(), C[T].copy()
 
     @staticmethod
+    def _onednn_forward(ctx, dnnl, x2, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse):
+        T, B, I, H = dnnl.dims
+        dt = x2.dtype
+        zeros = None if h0 is not None and c0 is not None else np.zeros((B, H), dt)
+        h0_, c0_ = (zeros if h0 is None else np.ascontiguousarray(h0),
+                    zeros if c0 is None else np.ascontiguousarray(c0))
+        b = (np.zeros(4 * H, dt) if b_ih is None else
+             np.ascontiguousarray(b_ih + b_hh) if b_hh is not None else np.ascontiguousarray(b_ih))
+        w_ih, w_hh = np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
+        out, hn, cn, ws = dnnl.forward(x2.reshape(T, B, I), h0_, c0_, w_ih, w_hh, b)
+        ctx._nout = 3
+        ctx.reverse, ctx.dnnl = reverse, dnnl
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(x2, h0_, c0_, w_ih, w_hh, b, out, hn, cn)
+            ctx.workspace = ws
+        return _flip(out, reverse), hn.copy(), cn.copy()
+
+    @staticmethod
+    def _onednn_backward(ctx, dout, dh_n, dc_n):
+        x2, h0, c0, w_ih, w_hh, b, out, hn, cn = ctx.saved_tensors
+        dnnl, ws = ctx.dnnl, ctx.workspace
+        T, B, I, H = dnnl.dims
+        dt = out.dtype
+        gy = (np.zeros((T, B, H), dt) if dout is None
+              else np.ascontiguousarray(_flip(dout, ctx.reverse)))
+        ghn = np.zeros((B, H), dt) if dh_n is None else np.ascontiguousarray(dh_n)
+        gcn = np.zeros((B, H), dt) if dc_n is None else np.ascontiguousarray(dc_n)
+        gx, gh0, gc0, gwi, gwh, gb = dnnl.backward(x2.reshape(T, B, I), h0, c0, w_ih, w_hh, b,
+                                                   out, hn, cn, ws, gy, ghn, gcn)
+        nig = ctx.needs_input_grad
+        return (_flip(gx, ctx.reverse) if nig[0] else None, gh0 if nig[1] else None,
+                gc0 if nig[2] else None, gwi if nig[3] else None, gwh if nig[4] else None,
+                gb if nig[5] else None, gb.copy() if nig[6] else None, None, None, None)
+
+    @staticmethod
     @_blas_policy
     def backward(ctx, dout, dh_n, dc_n):
+        if getattr(ctx, "dnnl", None) is not None:
+            return LSTMLayer._onednn_backward(ctx, dout, dh_n, dc_n)
         x2, h0, A, C, TC, out, HR, w_ih, w_hh, w_hr = ctx.saved_tensors
         T, B, H, P = ctx.dims
         dt = A.dtype

@@ -152,7 +152,7 @@ def test_no_packed_weights_without_mkl(numpy_blas):
     assert blas.packed(np.ones((4, 4), np.float32), 2) is None
 
 
-def test_recurrent_loops_multiply_by_packed_weights(mkl_blas, monkeypatch):
+def test_recurrent_loops_multiply_by_packed_weights(mkl_blas, without_onednn, monkeypatch):
     """With MKL the LSTM's time loop multiplies by its packed recurrent weight, forward and
     backward, and the gradients are the ones of the unpacked products."""
     import ember

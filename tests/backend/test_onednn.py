@@ -37,7 +37,7 @@ def _run(lib, xs, ws, kw, bias, x_grad=True):
 
 @pytest.mark.parametrize("bias,x_grad", [(True, True), (False, True), (True, False)])
 @pytest.mark.parametrize("case", GEOMETRIES)
-def test_matches_torch(case, bias, x_grad, onednn_conv):
+def test_matches_torch(case, bias, x_grad, with_onednn):
     """Outputs and gradients; without the input's gradient (a first layer) backward runs only
     the weight-gradient primitive, which then reorders the output gradient itself."""
     xs, ws, kw = case
@@ -57,7 +57,7 @@ def _geometry(xs, ws, kw):
     return stride, pads, dilation, kw.get("groups", 1)
 
 
-def test_only_float32_and_nonempty(onednn_conv):
+def test_only_float32_and_nonempty(with_onednn):
     """float64 (gradcheck's dtype) and float16 keep ember's path, and so does an empty batch."""
     one, same = (1, 1), (1, 1, 1, 1)
     assert onednn.Conv.get((2, 4, 6, 6), (4, 4, 3, 3), one, same, one, 1, True) is not None
@@ -83,7 +83,7 @@ def test_unavailable_library_keeps_embers_path(monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_rejected_geometry_falls_back(onednn_conv, monkeypatch):
+def test_rejected_geometry_falls_back(with_onednn, monkeypatch):
     """A geometry whose primitives oneDNN refuses is remembered as None and runs on ember's own
     path."""
     def refuse(self, *args):
@@ -97,7 +97,7 @@ def test_rejected_geometry_falls_back(onednn_conv, monkeypatch):
     assert list(onednn.Conv._cache.values()) == [None]
 
 
-def test_layers_of_one_shape_share_primitives(onednn_conv):
+def test_layers_of_one_shape_share_primitives(with_onednn):
     """Two layers of one geometry, forwards before backwards (as in a ResNet stage): the shared
     scratch buffers hold nothing between calls, so each layer gets its own gradients."""
     rng = np.random.default_rng(0)
@@ -117,7 +117,7 @@ def test_layers_of_one_shape_share_primitives(onednn_conv):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_threads_follow_the_policy(onednn_conv, monkeypatch, idle):
+def test_threads_follow_the_policy(with_onednn, monkeypatch, idle):
     """All threads for a large convolution, one for a small one and one inside a parallel_for
     split, set only when the count changes."""
     from ember.backend import parallel
@@ -133,7 +133,7 @@ def test_threads_follow_the_policy(onednn_conv, monkeypatch, idle):
     assert calls == [2, 1]
 
 
-def test_concurrent_callers(onednn_conv):
+def test_concurrent_callers(with_onednn):
     """Threads that run the same geometry at once each get their own results."""
     xs, ws, kw = GEOMETRIES[0]
     want = _run(torch, xs, ws, kw, True)
@@ -155,3 +155,66 @@ def test_concurrent_callers(onednn_conv):
     for res in got:
         for a, b in zip(res, want):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+LSTM_CONFIGS = [  # (nn.LSTM kwargs, input shape, with initial states)
+    ({}, (5, 3, 4), False),
+    ({}, (5, 3, 4), True),
+    ({"num_layers": 2, "bidirectional": True, "batch_first": True}, (3, 5, 4), True),
+    ({"bias": False, "num_layers": 2}, (5, 3, 4), False),
+    ({"bidirectional": True}, (5, 4), False),  # unbatched
+]
+
+
+@pytest.mark.parametrize("cfg,shape,states", LSTM_CONFIGS)
+def test_lstm_layers_match_torch(cfg, shape, states, with_onednn):
+    """nn.LSTM on oneDNN's layer primitives: outputs, final states and every gradient, and
+    the layers really ran there."""
+    from tests.harness import check_module
+
+    torch.manual_seed(0)
+    tm, em = torch.nn.LSTM(4, 6, **cfg), ember.nn.LSTM(4, 6, **cfg)
+    nd = cfg.get("num_layers", 1) * (2 if cfg.get("bidirectional") else 1)
+    onednn.LSTM._cache.clear()
+    if states:
+        hs = (nd, shape[0] if cfg.get("batch_first") else shape[1], 6)
+        check_module(tm, em, [shape, hs, hs], rtol=1e-5, atol=1e-5,
+                     forward=lambda m, x, h, c: m(x, (h, c)))
+    else:
+        check_module(tm, em, [shape], rtol=1e-5, atol=1e-5)
+    assert onednn.LSTM._cache and all(v is not None for v in onednn.LSTM._cache.values())
+
+
+def test_lstm_gradient_of_final_state_only(with_onednn):
+    """Only h_n is used: the output's gradient is zeros, and the cell state's too."""
+    from tests.harness import check_module
+
+    torch.manual_seed(0)
+    tm, em = torch.nn.LSTM(4, 6, num_layers=2), ember.nn.LSTM(4, 6, num_layers=2)
+    check_module(tm, em, [(5, 3, 4)], rtol=1e-5, atol=1e-5, forward=lambda m, x: m(x)[1][0])
+
+
+def test_lstm_keeps_embers_loop_where_onednn_does_not_apply(with_onednn):
+    """Projections, packed sequences and float64 stay on ember's loop."""
+    onednn.LSTM._cache.clear()
+    ember.nn.LSTM(4, 6, proj_size=3)(ember.randn(5, 3, 4))
+    packed = ember.nn.utils.rnn.pack_padded_sequence(ember.randn(5, 3, 4), [5, 3, 2])
+    ember.nn.LSTM(4, 6)(packed)
+    ember.nn.LSTM(4, 6).double()(ember.randn(5, 3, 4, dtype=ember.float64))
+    assert not onednn.LSTM._cache
+    assert onednn.LSTM.get(5, 3, 4, 6, np.float64) is None
+
+
+def test_loaded_with_the_first_convolution_only(with_onednn):
+    """``import ember`` does not load oneDNN (65 MB of library); the first float32 convolution
+    does, unless EMBER_ONEDNN=0."""
+    from tests.harness import python_output
+
+    code = ("import ember\n"
+            "def loaded():\n"
+            "    return any('libdnnl' in line for line in open('/proc/self/maps'))\n"
+            "print(loaded(), end=' ')\n"
+            "ember.nn.functional.conv2d(ember.randn(1, 2, 5, 5), ember.randn(3, 2, 3, 3))\n"
+            "print(loaded())")
+    assert python_output(code) == "False True"
+    assert python_output(code, EMBER_ONEDNN="0") == "False False"

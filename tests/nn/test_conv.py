@@ -33,7 +33,7 @@ CONV2D = [
 
 @pytest.mark.parametrize("cfg", CONV2D)
 @pytest.mark.parametrize("train", [True, False])
-def test_conv2d_module(cfg, train, each_conv):
+def test_conv2d_module(cfg, train, each_onednn):
     t = torch.nn.Conv2d(*cfg["args"], **cfg["kw"])
     e = nn.Conv2d(*cfg["args"], **cfg["kw"])
     check_module(t, e, [cfg["x"]], train=train, **TOL)
@@ -48,7 +48,7 @@ CONV1D = [
 
 
 @pytest.mark.parametrize("cfg", CONV1D)
-def test_conv1d_module(cfg, each_conv):
+def test_conv1d_module(cfg, each_onednn):
     t, e = torch.nn.Conv1d(*cfg["args"], **cfg["kw"]), nn.Conv1d(*cfg["args"], **cfg["kw"])
     check_module(t, e, [cfg["x"]], **TOL)
 
@@ -80,7 +80,7 @@ def test_conv_transpose_output_size_and_1d():
         e2(ember.randn(1, 3, 4, 4), output_size=[20, 20])
 
 
-def test_functional_forms_vs_torch(each_conv):
+def test_functional_forms_vs_torch(each_onednn):
     check_op([(2, 4, 9, 8), (6, 2, 3, 2), (6,)],
              lambda t, x, w, b: t.nn.functional.conv2d(x, w, b, stride=(2, 1), padding=(1, 2),
                                                        dilation=(2, 1), groups=2), **TOL)
@@ -108,7 +108,7 @@ def test_gradcheck():
                         x, w, b, stride=2, padding=1, output_padding=1, groups=2))
 
 
-def test_float32_stays_float32(each_conv):
+def test_float32_stays_float32(each_onednn):
     x = ember.randn(2, 3, 8, 8, requires_grad=True)
     conv = nn.Conv2d(3, 4, 3, padding=1)
     y = conv(x)
@@ -182,7 +182,7 @@ def test_kernel_larger_than_input_message():
         nn.Conv2d(3, 6, 5)(ember.zeros(4, 3, 2, 2))
 
 
-def test_noncontiguous_inputs(each_conv):
+def test_noncontiguous_inputs(each_onednn):
     check_op([(2, 3, 8, 8), (4, 3, 3, 3)],
              lambda t, x, w: t.nn.functional.conv2d(x, w, padding=1), transpose=(0, 1), **TOL)
     check_op([(2, 3, 8, 8), (3, 4, 3, 3)],
@@ -201,7 +201,7 @@ BLOCKED = [  # (x, w, kwargs): correlation and col2im input gradients, strides, 
 @pytest.mark.parametrize("split,keep,chunk", [(True, True, False), (True, False, True),
                                               (False, True, True), (False, False, False)])
 @pytest.mark.parametrize("case", BLOCKED)
-def test_conv2d_in_blocks_split_over_threads(case, keep, split, chunk, numpy_conv, monkeypatch,
+def test_conv2d_in_blocks_split_over_threads(case, keep, split, chunk, without_onednn, monkeypatch,
                                              request):
     """One image per block (and kept or rebuilt columns), the blocks run on two threads or one,
     the products whole or in small-kernel column chunks: the same results as torch's."""
@@ -245,7 +245,7 @@ SHIFTED = [  # (x, w, kwargs) of stride-1 convolutions run as shifted products (
 
 
 @pytest.fixture
-def shifted_everywhere(numpy_conv, monkeypatch):
+def shifted_everywhere(without_onednn, monkeypatch):
     """Every stride-1, ungrouped convolution through ember.ops._conv_shifted, however thin or
     small, and whatever BLAS accumulates (oneDNN off)."""
     from ember.ops import _conv_shifted

@@ -11,7 +11,8 @@ from ember.ops.recurrent import GRULayer, LSTMLayer, RNNLayer
 from tests.harness import check_gradcheck, check_module
 
 # Every product on NumPy's BLAS, then on MKL (the [mkl] extra)
-pytestmark = pytest.mark.usefixtures("each_blas", "each_kernels")
+# ember's own time loops; tests/backend/test_onednn.py runs the LSTM layers on oneDNN
+pytestmark = pytest.mark.usefixtures("each_blas", "each_kernels", "without_onednn")
 
 # torch's LSTM/GRU (oneDNN kernels) sum in another order; long recurrences drift a few ulps
 RT, AT = 1e-5, 1e-5
