@@ -1,28 +1,32 @@
-"""2-D convolutions on Intel's oneDNN, through its C API (ctypes), when the optional
+"""Convolutions and LSTM layers on Intel's oneDNN, through its C API (ctypes), when the optional
 ``onednn-cpu-gomp`` wheel is installed (``pip install "ember[onednn]"``, x86-64 Linux).
 
-oneDNN is the library PyTorch's CPU convolutions run on. Its JIT kernels keep a block of outputs
-in registers over the whole reduction, which BLAS calls from Python cannot do: measured on the
-2-core reference machine at batch 64, forward + backward of a 16-channel 3x3 convolution at 32x32
-took 3.8 ms here against 10.7 ms with ember's own shifted products (``ember.ops._conv_shifted``),
-LeNet's first convolution's forward 0.45 against 1.8 ms. The results equal PyTorch's bit for bit,
-since PyTorch runs the same kernels.
+oneDNN is the library PyTorch's CPU convolutions and LSTMs run on. Its JIT kernels keep a block
+of outputs in registers over the whole reduction, which BLAS calls from Python cannot do:
+measured on the 2-core reference machine at batch 64, forward + backward of a 16-channel 3x3
+convolution at 32x32 took 3.8 ms here against 10.7 ms with ember's own shifted products
+(``ember.ops._conv_shifted``), LeNet's first convolution's forward 0.45 against 1.8 ms; lstm32's
+layer (128 -> 256, 32 steps, batch 32) 3.3 + 6.4 ms against 5.2 + 6.6 on ember's loop. The
+results equal PyTorch's bit for bit, since PyTorch runs the same kernels.
 
 ``Conv.get(...)`` builds, once per geometry, the three primitives (forward with bias, backward
 data, backward weights with the bias gradient), and the reorders between NumPy's ``(N, C, H, W)``
 / ``(O, C/G, kh, kw)`` arrays and the blocked layouts oneDNN chose for them; a geometry oneDNN
-does not take returns None and keeps ember's own path. Only float32 runs here (oneDNN has no
-float64 convolutions on CPUs). Nothing is kept between forward and backward but the arrays the
-op saves, so layers of one shape share one ``Conv``; a lock serialises its use across threads.
+does not take returns None and keeps ember's own path. ``LSTM.get(T, B, I, H)`` does the same
+for one LSTM layer and direction (``ember.ops.recurrent.LSTMLayer``; no projection, no packed
+sequences). Only float32 runs here (oneDNN has no float64 kernels on CPUs). Nothing is kept
+between forward and backward but the arrays the op saves, so layers of one shape share one
+object; a lock serialises its use across threads.
 
 The library's OpenMP threads follow ember's policy for products (``blas.threads_for``): all
-threads for large convolutions, one inside ``parallel_for`` splits, on a busy machine, or for
-small ones. ``EMBER_ONEDNN=0`` in the environment turns it off.
+threads for large primitives, one inside ``parallel_for`` splits, on a busy machine, or for
+small ones. oneDNN is loaded with the first convolution or LSTM (~15 MB of its 65 MB library
+resident), not by ``import ember``; ``EMBER_ONEDNN=0`` in the environment turns it off.
 
 Example::
 
     conv = Conv.get((64, 16, 32, 32), (16, 16, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True)
-    y = conv.forward(x, w, b)                       # float32, C-contiguous
+    y = conv.forward(x, w, b)                       # float32
     gx, gw, gb = conv.backward(g, x, w, (True, True, True))
 """
 
@@ -36,7 +40,7 @@ import numpy as np
 
 from ember.backend._libs import wheel_library
 
-__all__ = ["Conv", "available"]
+__all__ = ["Conv", "LSTM", "available"]
 
 # oneDNN's C API constants (oneapi/dnnl/dnnl_types.h, dnnl_common_types.h; v3)
 _CPU, _IN_ORDER, _F32 = 1, 1, 3

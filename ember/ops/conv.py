@@ -4,8 +4,9 @@ Each is ONE fused op with a hand-written backward: the padded input is turned in
 (``ember.backend.im2col``) and multiplied by the weight in one BLAS call per direction (per group);
 the input gradient is the adjoint (col2im). Stride-1, ungrouped convolutions with 16 or more
 input channels skip the columns: ``ember.ops._conv_shifted`` runs them as one accumulating product
-per kernel position over shifted views of the padded input. 1-D convolutions run as 2-D ones of
-height 1.
+per kernel position over shifted views of the padded input. With the ``[onednn]`` extra, float32
+convolutions run on oneDNN's kernels instead (``ember.backend.onednn``, as in PyTorch). 1-D
+convolutions run as 2-D ones of height 1.
 
 Example::
 

@@ -16,6 +16,10 @@ With numba installed (the ``[jit]`` extra), each step's gate arithmetic between 
 calls is one compiled loop (``ember.backend.jit``) instead of a dozen NumPy calls: lstm32
 25.4 -> 20.0 ms a training step, gru_char 53.4 -> 42.6 ms, on the 2-core reference machine.
 
+With the ``[onednn]`` extra, a float32 LSTM layer without projection or packed sequences runs on
+oneDNN's fused LSTM primitives instead (``ember.backend.onednn.LSTM``, as PyTorch's does):
+lstm32's layer 3.3 + 6.4 ms forward + backward against 5.2 + 6.6 on the loop here.
+
 ``ember.nn.LSTM`` / ``GRU`` / ``RNN`` and the cells are the public face (``torch.nn.functional``
 has no recurrent functions, so neither does ``ember.nn.functional``)::
 
