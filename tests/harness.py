@@ -193,3 +193,45 @@ def numpy_ships_openblas():
     wheels), whose gemm ``ember.backend.cblas`` binds."""
     blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
     return blas.get("name") == "scipy-openblas"
+
+
+def in_forked_child(fn, timeout=30):
+    """``fn()`` in a child made by ``os.fork`` (as a DataLoader worker is); returns what it
+    returned, re-raises what it raised, and fails (killing it) if it has not finished within
+    ``timeout`` seconds: a hang in the child fails the test instead of stopping the suite."""
+    import os
+    import pickle
+    import select
+    import signal
+    import time
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        os.close(r)
+        try:
+            out = (True, fn())
+        except BaseException as e:  # noqa: BLE001 - sent to the parent
+            out = (False, e)
+        with os.fdopen(w, "wb") as f:
+            pickle.dump(out, f)
+        os._exit(0)
+    os.close(w)
+    deadline = time.monotonic() + timeout
+    data = []
+    with os.fdopen(r, "rb") as f:  # read while the child writes: a pipe holds only 64 KB
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([f], [], [], left)[0]:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise AssertionError(f"the forked child did not finish within {timeout} s")
+            chunk = os.read(f.fileno(), 1 << 16)
+            if not chunk:
+                break
+            data.append(chunk)
+    os.waitpid(pid, 0)
+    ok, value = pickle.loads(b"".join(data))
+    if not ok:
+        raise value
+    return value

@@ -59,6 +59,7 @@ _lib = None  # None: not tried; False: unavailable; else the ctypes library
 _engine = _stream = None
 _omp_set = None  # libgomp's omp_set_num_threads, for the calling thread's next parallel regions
 _omp_threads = threading.local()
+_forked = False  # in a child forked after oneDNN was loaded (see _after_fork)
 
 
 class _Arg(ctypes.Structure):
@@ -132,7 +133,17 @@ def load():
                 or lib.dnnl_stream_create(ctypes.byref(stream), engine, _IN_ORDER)):
             return False
         _engine, _stream, _omp_set, _lib = engine, stream, gomp.omp_set_num_threads, lib
+        os.register_at_fork(after_in_child=_after_fork)
     return _lib is not False
+
+
+def _after_fork():
+    """GNU OpenMP's thread pool does not survive ``fork``: a child that starts a parallel
+    region of the parent's pool hangs (a DataLoader worker, a multiprocessing pool), and
+    oneDNN's primitives fix their thread count when they are built. A forked child therefore
+    leaves oneDNN alone: its convolutions and LSTMs take ember's own paths."""
+    global _forked
+    _forked = True
 
 
 def available():
@@ -165,6 +176,10 @@ def _primitive(pd):
 
 
 def _execute(prim, args):
+    if _forked:
+        raise RuntimeError("oneDNN cannot run in a process forked after it was used (its OpenMP "
+                           "threads do not survive fork): run this backward in the parent, or "
+                           "start the child with the 'spawn' method")
     a = (_Arg * len(args))(*[_Arg(k, m) for k, m in args])
     _check(_lib.dnnl_primitive_execute(prim, _stream, len(args), a), "primitive_execute")
 
@@ -258,7 +273,8 @@ class Conv:
     def get(cls, xshape, wshape, stride, pads, dilation, groups, bias, dtype=np.float32):
         """The ``Conv`` for this geometry, or None where oneDNN is not available or does not
         take it (a dtype other than float32, an empty dimension, a geometry it rejects)."""
-        if np.dtype(dtype) != np.float32 or 0 in xshape or 0 in wshape or not load():
+        if (np.dtype(dtype) != np.float32 or 0 in xshape or 0 in wshape or _forked
+                or not load()):
             return None
         key = (tuple(xshape), tuple(wshape), tuple(stride), tuple(pads), tuple(dilation),
                groups, bool(bias))
@@ -406,7 +422,7 @@ class LSTM:
     def get(cls, T, B, I, H, dtype=np.float32):
         """The ``LSTM`` for these sizes, or None (oneDNN missing, not float32, an empty size, or
         primitives oneDNN refuses)."""
-        if np.dtype(dtype) != np.float32 or 0 in (T, B, I, H) or not load():
+        if np.dtype(dtype) != np.float32 or 0 in (T, B, I, H) or _forked or not load():
             return None
         key = (T, B, I, H)
         lstm = cls._cache.get(key, 0)

@@ -27,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import math
+import os
 import queue
 import threading
 
@@ -39,6 +40,18 @@ _MAX_THREADS = 8
 _workers = []  # [(thread, task queue)]
 _local = threading.local()
 _lock = threading.Lock()
+
+
+def _after_fork():
+    """Threads do not survive ``fork``: a forked child (a DataLoader worker, a multiprocessing
+    pool) forgets the parent's workers and starts its own when it needs them; without this its
+    first split waited forever for a thread that is not there."""
+    global _lock
+    _workers.clear()
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _worker(tasks):

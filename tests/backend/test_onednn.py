@@ -218,3 +218,36 @@ def test_loaded_with_the_first_convolution_only(with_onednn):
             "print(loaded())")
     assert python_output(code) == "False True"
     assert python_output(code, EMBER_ONEDNN="0") == "False False"
+
+
+def test_forked_child_takes_embers_path(with_onednn):
+    """GNU OpenMP's threads do not survive fork (a child running a primitive the parent ran
+    hung): a forked child's convolutions and LSTMs run on ember's own paths and match; a
+    backward through the parent's oneDNN graph raises instead of hanging."""
+    from tests.harness import in_forked_child
+
+    xs, ws, kw = GEOMETRIES[0]
+    want = _run(torch, xs, ws, kw, True)
+    for a, b in zip(_run(ember, xs, ws, kw, True), want):  # the parent runs oneDNN's
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    x = ember.randn(2, 16, 6, 6, requires_grad=True)
+    y = F.conv2d(x, ember.randn(16, 16, 3, 3), padding=1)
+    lstm = ember.nn.LSTM(4, 6)
+    want_lstm = lstm(ember.ones(5, 3, 4))[0].detach().numpy()
+
+    def child():
+        got = _run(ember, xs, ws, kw, True)
+        got_lstm = lstm(ember.ones(5, 3, 4))[0].detach().numpy()
+        try:
+            y.sum().backward()
+            error = None
+        except RuntimeError as e:
+            error = str(e)
+        return got, got_lstm, onednn.Conv.get(xs, ws, *_geometry(xs, ws, kw), True), error
+
+    got, got_lstm, conv, error = in_forked_child(child)
+    assert conv is None
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got_lstm, want_lstm, rtol=1e-5, atol=1e-5)
+    assert "forked" in error

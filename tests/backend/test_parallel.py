@@ -97,3 +97,19 @@ def test_openblas_thread_timeout_is_set_before_numpy(code, env, want):
         env=e, capture_output=True, text=True, check=True,
         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert out.stdout.split("\n")[-2] == want
+
+
+def test_forked_child_starts_its_own_workers(idle):
+    """After the parent split work over its worker thread, a forked child (a DataLoader
+    worker) splits too instead of waiting for a thread fork did not copy."""
+    from tests.harness import in_forked_child
+
+    parallel.parallel_for(4, lambda lo, hi: None, min_n=1)
+    assert parallel._workers
+
+    def child():
+        seen = []
+        parallel.parallel_for(4, lambda lo, hi: seen.append((lo, hi)), min_n=1)
+        return sorted(seen)
+
+    assert in_forked_child(child) == [(0, 2), (2, 4)]
