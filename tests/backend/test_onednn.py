@@ -251,3 +251,35 @@ def test_forked_child_takes_embers_path(with_onednn):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(got_lstm, want_lstm, rtol=1e-5, atol=1e-5)
     assert "forked" in error
+
+
+def test_lstm_workspace_returns_for_the_next_step(with_onednn):
+    """A forward's workspace goes back to its LSTM when the graph is freed, and the next
+    forward reuses it; a retained graph keeps its own, so a second backward sees the same."""
+    import gc
+
+    m = ember.nn.LSTM(4, 6)
+    x = ember.randn(7, 3, 4)
+    dnnl = onednn.LSTM.get(7, 3, 4, 6)
+    dnnl.free.clear()
+    m(x)[0].sum().backward()
+    ref = [p.grad.numpy().copy() for p in m.parameters()]
+    gc.collect()
+    assert len(dnnl.free) == 1
+    spare = dnnl.free[0]
+    y = m(x)[0].sum()
+    assert not dnnl.free
+    y2 = m(x * 2)[0].sum()  # a second live graph of the same shape: its own workspace
+    for p in m.parameters():
+        p.grad = None
+    y.backward(retain_graph=True)
+    first = [p.grad.numpy().copy() for p in m.parameters()]
+    assert all(np.array_equal(a, b) for a, b in zip(first, ref))  # not y2's gates
+    for p in m.parameters():
+        p.grad = None
+    y.backward()
+    assert all(np.array_equal(a, p.grad.numpy()) for a, p in zip(first, m.parameters()))
+    y2.backward()
+    del y, y2
+    gc.collect()
+    assert any(b is spare for b in dnnl.free)
