@@ -264,11 +264,30 @@ class _Layout:
             _execute(self.to_user, [(_SRC, self.inner), (_DST, self.user)])
 
 
+_cache_lock = threading.Lock()
+_MISSING = object()
+
+
+def _built(cls, key):
+    """``cls(*key)`` built once per key and kept in ``cls._cache`` (None when oneDNN refuses
+    it, which then keeps ember's own path); threads that ask at once build it once."""
+    obj = cls._cache.get(key, _MISSING)
+    if obj is _MISSING:
+        with _cache_lock:
+            obj = cls._cache.get(key, _MISSING)
+            if obj is _MISSING:
+                try:
+                    obj = cls(*key)
+                except RuntimeError:
+                    obj = None
+                cls._cache[key] = obj
+    return obj
+
+
 class Conv:
     """oneDNN's primitives for one convolution geometry (see the module docstring)."""
 
-    _cache = {}
-    _cache_lock = threading.Lock()
+    _cache = {}  # geometry -> Conv, or None where oneDNN refused it
 
     @classmethod
     def get(cls, xshape, wshape, stride, pads, dilation, groups, bias, dtype=np.float32):
@@ -277,19 +296,8 @@ class Conv:
         if (np.dtype(dtype) != np.float32 or 0 in xshape or 0 in wshape or _forked
                 or not load()):
             return None
-        key = (tuple(xshape), tuple(wshape), tuple(stride), tuple(pads), tuple(dilation),
-               groups, bool(bias))
-        conv = cls._cache.get(key, 0)
-        if conv == 0:
-            with cls._cache_lock:
-                conv = cls._cache.get(key, 0)
-                if conv == 0:
-                    try:
-                        conv = cls(*key)
-                    except RuntimeError:
-                        conv = None
-                    cls._cache[key] = conv
-        return conv
+        return _built(cls, (tuple(xshape), tuple(wshape), tuple(stride), tuple(pads),
+                            tuple(dilation), groups, bool(bias)))
 
     def __init__(self, xshape, wshape, stride, pads, dilation, groups, bias):
         (n, _, h, wd), (o, cg, kh, kw) = xshape, wshape
@@ -416,8 +424,7 @@ class LSTM:
     oneDNN's, and one bias ``b_ih + b_hh``. The forward keeps a workspace (the gates) that
     backward reads; oneDNN adds the weight gradients into zeroed buffers."""
 
-    _cache = {}
-    _cache_lock = threading.Lock()
+    _cache = {}  # sizes -> LSTM, or None where oneDNN refused them
 
     @classmethod
     def get(cls, T, B, I, H, dtype=np.float32):
@@ -425,18 +432,7 @@ class LSTM:
         primitives oneDNN refuses)."""
         if np.dtype(dtype) != np.float32 or 0 in (T, B, I, H) or _forked or not load():
             return None
-        key = (T, B, I, H)
-        lstm = cls._cache.get(key, 0)
-        if lstm == 0:
-            with cls._cache_lock:
-                lstm = cls._cache.get(key, 0)
-                if lstm == 0:
-                    try:
-                        lstm = cls(*key)
-                    except RuntimeError:
-                        lstm = None
-                    cls._cache[key] = lstm
-        return lstm
+        return _built(cls, (T, B, I, H))
 
     def __init__(self, T, B, I, H):
         self.dims = (T, B, I, H)
