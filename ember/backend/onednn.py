@@ -32,6 +32,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import threading
@@ -54,12 +55,14 @@ _DIFF_SRC, _DIFF_DST, _DIFF_WEIGHTS, _DIFF_BIAS = 129, 145, 161, 169
 _ALIGN = 64  # bytes: oneDNN's kernels load whole cache lines
 _SMALL_MACS = 1 << 22  # below this many multiply-adds a pass, one thread (its threads' wake-up
 # and the split cost more than they give at LeNet's batch 4)
+_CACHE_SIZE = 64  # geometries kept per kind; older ones go (sequences of many lengths, image sizes)
 
 _Dims = ctypes.c_int64 * 12
 _lib = None  # None: not tried; False: unavailable; else the ctypes library
 _engine = _stream = None
 _omp_set = None  # libgomp's omp_set_num_threads, for the calling thread's next parallel regions
 _omp_threads = threading.local()
+_building = threading.local()  # .owned: the handle list of the object being built (_owning)
 _forked = False  # in a child forked after oneDNN was loaded (see _after_fork)
 
 
@@ -101,6 +104,10 @@ def _bind(lib):
         "dnnl_lstm_forward_primitive_desc_create": [pp, p, i, i] + [p] * 11 + [ctypes.c_uint, p],
         "dnnl_lstm_backward_primitive_desc_create":
             [pp, p, i, i] + [p] * 22 + [ctypes.c_uint, p, p],
+        "dnnl_memory_desc_destroy": [p],
+        "dnnl_memory_destroy": [p],
+        "dnnl_primitive_desc_destroy": [p],
+        "dnnl_primitive_destroy": [p],
     }
     for name, args in sigs.items():
         f = getattr(lib, name)
@@ -157,23 +164,64 @@ def _check(status, what):
         raise RuntimeError(f"oneDNN: {what} failed with status {status}")
 
 
+def _record(destroy, handle):
+    """Note a handle the object being built (``_owning``) must destroy with itself."""
+    owned = getattr(_building, "owned", None)
+    if owned is not None and handle:
+        owned.append((destroy, handle))
+
+
+@contextlib.contextmanager
+def _owning(obj):
+    """Build ``obj``'s primitives inside: every descriptor, memory and primitive created goes
+    into ``obj._owned``, destroyed by ``_release`` when ``obj`` goes (also when building it
+    failed half way and it is dropped)."""
+    obj._owned = []
+    _building.owned = obj._owned
+    try:
+        yield
+    finally:
+        _building.owned = None
+
+
+def _release(owned):
+    while owned:
+        destroy, handle = owned.pop()
+        getattr(_lib, destroy)(handle)
+
+
 def _md(shape, tag):
     md = ctypes.c_void_p()
     _check(_lib.dnnl_memory_desc_create_with_tag(ctypes.byref(md), len(shape), _Dims(*shape),
                                                  _F32, tag), "memory_desc_create_with_tag")
+    _record("dnnl_memory_desc_destroy", md)
     return md
 
 
 def _memory(md, handle):
     mem = ctypes.c_void_p()
     _check(_lib.dnnl_memory_create(ctypes.byref(mem), md, _engine, handle), "memory_create")
+    _record("dnnl_memory_destroy", mem)
     return mem
 
 
 def _primitive(pd):
+    """The primitive of the descriptor ``pd``; both are destroyed with their owner."""
+    _record("dnnl_primitive_desc_destroy", pd)
     prim = ctypes.c_void_p()
     _check(_lib.dnnl_primitive_create(ctypes.byref(prim), pd), "primitive_create")
+    _record("dnnl_primitive_destroy", prim)
     return prim
+
+
+class _Owner:
+    """Base of ``Conv`` and ``LSTM``: its oneDNN handles (``_owned``) die with it."""
+
+    _owned = ()
+
+    def __del__(self):
+        if _lib:  # not during interpreter shutdown, when the module may be half gone
+            _release(self._owned)
 
 
 def _execute(prim, args):
@@ -270,7 +318,9 @@ _MISSING = object()
 
 def _built(cls, key):
     """``cls(*key)`` built once per key and kept in ``cls._cache`` (None when oneDNN refuses
-    it, which then keeps ember's own path); threads that ask at once build it once."""
+    it, which then keeps ember's own path); threads that ask at once build it once. The cache
+    keeps the last ``_CACHE_SIZE`` keys; an object dropped from it lives on while an op that
+    ran on it holds it."""
     obj = cls._cache.get(key, _MISSING)
     if obj is _MISSING:
         with _cache_lock:
@@ -281,10 +331,12 @@ def _built(cls, key):
                 except RuntimeError:
                     obj = None
                 cls._cache[key] = obj
+                while len(cls._cache) > _CACHE_SIZE:
+                    cls._cache.pop(next(iter(cls._cache)))
     return obj
 
 
-class Conv:
+class Conv(_Owner):
     """oneDNN's primitives for one convolution geometry (see the module docstring)."""
 
     _cache = {}  # geometry -> Conv, or None where oneDNN refused it
@@ -299,7 +351,11 @@ class Conv:
         return _built(cls, (tuple(xshape), tuple(wshape), tuple(stride), tuple(pads),
                             tuple(dilation), groups, bool(bias)))
 
-    def __init__(self, xshape, wshape, stride, pads, dilation, groups, bias):
+    def __init__(self, *key):
+        with _owning(self):
+            self._build(*key)
+
+    def _build(self, xshape, wshape, stride, pads, dilation, groups, bias):
         (n, _, h, wd), (o, cg, kh, kw) = xshape, wshape
         t, b, lf, r = pads
         ho = (h + t + b - dilation[0] * (kh - 1) - 1) // stride[0] + 1
@@ -417,7 +473,7 @@ def _scratch(layouts, keep):
             lay.bind(buf)
 
 
-class LSTM:
+class LSTM(_Owner):
     """oneDNN's LSTM primitives for one layer and direction over a whole sequence (time-major,
     no projection, every sequence full length): ``forward`` and ``backward`` with PyTorch's
     weights ``w_ih`` (4H, I), ``w_hh`` (4H, H) in its gate order (i, f, g, o), which is
@@ -434,7 +490,11 @@ class LSTM:
             return None
         return _built(cls, (T, B, I, H))
 
-    def __init__(self, T, B, I, H):
+    def __init__(self, *key):
+        with _owning(self):
+            self._build(*key)
+
+    def _build(self, T, B, I, H):
         self.dims = (T, B, I, H)
         self.macs = T * B * 4 * H * (I + H)
         self.lock = threading.Lock()

@@ -283,3 +283,39 @@ def test_lstm_workspace_returns_for_the_next_step(with_onednn):
     del y, y2
     gc.collect()
     assert any(b is spare for b in dnnl.free)
+
+
+def test_cache_is_bounded_and_dropped_primitives_are_destroyed(with_onednn, monkeypatch):
+    """Only the last _CACHE_SIZE geometries stay cached (sequences of many lengths would grow
+    it without end); a dropped one destroys its oneDNN handles once nothing holds it, and a
+    geometry whose primitives fail half way destroys the handles made before the failure."""
+    import gc
+
+    released = []
+    release = onednn._release
+    def count(owned):  # objects with handles (an object whose build failed has none left)
+        if owned:
+            released.append(len(owned))
+        release(owned)
+
+    monkeypatch.setattr(onednn, "_release", count)
+    monkeypatch.setattr(onednn, "_CACHE_SIZE", 2)
+    monkeypatch.setattr(onednn.LSTM, "_cache", {})
+    for t in (3, 4, 5):
+        assert onednn.LSTM.get(t, 2, 4, 6) is not None
+    gc.collect()
+    assert list(onednn.LSTM._cache) == [(4, 2, 4, 6), (5, 2, 4, 6)]
+    assert len(released) == 1 and released[0] > 10  # descriptors, memories, primitives
+
+    check = onednn._check
+
+    def fail_backward(status, what):
+        if what == "convolution backward data":
+            raise RuntimeError("oneDNN: convolution backward data failed with status 3")
+        check(status, what)
+
+    monkeypatch.setattr(onednn, "_check", fail_backward)
+    monkeypatch.setattr(onednn.Conv, "_cache", {})
+    released.clear()
+    assert onednn.Conv.get((2, 3, 5, 5), (4, 3, 3, 3), (1, 1), (1,) * 4, (1, 1), 1, True) is None
+    assert len(released) == 1 and released[0] > 5
