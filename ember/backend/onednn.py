@@ -141,7 +141,7 @@ def load():
                 or lib.dnnl_stream_create(ctypes.byref(stream), engine, _IN_ORDER)):
             return False
         _engine, _stream, _omp_set, _lib = engine, stream, gomp.omp_set_num_threads, lib
-        os.register_at_fork(after_in_child=_after_fork)
+        os.register_at_fork(after_in_child=_after_fork)  # the wheel is Linux-only: POSIX
     return _lib is not False
 
 
