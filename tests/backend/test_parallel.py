@@ -99,6 +99,7 @@ def test_openblas_thread_timeout_is_set_before_numpy(code, env, want):
     assert out.stdout.split("\n")[-2] == want
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform")
 def test_forked_child_starts_its_own_workers(idle):
     """After the parent split work over its worker thread, a forked child (a DataLoader
     worker) splits too instead of waiting for a thread fork did not copy."""
