@@ -16,9 +16,10 @@ With numba installed (the ``[jit]`` extra), each step's gate arithmetic between 
 calls is one compiled loop (``ember.backend.jit``) instead of a dozen NumPy calls: lstm32
 25.4 -> 20.0 ms a training step, gru_char 53.4 -> 42.6 ms, on the 2-core reference machine.
 
-With the ``[onednn]`` extra, a float32 LSTM layer without projection or packed sequences runs on
-oneDNN's fused LSTM primitives instead (``ember.backend.onednn.LSTM``, as PyTorch's does):
-lstm32's layer 3.3 + 6.4 ms forward + backward against 5.2 + 6.6 on the loop here.
+With the ``[onednn]`` extra, float32 LSTM (without projection) and GRU layers over full-length
+sequences run on oneDNN's fused layer primitives instead (``ember.backend.onednn.Recurrent``, as
+PyTorch's LSTM does): lstm32's layer 3.3 + 6.4 ms forward + backward against 5.2 + 6.6 on the
+loop here.
 
 ``ember.nn.LSTM`` / ``GRU`` / ``RNN`` and the cells are the public face (``torch.nn.functional``
 has no recurrent functions, so neither does ``ember.nn.functional``)::
@@ -42,6 +43,7 @@ __all__ = []
 
 _LSTM_PERM = [3, 0, 1, 2]  # internal gate k is PyTorch gate _LSTM_PERM[k]: (o, i, f, g)
 _LSTM_INV = [1, 2, 3, 0]
+_GRU_ZRN = [1, 0, 2]  # oneDNN's GRU gate k is PyTorch's gate _GRU_ZRN[k]: (z, r, n); its own inverse
 
 
 def _blas_policy(fn):
@@ -287,7 +289,7 @@ class LSTMLayer(Function):
         dt = x.dtype
         x2 = _prep_input(x, reverse)
         bs = _steps(batch_sizes, reverse)
-        dnnl = (onednn.LSTM.get(T, B, x.shape[2], H, dt)
+        dnnl = (onednn.Recurrent.get("lstm", T, B, x.shape[2], H, dt)
                 if w_hr is None and batch_sizes is None else None)
         if dnnl is not None:  # oneDNN's fused layer, when installed (ember.backend.onednn)
             return LSTMLayer._onednn_forward(ctx, dnnl, x2, h0, c0, w_ih, w_hh, b_ih, b_hh,
@@ -451,6 +453,10 @@ class GRULayer(Function):
         dt = x.dtype
         x2 = _prep_input(x, reverse)
         bs = _steps(batch_sizes, reverse)
+        dnnl = (onednn.Recurrent.get("gru", T, B, x.shape[2], H, dt)
+                if batch_sizes is None else None)
+        if dnnl is not None:  # oneDNN's fused layer, when installed (ember.backend.onednn)
+            return GRULayer._onednn_forward(ctx, dnnl, x2, h0, w_ih, w_hh, b_ih, b_hh, reverse)
         wi_s = w_ih.copy()
         wi_s[: 2 * H] *= 0.5
         wh_s = w_hh.copy()
@@ -508,8 +514,49 @@ class GRULayer(Function):
         return _flip(out, reverse), out[T - 1].copy()
 
     @staticmethod
+    def _onednn_forward(ctx, dnnl, x2, h0, w_ih, w_hh, b_ih, b_hh, reverse):
+        T, B, I, H = dnnl.dims
+        dt = x2.dtype
+        h0_ = np.zeros((B, H), dt) if h0 is None else np.ascontiguousarray(h0)
+        b = np.zeros(4 * H, dt)  # oneDNN's (z, r, n, hidden n) from PyTorch's (r, z, n) pairs
+        if b_ih is not None:
+            b[:H] = b_ih[H:2 * H] + b_hh[H:2 * H]
+            b[H:2 * H] = b_ih[:H] + b_hh[:H]
+            b[2 * H:3 * H] = b_ih[2 * H:]
+            b[3 * H:] = b_hh[2 * H:]
+        wi, wh = _blocks(w_ih, _GRU_ZRN, 3), _blocks(w_hh, _GRU_ZRN, 3)
+        out, hn, _, ws = dnnl.forward(x2.reshape(T, B, I), h0_, None, wi, wh, b)
+        ctx._nout = 2
+        ctx.reverse, ctx.dnnl = reverse, dnnl
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(x2, h0_, wi, wh, b, out, hn)
+            ctx.workspace = ws
+        return _flip(out, reverse), hn.copy()
+
+    @staticmethod
+    def _onednn_backward(ctx, dout, dh_n):
+        x2, h0, wi, wh, b, out, hn = ctx.saved_tensors
+        dnnl = ctx.dnnl
+        T, B, I, H = dnnl.dims
+        dt = out.dtype
+        gy = (np.zeros((T, B, H), dt) if dout is None
+              else np.ascontiguousarray(_flip(dout, ctx.reverse)))
+        ghn = np.zeros((B, H), dt) if dh_n is None else np.ascontiguousarray(dh_n)
+        gx, gh0, _, gwi, gwh, gb = dnnl.backward(x2.reshape(T, B, I), h0, None, wi, wh, b, out, hn,
+                                                 None, ctx.workspace, gy, ghn, None)
+        nig = ctx.needs_input_grad
+        z, r, n, hn_ = gb[:H], gb[H:2 * H], gb[2 * H:3 * H], gb[3 * H:]
+        return (_flip(gx, ctx.reverse) if nig[0] else None, gh0 if nig[1] else None,
+                _blocks(gwi, _GRU_ZRN, 3) if nig[2] else None,
+                _blocks(gwh, _GRU_ZRN, 3) if nig[3] else None,
+                np.concatenate([r, z, n]) if nig[4] else None,
+                np.concatenate([r, z, hn_]) if nig[5] else None, None, None)
+
+    @staticmethod
     @_blas_policy
     def backward(ctx, dout, dh_n):
+        if getattr(ctx, "dnnl", None) is not None:
+            return GRULayer._onednn_backward(ctx, dout, dh_n)
         x2, h0, A, GHN, out, w_ih, w_hh = ctx.saved_tensors
         T, B, H = ctx.dims
         dt = A.dtype

@@ -166,43 +166,54 @@ LSTM_CONFIGS = [  # (nn.LSTM kwargs, input shape, with initial states)
 ]
 
 
+@pytest.mark.parametrize("name", ["LSTM", "GRU"])
 @pytest.mark.parametrize("cfg,shape,states", LSTM_CONFIGS)
-def test_lstm_layers_match_torch(cfg, shape, states, with_onednn):
-    """nn.LSTM on oneDNN's layer primitives: outputs, final states and every gradient, and
-    the layers really ran there."""
+def test_recurrent_layers_match_torch(name, cfg, shape, states, with_onednn):
+    """nn.LSTM and nn.GRU on oneDNN's layer primitives: outputs, final states and every
+    gradient (the GRU's gates and biases regrouped both ways), and the layers really ran
+    there."""
     from tests.harness import check_module
 
     torch.manual_seed(0)
-    tm, em = torch.nn.LSTM(4, 6, **cfg), ember.nn.LSTM(4, 6, **cfg)
+    tm, em = getattr(torch.nn, name)(4, 6, **cfg), getattr(ember.nn, name)(4, 6, **cfg)
     nd = cfg.get("num_layers", 1) * (2 if cfg.get("bidirectional") else 1)
-    onednn.LSTM._cache.clear()
+    onednn.Recurrent._cache.clear()
     if states:
         hs = (nd, shape[0] if cfg.get("batch_first") else shape[1], 6)
-        check_module(tm, em, [shape, hs, hs], rtol=1e-5, atol=1e-5,
-                     forward=lambda m, x, h, c: m(x, (h, c)))
+        if name == "LSTM":
+            check_module(tm, em, [shape, hs, hs], rtol=1e-5, atol=1e-5,
+                         forward=lambda m, x, h, c: m(x, (h, c)))
+        else:
+            check_module(tm, em, [shape, hs], rtol=1e-5, atol=1e-5)
     else:
         check_module(tm, em, [shape], rtol=1e-5, atol=1e-5)
-    assert onednn.LSTM._cache and all(v is not None for v in onednn.LSTM._cache.values())
+    assert {k[0] for k in onednn.Recurrent._cache} == {name.lower()}
+    assert onednn.Recurrent._cache and all(v is not None for v in onednn.Recurrent._cache.values())
 
 
-def test_lstm_gradient_of_final_state_only(with_onednn):
-    """Only h_n is used: the output's gradient is zeros, and the cell state's too."""
+@pytest.mark.parametrize("name", ["LSTM", "GRU"])
+def test_gradient_of_final_state_only(name, with_onednn):
+    """Only h_n is used: the output's gradient is zeros (and the LSTM's cell state's)."""
     from tests.harness import check_module
 
     torch.manual_seed(0)
-    tm, em = torch.nn.LSTM(4, 6, num_layers=2), ember.nn.LSTM(4, 6, num_layers=2)
-    check_module(tm, em, [(5, 3, 4)], rtol=1e-5, atol=1e-5, forward=lambda m, x: m(x)[1][0])
+    tm = getattr(torch.nn, name)(4, 6, num_layers=2)
+    em = getattr(ember.nn, name)(4, 6, num_layers=2)
+    check_module(tm, em, [(5, 3, 4)], rtol=1e-5, atol=1e-5,
+                 forward=lambda m, x: m(x)[1][0] if name == "LSTM" else m(x)[1])
 
 
-def test_lstm_keeps_embers_loop_where_onednn_does_not_apply(with_onednn):
-    """Projections, packed sequences and float64 stay on ember's loop."""
-    onednn.LSTM._cache.clear()
+def test_recurrent_keeps_embers_loop_where_onednn_does_not_apply(with_onednn):
+    """Projections, packed sequences, float64 and plain RNNs stay on ember's loop."""
+    onednn.Recurrent._cache.clear()
     ember.nn.LSTM(4, 6, proj_size=3)(ember.randn(5, 3, 4))
     packed = ember.nn.utils.rnn.pack_padded_sequence(ember.randn(5, 3, 4), [5, 3, 2])
     ember.nn.LSTM(4, 6)(packed)
+    ember.nn.GRU(4, 6)(packed)
     ember.nn.LSTM(4, 6).double()(ember.randn(5, 3, 4, dtype=ember.float64))
-    assert not onednn.LSTM._cache
-    assert onednn.LSTM.get(5, 3, 4, 6, np.float64) is None
+    ember.nn.RNN(4, 6)(ember.randn(5, 3, 4))
+    assert not onednn.Recurrent._cache
+    assert onednn.Recurrent.get("lstm", 5, 3, 4, 6, np.float64) is None
 
 
 def test_loaded_with_the_first_convolution_only(with_onednn):
@@ -260,7 +271,7 @@ def test_lstm_workspace_returns_for_the_next_step(with_onednn):
 
     m = ember.nn.LSTM(4, 6)
     x = ember.randn(7, 3, 4)
-    dnnl = onednn.LSTM.get(7, 3, 4, 6)
+    dnnl = onednn.Recurrent.get("lstm", 7, 3, 4, 6)
     dnnl.free.clear()
     m(x)[0].sum().backward()
     ref = [p.grad.numpy().copy() for p in m.parameters()]
@@ -300,11 +311,11 @@ def test_cache_is_bounded_and_dropped_primitives_are_destroyed(with_onednn, monk
 
     monkeypatch.setattr(onednn, "_release", count)
     monkeypatch.setattr(onednn, "_CACHE_SIZE", 2)
-    monkeypatch.setattr(onednn.LSTM, "_cache", {})
+    monkeypatch.setattr(onednn.Recurrent, "_cache", {})
     for t in (3, 4, 5):
-        assert onednn.LSTM.get(t, 2, 4, 6) is not None
+        assert onednn.Recurrent.get("lstm", t, 2, 4, 6) is not None
     gc.collect()
-    assert list(onednn.LSTM._cache) == [(4, 2, 4, 6), (5, 2, 4, 6)]
+    assert list(onednn.Recurrent._cache) == [("lstm", 4, 2, 4, 6), ("lstm", 5, 2, 4, 6)]
     assert len(released) == 1 and released[0] > 10  # descriptors, memories, primitives
 
     check = onednn._check
