@@ -385,7 +385,7 @@ def run(args):
           f"{', CPU time' if clock is time.process_time else ''}, {_load()}; "
           + ", ".join(f"{k}={v}" for k, v in env.items())
           + f"; ember's large products on {'MKL' if mkl_active() else 'NumPy BLAS'}"
-          + f", convolutions and LSTMs on {'oneDNN' if onednn.available() else 'ember'}")
+          + f", convolutions, LSTMs and GRUs on {'oneDNN' if onednn.available() else 'ember'}")
     print(f"{'workload':<10} {'ember ms/step':>14} {'torch ms/step':>14} {'torch/ember':>12} "
           f"{'ember MB':>9} {'torch MB':>9} {'ember peak':>11} {'torch peak':>11}")
     results = {}
