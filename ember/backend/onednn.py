@@ -237,6 +237,12 @@ def _execute(prim, args):
     _check(_lib.dnnl_primitive_execute(prim, _stream, len(args), a), "primitive_execute")
 
 
+def _dense(a, shape):
+    """``a`` as a C-contiguous float32 array, zeros of ``shape`` for None (a state or gradient
+    that is not there)."""
+    return np.zeros(shape, np.float32) if a is None else np.ascontiguousarray(a)
+
+
 def _aligned(nbytes):
     """``nbytes`` uninitialised bytes at a cache-line boundary."""
     buf = np.empty(nbytes + _ALIGN, np.uint8)
@@ -406,19 +412,8 @@ class Conv(_Owner):
         self.gb = _memory(b_md, None) if bias else None
         # One scratch buffer per tensor: its layouts are never in use at the same time (the
         # forward's input, the input gradient, the weight gradient's input; and so on).
-        self.scratch = []
-        for group in ((self.f_x, self.d_gx, self.w_x), (self.f_w, self.d_w, self.w_gw),
-                      (self.f_y, self.d_g, self.w_g)):
-            group = list({id(lay): lay for lay in group}.values())
-            size = max(lay.size() for lay in group)
-            if size:
-                buf = _aligned(size)
-                self.scratch.append(buf)
-                for lay in group:
-                    lay.bind(buf[:lay.size()])
-
-    def _threads(self, macs):
-        _threads_for(macs)
+        self.scratch = _scratch([(self.f_x, self.d_gx, self.w_x), (self.f_w, self.d_w, self.w_gw),
+                                 (self.f_y, self.d_g, self.w_g)])
 
     def forward(self, x, w, b):
         """``conv(x, w) + b`` as a new ``(N, O, Ho, Wo)`` array (b may be None when the
@@ -426,7 +421,7 @@ class Conv(_Owner):
         x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
         y = np.empty(self.yshape, np.float32)
         with self.lock:
-            self._threads(self.macs)
+            _threads_for(self.macs)
             args = [(_SRC, self.f_x.load(x)), (_WEIGHTS, self.f_w.load(w)),
                     (_DST, self.f_y.target(y))]
             if self.b is not None:
@@ -446,7 +441,7 @@ class Conv(_Owner):
         x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
         gx = gw = gb = None
         with self.lock:
-            self._threads(self.macs * (bool(need[0]) + bool(need[1] or need[2])))
+            _threads_for(self.macs * (bool(need[0]) + bool(need[1] or need[2])))
             if need[0]:
                 gx = np.empty(x.shape, np.float32)
                 _execute(self.bwd, [(_DIFF_DST, self.d_g.load(g)), (_WEIGHTS, self.d_w.load(w)),
@@ -467,14 +462,18 @@ class Conv(_Owner):
         return gx, gw if need[1] else None, gb if need[2] else None
 
 
-def _scratch(layouts, keep):
-    """Give each layout that needs one its own aligned scratch buffer (appended to ``keep``)."""
-    for lay in layouts:
-        size = lay.size()
+def _scratch(groups):
+    """Bind each group of layouts that are never in use at once to one aligned scratch buffer
+    (as large as its largest layout needs); returns the buffers, for the owner to keep."""
+    buffers = []
+    for group in groups:
+        group = list({id(lay): lay for lay in group}.values())  # a layout shared by two uses
+        size = max(lay.size() for lay in group)
         if size:
-            buf = _aligned(size)
-            keep.append(buf)
-            lay.bind(buf)
+            buffers.append(_aligned(size))
+            for lay in group:
+                lay.bind(buffers[-1][:lay.size()])
+    return buffers
 
 
 class Recurrent(_Owner):
@@ -551,9 +550,8 @@ class Recurrent(_Owner):
         self.b_wh = _Layout(wh_u, q(bwd, _Q_EXEC_ARG, _WEIGHTS + 1))
         self.b_gwi = _Layout(wi_u, q(bwd, _Q_EXEC_ARG, _DIFF_WEIGHTS))
         self.b_gwh = _Layout(wh_u, q(bwd, _Q_EXEC_ARG, _DIFF_WEIGHTS + 1))
-        self.scratch = []
-        _scratch((self.f_wi, self.f_wh, self.b_wi, self.b_wh, self.b_gwi, self.b_gwh),
-                 self.scratch)
+        self.scratch = _scratch([(lay,) for lay in (self.f_wi, self.f_wh, self.b_wi, self.b_wh,
+                                                     self.b_gwi, self.b_gwh)])
         # memories over NumPy arrays, pointed at each call's arrays
         states = ("h0", "hn", "gh0", "ghn") + (("c0", "cn", "gc0", "gcn") if c else ())
         self.mems = {k: _memory(md, None) for k, md in (
@@ -587,13 +585,17 @@ class Recurrent(_Owner):
         return out
 
     def forward(self, x, h0, c0, w_ih, w_hh, b):
-        """``(out (T, B, H), h_n (B, H), c_n (B, H) or None, workspace)`` for contiguous float32
-        ``x`` (T, B, I), states ``h0``/``c0`` (B, H; ``c0`` None for a GRU), weights and the
-        bias (4H,)."""
+        """``(out (T, B, H), h_n (B, H), c_n (B, H) or None, workspace)`` for float32 ``x``
+        (T, B, I), states ``h0``/``c0`` (B, H; None for zeros; ``c0`` ignored for a GRU),
+        weights and the bias (4H,)."""
         T, B, I, H = self.dims
+        lstm = self.cell == "lstm"
+        # contiguous arrays held here: the primitive reads them by address
+        x, w_ih, w_hh, b = (np.ascontiguousarray(a) for a in (x, w_ih, w_hh, b))
+        h0, c0 = _dense(h0, (B, H)), _dense(c0, (B, H)) if lstm else None
         y = np.empty((T, B, H), np.float32)
         hn = np.empty((B, H), np.float32)
-        cn = np.empty((B, H), np.float32) if self.cell == "lstm" else None
+        cn = np.empty((B, H), np.float32) if lstm else None
         ws = self._workspace()
         with self.lock:
             _threads_for(self.macs)
@@ -604,12 +606,17 @@ class Recurrent(_Owner):
         return y, hn, cn, ws
 
     def backward(self, x, h0, c0, w_ih, w_hh, b, y, hn, cn, ws, gy, ghn, gcn):
-        """``(dx, dh0, dc0 or None, dw_ih, dw_hh, db)`` for the gradients of ``out``, ``h_n``
-        and ``c_n`` (contiguous float32, zeros where nothing flowed; None for a GRU's)."""
+        """``(dx, dh0, dc0 or None, dw_ih, dw_hh, db)`` for the gradients ``gy``, ``ghn`` and
+        ``gcn`` of ``out``, ``h_n`` and ``c_n`` (None where nothing flowed, and a GRU's
+        ``c``s), the forward's inputs, outputs and workspace."""
         T, B, I, H = self.dims
         G = self.gates
+        lstm = self.cell == "lstm"
+        x, w_ih, w_hh, b = (np.ascontiguousarray(a) for a in (x, w_ih, w_hh, b))
+        h0, gy, ghn = _dense(h0, (B, H)), _dense(gy, (T, B, H)), _dense(ghn, (B, H))
+        c0, gcn = (_dense(c0, (B, H)), _dense(gcn, (B, H))) if lstm else (None, None)
         gx, gh0 = np.empty((T, B, I), np.float32), np.empty((B, H), np.float32)
-        gc0 = np.empty((B, H), np.float32) if self.cell == "lstm" else None
+        gc0 = np.empty((B, H), np.float32) if lstm else None
         gb = np.zeros(4 * H, np.float32)  # oneDNN adds the weight gradients into these
         gwi, gwh = np.empty((G * H, I), np.float32), np.empty((G * H, H), np.float32)
         with self.lock:

@@ -216,6 +216,15 @@ def _steps(batch_sizes, reverse):
     return batch_sizes[::-1] if reverse else batch_sizes
 
 
+def _onednn_saved(ctx, dnnl, reverse, workspace, *arrays):
+    """What a layer run on oneDNN (``ember.backend.onednn.Recurrent``) keeps for its backward:
+    the arrays the primitive read and wrote, and its workspace."""
+    ctx.reverse, ctx.dnnl = reverse, dnnl
+    if any(ctx.needs_input_grad):
+        ctx.save_for_backward(*arrays)
+        ctx.workspace = workspace
+
+
 def _dh_total(dout, dh_rec, t, buf):
     """The gradient reaching h_t: from the output at step t plus from step t + 1."""
     if dout is None:
@@ -349,33 +358,20 @@ class LSTMLayer(Function):
     @staticmethod
     def _onednn_forward(ctx, dnnl, x2, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse):
         T, B, I, H = dnnl.dims
-        dt = x2.dtype
-        zeros = None if h0 is not None and c0 is not None else np.zeros((B, H), dt)
-        h0_, c0_ = (zeros if h0 is None else np.ascontiguousarray(h0),
-                    zeros if c0 is None else np.ascontiguousarray(c0))
-        b = (np.zeros(4 * H, dt) if b_ih is None else
-             np.ascontiguousarray(b_ih + b_hh) if b_hh is not None else np.ascontiguousarray(b_ih))
-        w_ih, w_hh = np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
-        out, hn, cn, ws = dnnl.forward(x2.reshape(T, B, I), h0_, c0_, w_ih, w_hh, b)
+        b = (np.zeros(4 * H, x2.dtype) if b_ih is None else b_ih + b_hh if b_hh is not None
+             else b_ih)
+        out, hn, cn, ws = dnnl.forward(x2.reshape(T, B, I), h0, c0, w_ih, w_hh, b)
+        _onednn_saved(ctx, dnnl, reverse, ws, x2, h0, c0, w_ih, w_hh, b, out, hn, cn)
         ctx._nout = 3
-        ctx.reverse, ctx.dnnl = reverse, dnnl
-        if any(ctx.needs_input_grad):
-            ctx.save_for_backward(x2, h0_, c0_, w_ih, w_hh, b, out, hn, cn)
-            ctx.workspace = ws
         return _flip(out, reverse), hn.copy(), cn.copy()
 
     @staticmethod
     def _onednn_backward(ctx, dout, dh_n, dc_n):
         x2, h0, c0, w_ih, w_hh, b, out, hn, cn = ctx.saved_tensors
-        dnnl, ws = ctx.dnnl, ctx.workspace
-        T, B, I, H = dnnl.dims
-        dt = out.dtype
-        gy = (np.zeros((T, B, H), dt) if dout is None
-              else np.ascontiguousarray(_flip(dout, ctx.reverse)))
-        ghn = np.zeros((B, H), dt) if dh_n is None else np.ascontiguousarray(dh_n)
-        gcn = np.zeros((B, H), dt) if dc_n is None else np.ascontiguousarray(dc_n)
-        gx, gh0, gc0, gwi, gwh, gb = dnnl.backward(x2.reshape(T, B, I), h0, c0, w_ih, w_hh, b,
-                                                   out, hn, cn, ws, gy, ghn, gcn)
+        dnnl = ctx.dnnl
+        gx, gh0, gc0, gwi, gwh, gb = dnnl.backward(
+            x2.reshape(dnnl.dims[0], dnnl.dims[1], -1), h0, c0, w_ih, w_hh, b, out, hn, cn,
+            ctx.workspace, None if dout is None else _flip(dout, ctx.reverse), dh_n, dc_n)
         nig = ctx.needs_input_grad
         return (_flip(gx, ctx.reverse) if nig[0] else None, gh0 if nig[1] else None,
                 gc0 if nig[2] else None, gwi if nig[3] else None, gwh if nig[4] else None,
@@ -516,34 +512,26 @@ class GRULayer(Function):
     @staticmethod
     def _onednn_forward(ctx, dnnl, x2, h0, w_ih, w_hh, b_ih, b_hh, reverse):
         T, B, I, H = dnnl.dims
-        dt = x2.dtype
-        h0_ = np.zeros((B, H), dt) if h0 is None else np.ascontiguousarray(h0)
-        b = np.zeros(4 * H, dt)  # oneDNN's (z, r, n, hidden n) from PyTorch's (r, z, n) pairs
+        b = np.zeros(4 * H, x2.dtype)  # oneDNN's (z, r, n, hidden n) from PyTorch's (r, z, n)
         if b_ih is not None:
             b[:H] = b_ih[H:2 * H] + b_hh[H:2 * H]
             b[H:2 * H] = b_ih[:H] + b_hh[:H]
             b[2 * H:3 * H] = b_ih[2 * H:]
             b[3 * H:] = b_hh[2 * H:]
         wi, wh = _blocks(w_ih, _GRU_ZRN, 3), _blocks(w_hh, _GRU_ZRN, 3)
-        out, hn, _, ws = dnnl.forward(x2.reshape(T, B, I), h0_, None, wi, wh, b)
+        out, hn, _, ws = dnnl.forward(x2.reshape(T, B, I), h0, None, wi, wh, b)
+        _onednn_saved(ctx, dnnl, reverse, ws, x2, h0, wi, wh, b, out, hn)
         ctx._nout = 2
-        ctx.reverse, ctx.dnnl = reverse, dnnl
-        if any(ctx.needs_input_grad):
-            ctx.save_for_backward(x2, h0_, wi, wh, b, out, hn)
-            ctx.workspace = ws
         return _flip(out, reverse), hn.copy()
 
     @staticmethod
     def _onednn_backward(ctx, dout, dh_n):
         x2, h0, wi, wh, b, out, hn = ctx.saved_tensors
         dnnl = ctx.dnnl
-        T, B, I, H = dnnl.dims
-        dt = out.dtype
-        gy = (np.zeros((T, B, H), dt) if dout is None
-              else np.ascontiguousarray(_flip(dout, ctx.reverse)))
-        ghn = np.zeros((B, H), dt) if dh_n is None else np.ascontiguousarray(dh_n)
-        gx, gh0, _, gwi, gwh, gb = dnnl.backward(x2.reshape(T, B, I), h0, None, wi, wh, b, out, hn,
-                                                 None, ctx.workspace, gy, ghn, None)
+        H = dnnl.dims[3]
+        gx, gh0, _, gwi, gwh, gb = dnnl.backward(
+            x2.reshape(dnnl.dims[0], dnnl.dims[1], -1), h0, None, wi, wh, b, out, hn, None,
+            ctx.workspace, None if dout is None else _flip(dout, ctx.reverse), dh_n, None)
         nig = ctx.needs_input_grad
         z, r, n, hn_ = gb[:H], gb[H:2 * H], gb[2 * H:3 * H], gb[3 * H:]
         return (_flip(gx, ctx.reverse) if nig[0] else None, gh0 if nig[1] else None,

@@ -126,10 +126,10 @@ def test_threads_follow_the_policy(with_onednn, monkeypatch, idle):
     monkeypatch.setattr(onednn, "_omp_set", calls.append)
     monkeypatch.setattr(onednn._omp_threads, "n", None, raising=False)
     big = onednn.Conv.get((64, 16, 32, 32), (16, 16, 3, 3), (1, 1), (1,) * 4, (1, 1), 1, False)
-    big._threads(big.macs)
-    big._threads(big.macs)
-    big._threads(1000)
-    parallel.parallel_for(2, lambda lo, hi: lo == 0 and big._threads(big.macs), min_n=1)
+    onednn._threads_for(big.macs)
+    onednn._threads_for(big.macs)
+    onednn._threads_for(1000)
+    parallel.parallel_for(2, lambda lo, hi: lo == 0 and onednn._threads_for(big.macs), min_n=1)
     assert calls == [2, 1]
 
 
