@@ -7,7 +7,9 @@ statistics, max pooling's window scan, col2im's kh*kw strided adds and SGD's per
 update. When numba is installed (``pip install "ember[jit]"``, part of ``[all]``) those ops run
 the kernels of ``ember/backend/_numba_kernels.py`` instead, with the same results (each op's
 tests run both ways, ``each_kernels``); without it, or with ``EMBER_JIT=numpy``, they keep to
-NumPy. ``EMBER_JIT=numba`` makes a missing numba an error. Transcendental functions stay with
+NumPy. Where oneDNN is installed, max pooling and ReLU's gradient run there instead, and with
+MKL so does SGD's update of large parameters (``ember.backend.onednn``, ``ember.optim.sgd``):
+numba's ~70 MB (its LLVM) is then not loaded by LeNet-, MLP- or LSTM-sized training at all. ``EMBER_JIT=numba`` makes a missing numba an error. Transcendental functions stay with
 NumPy (``np.tanh`` is vectorised; numba's scalar one was 25x slower here).
 
 numba is imported by the first op that uses a kernel (~0.6 s, once per process), never at

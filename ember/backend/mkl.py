@@ -31,7 +31,7 @@ import numpy as np
 from ember.backend import cblas
 from ember.backend._libs import wheel_library
 
-__all__ = ["load", "loaded", "gemm", "gemm_add", "Packed", "cdf_norm", "MIN_MACS"]
+__all__ = ["load", "loaded", "gemm", "gemm_add", "Packed", "axpby", "cdf_norm", "MIN_MACS"]
 
 # MKL takes products from this many multiply-adds. Below, a call through ctypes costs ~10 us
 # more than NumPy's, which MKL's kernel does not win back: one thread, 64x64x64 15.9 against 5.2
@@ -55,6 +55,7 @@ _lib = None  # None: not tried yet; False: unavailable; else the ctypes library
 _gemm = {}  # dtype -> cblas_?gemm
 _pack = {}  # dtype -> (cblas_?gemm_pack_get_size, cblas_?gemm_pack, cblas_?gemm_compute)
 _cdf = {}   # dtype -> v?CdfNorm
+_axpby = {}  # dtype -> cblas_?axpby
 _set_threads = None
 
 
@@ -94,6 +95,10 @@ def load():
             compute.restype = None
             compute.argtypes = [i] * 6 + [ptr, i, ptr, i, scalar, ptr, i]
             _pack[np.dtype(dtype)] = (size, pack, compute)
+            axpby = getattr(lib, f"cblas_{prefix}axpby")
+            axpby.restype = None
+            axpby.argtypes = [i, scalar, ptr, i, scalar, ptr, i]
+            _axpby[np.dtype(dtype)] = axpby
             cdf = getattr(lib, f"v{prefix}CdfNorm")
             cdf.restype = None
             cdf.argtypes = [i, ptr, ptr]
@@ -172,6 +177,14 @@ class Packed:
 
 
 _PACKED_B, _PACKED = 162, 151  # CblasBMatrix, CblasPacked
+
+
+def axpby(a, x, b, y, threads=1):
+    """``y = a * x + b * y`` in place, in one pass (``cblas_?axpby``), for contiguous 1-D
+    float32/float64 arrays ``x`` and ``y`` of one dtype and size (SGD's update)."""
+    _set_threads(threads)
+    _axpby[y.dtype](y.size, a, x.ctypes.data, 1, b, y.ctypes.data, 1)
+    return y
 
 
 def cdf_norm(x, out):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ember.autograd.function import Function
-from ember.backend import jit
+from ember.backend import jit, onednn
 from ember.backend.im2col import window
 from ember.backend.parallel import parallel_for
 from ember.ops.conv import _ntuple
@@ -71,11 +71,22 @@ class MaxPool2dOp(Function):
     @staticmethod
     def forward(ctx, x, kernel, stride, padding, dilation, out_hw, want_idx):
         kh, kw = kernel
+        ctx._nout = 2
+        ctx.pool = pool = onednn.MaxPool.get((1,) * (4 - x.ndim) + x.shape, kernel, stride,
+                                             padding, dilation, out_hw, x.dtype)
+        if pool is not None and not np.isnan(x.max()):
+            # oneDNN's pooling (ember.backend.onednn): no padded copy; its maximum skips NaNs,
+            # which ember's paths below propagate as PyTorch does
+            best, idx = pool.forward(np.ascontiguousarray(x))
+            ctx.save_for_backward(idx)
+            ctx.xshape = x.shape
+            return best.reshape(x.shape[:-2] + best.shape[-2:]), idx.reshape(
+                x.shape[:-2] + idx.shape[-2:])
+        ctx.pool = None
         ext = tuple((o - 1) * s + d * (k - 1) + 1 for o, s, d, k in
                     zip(out_hw, stride, dilation, kernel))
         xp = _pad_to(x, padding, ext, -np.inf)
-        ctx._nout = 2
-        k = jit.kernels_for(x)
+        k = _kernels(x)
         if k is not None:
             best, idx = _max_pool_jit(k, xp, kernel, stride, dilation, out_hw)
             ctx.save_for_backward(idx)
@@ -106,9 +117,13 @@ class MaxPool2dOp(Function):
     @staticmethod
     def backward(ctx, g, _gidx):
         (idx,) = ctx.saved_tensors
+        if ctx.pool is not None:
+            lead = (1,) * (4 - g.ndim)
+            return (ctx.pool.backward(g.reshape(lead + g.shape), idx.reshape(lead + idx.shape))
+                    .reshape(ctx.xshape), None, None, None, None, None, None)
         xshape, pshape, kernel, stride, padding, dilation, out_hw = ctx.geom
         kw = kernel[1]
-        k = jit.kernels_for(g)
+        k = _kernels(g)
         if k is not None:
             tiles = _is_2x2(kernel, stride, dilation) and pshape[-2:] == (2 * out_hw[0],
                                                                            2 * out_hw[1])
@@ -137,6 +152,13 @@ class MaxPool2dOp(Function):
 # Elements (outputs) from which a max pool's planes are shared between the cores (ember's own
 # threads); below, the split costs more than it saves.
 _SPLIT = 1 << 15
+
+
+def _kernels(a):
+    """ember's compiled kernels (``ember.backend.jit``) for ``a``, only where oneDNN is missing:
+    with oneDNN, float32 pools run there, and loading numba (~70 MB, 0.6 s) for the rest (float64,
+    NaNs) would cost more than it saves."""
+    return None if onednn.available() else jit.kernels_for(a)
 
 
 def _is_2x2(kernel, stride, dilation):

@@ -330,3 +330,105 @@ def test_cache_is_bounded_and_dropped_primitives_are_destroyed(with_onednn, monk
     released.clear()
     assert onednn.Conv.get((2, 3, 5, 5), (4, 3, 3, 3), (1, 1), (1,) * 4, (1, 1), 1, True) is None
     assert len(released) == 1 and released[0] > 5
+
+
+# ----------------------------------------------------------------------------- max pooling, ReLU
+def _pool_both(x, **kw):
+    """ember's and torch's max pool of ``x``: values, flat indices and the input's gradient."""
+    g = np.random.default_rng(3).standard_normal(
+        tuple(torch.nn.functional.max_pool2d(torch.tensor(x), **kw).shape)).astype(np.float32)
+    out = []
+    for lib in (ember, torch):
+        t = lib.tensor(x, requires_grad=True)
+        y, i = lib.nn.functional.max_pool2d(t, return_indices=True, **kw)
+        y.backward(lib.tensor(g))
+        out.append([y.detach().numpy(), i.numpy(), t.grad.numpy()])
+    return out
+
+
+@pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+                                dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0),
+                                     dilation=(2, 1)),
+                                dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)])
+def test_max_pool_runs_on_onednn_and_matches_torch(kw, with_onednn, monkeypatch):
+    """float32 max pools run on oneDNN (whose workspace is ember's uint8 kernel positions):
+    values, indices and gradients equal torch's; each direction runs one primitive."""
+    ran = []
+    execute = onednn._execute
+    monkeypatch.setattr(onednn, "_execute", lambda p, a: ran.append(p) or execute(p, a))
+    monkeypatch.setattr(onednn.MaxPool, "_cache", {})
+    x = np.random.default_rng(0).standard_normal((2, 3, 9, 8)).astype(np.float32)
+    e, t = _pool_both(x, **kw)
+    for a, b in zip(e[:2], t[:2]):
+        np.testing.assert_array_equal(a, b)
+    # overlapping windows add their gradients in another order: the last bit may differ
+    np.testing.assert_allclose(e[2], t[2], rtol=1e-6, atol=1e-7)
+    (pool,) = onednn.MaxPool._cache.values()
+    assert [p.value for p in ran] == [pool.fwd.value, pool.bwd.value]
+
+
+def test_max_pool_keeps_embers_path_for_nans_and_other_dtypes(with_onednn, monkeypatch):
+    """oneDNN's maximum skips NaNs: an input holding one keeps ember's path, which propagates
+    it as torch does (the last NaN of a window wins); float64 and 256-position kernels too."""
+    monkeypatch.setattr(onednn.MaxPool, "_cache", {})
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    x[0, 1, 2, 3] = x[1, 2, 5, 5] = x[1, 2, 4, 4] = np.nan
+    e, t = _pool_both(x, kernel_size=2)
+    for a, b in zip(e, t):
+        np.testing.assert_array_equal(a, b)
+    assert len(onednn.MaxPool._cache) == 1  # built, but not run on the NaNs
+    assert onednn.MaxPool.get((2, 3, 8, 8), (2, 2), (2, 2), (0, 0), (1, 1), (4, 4),
+                              np.float64) is None
+    assert onednn.MaxPool.get((1, 1, 40, 40), (16, 16), (1, 1), (0, 0), (1, 1), (25, 25)) is None
+    big = np.random.default_rng(1).standard_normal((1, 2, 20, 18)).astype(np.float32)
+    e, t = _pool_both(big, kernel_size=16, stride=1)  # ember's int32 kernel positions
+    for a, b in zip(e[:2], t[:2]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(e[2], t[2], rtol=1e-6, atol=1e-6)  # overlapping windows' sums
+    assert len(onednn.MaxPool._cache) == 1
+
+
+@pytest.mark.parametrize("n", [1 << 15, 3 * (1 << 15) + 5])
+def test_relu_gradient_on_onednn_matches_torch(n, with_onednn, monkeypatch):
+    """ReLU's gradient from 2^15 float32 elements runs on oneDNN and equals torch's, NaN inputs
+    included (torch passes their gradient through); smaller ones stay with NumPy."""
+    monkeypatch.setattr(onednn.ReluBackward, "_cache", {})
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(n).astype(np.float32)
+    x[::97] = np.nan
+    x[::89] = 0.0
+    g = rng.standard_normal(n).astype(np.float32)
+    grads = []
+    for lib in (ember, torch):
+        t = lib.tensor(x, requires_grad=True)
+        lib.nn.functional.relu(t).backward(lib.tensor(g))
+        grads.append(t.grad.numpy())
+    np.testing.assert_array_equal(*grads)
+    assert list(onednn.ReluBackward._cache) == [(n,)]
+    small = ember.tensor(x[:100], requires_grad=True)
+    ember.nn.functional.relu(small).backward(ember.tensor(g[:100]))
+    assert list(onednn.ReluBackward._cache) == [(n,)]
+
+
+def test_lenet_and_mlp_steps_need_no_numba(with_onednn):
+    """With oneDNN and MKL, training steps of LeNet, an MLP and an LSTM (SGD with momentum) load
+    neither numba nor SciPy (~70 MB and 0.6 s that the few kernels left would not win back)."""
+    from tests.harness import python_output
+
+    code = (
+        "import sys, ember, ember.nn as nn\n"
+        "net = nn.Sequential(nn.Conv2d(3, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5),"
+        " nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(),"
+        " nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))\n"
+        "lstm = nn.LSTM(8, 16)\n"
+        "opt = ember.optim.SGD(list(net.parameters()) + list(lstm.parameters()), lr=0.1,"
+        " momentum=0.9)\n"
+        "for _ in range(2):\n"
+        "    opt.zero_grad()\n"
+        "    loss = nn.functional.cross_entropy(net(ember.randn(64, 3, 32, 32)),"
+        " ember.randint(0, 10, (64,))) + lstm(ember.randn(5, 3, 8))[0].sum()\n"
+        "    loss.backward()\n"
+        "    opt.step()\n"
+        "print('numba' in sys.modules, 'scipy' in sys.modules)")
+    assert python_output(code) == "False False"
+    assert python_output(code, EMBER_ONEDNN="0") == "True True"  # the check can fail

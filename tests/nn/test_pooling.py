@@ -8,8 +8,9 @@ import ember
 import ember.nn as nn
 from tests.harness import check_gradcheck, check_module, check_op
 
-# Max pooling runs as NumPy calls or as the numba kernels of ember.backend.jit: every test both ways.
-pytestmark = pytest.mark.usefixtures("each_kernels")
+# Max pooling runs as NumPy calls, as the numba kernels of ember.backend.jit, or (float32) on
+# oneDNN: every test each way.
+pytestmark = pytest.mark.usefixtures("each_kernels", "each_onednn")
 
 MAX2D = [
     dict(kernel_size=2),

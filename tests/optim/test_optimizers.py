@@ -12,6 +12,7 @@ import torch
 
 import ember
 import ember.optim as eo
+from ember.backend import mkl
 from ember.nn import Parameter
 from tests.harness import assert_close
 
@@ -110,11 +111,14 @@ def test_sgd_chunked_update_follows_torch(monkeypatch, numpy_kernels, name, kw):
 
 
 @pytest.mark.parametrize("name,kw", CONFIGS[:5], ids=IDS[:5])
-def test_sgd_numba_update_follows_torch_and_numpy(monkeypatch, name, kw):
-    """With numba (ember.backend.jit) each parameter is updated in one compiled pass: it follows
-    torch, and gives bitwise the NumPy path's parameters and momentum buffers."""
+def test_sgd_numba_update_follows_torch_and_numpy(monkeypatch, numpy_blas, name, kw):
+    """With numba (ember.backend.jit) and no MKL, each large parameter (here: every one) is
+    updated in one compiled pass: it follows torch, and gives bitwise the NumPy path's
+    parameters and momentum buffers."""
+    import ember.optim.sgd as sgd
     from ember.backend import jit
 
+    monkeypatch.setattr(sgd, "_LARGE", 1)
     monkeypatch.setattr(jit, "_kernels", None)
     monkeypatch.delenv("EMBER_JIT", raising=False)
     assert jit.kernels() is not None
@@ -133,6 +137,27 @@ def test_sgd_numba_update_follows_torch_and_numpy(monkeypatch, name, kw):
                      if isinstance(v, ember.Tensor)])
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name,kw", CONFIGS[:5], ids=IDS[:5])
+def test_sgd_mkl_update_follows_torch(monkeypatch, mkl_blas, name, kw):
+    """With MKL, each large parameter (here: every one) is updated by two ``axpby`` passes
+    (Nesterov's keeps the other paths); numba is not used, so not loaded for it."""
+    import ember.optim.sgd as sgd
+    from ember.backend import jit
+
+    monkeypatch.setattr(sgd, "_LARGE", 1)
+    calls, axpby = [], mkl.axpby
+    monkeypatch.setattr(mkl, "axpby", lambda *a: calls.append(a[-2].size) or axpby(*a))
+    if not kw.get("nesterov"):
+        monkeypatch.setattr(jit, "kernels", lambda: pytest.fail("numba asked for"))
+    test_trajectory_with_torch_grads(name, kw)
+    if kw.get("nesterov"):
+        assert not calls
+    elif kw.get("momentum"):  # the first step fills the momentum buffers: one pass
+        assert len(calls) == 4 + 99 * 4 * 2
+    else:
+        assert len(calls) == 100 * 4
 
 
 @pytest.mark.parametrize("name,kw", [CONFIGS[1], CONFIGS[6], CONFIGS[13], CONFIGS[17]],
