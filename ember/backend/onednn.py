@@ -287,7 +287,7 @@ class _Layout:
     over the NumPy array and, when the two differ, one over a scratch buffer (``bind``) with the
     reorders both ways."""
 
-    __slots__ = ("user", "md", "inner", "to_inner", "to_user", "scratch")
+    __slots__ = ("user", "md", "inner", "to_inner", "to_user", "scratch", "in_args", "out_args")
 
     def __init__(self, user_md, md):
         self.user = _memory(user_md, None)
@@ -315,6 +315,8 @@ class _Layout:
         if self.md is not None:
             self.scratch = buffer
             self.inner = _memory(self.md, ctypes.c_void_p(buffer.ctypes.data))
+            self.in_args = _arg_array([(_SRC, self.user), (_DST, self.inner)])
+            self.out_args = _arg_array([(_SRC, self.inner), (_DST, self.user)])
 
     def zeroed(self, a):
         """The primitive's memory for a result that it adds into, zeroed; ``store()`` then
@@ -329,7 +331,7 @@ class _Layout:
         """The primitive's memory holding ``a`` (C-contiguous float32)."""
         _lib.dnnl_memory_set_data_handle(self.user, a.ctypes.data)
         if self.to_inner is not None:
-            _execute(self.to_inner, [(_SRC, self.user), (_DST, self.inner)])
+            _execute(self.to_inner, self.in_args)
         return self.inner
 
     def target(self, a):
@@ -339,7 +341,7 @@ class _Layout:
 
     def store(self):
         if self.to_user is not None:
-            _execute(self.to_user, [(_SRC, self.inner), (_DST, self.user)])
+            _execute(self.to_user, self.out_args)
 
 
 _cache_lock = threading.Lock()
@@ -434,6 +436,15 @@ class Conv(_Owner):
         # forward's input, the input gradient, the weight gradient's input; and so on).
         self.scratch = _scratch([(self.f_x, self.d_gx, self.w_x), (self.f_w, self.d_w, self.w_gw),
                                  (self.f_y, self.d_g, self.w_g)])
+        # each primitive's arguments: fixed memories, whose data handles each call points
+        bias_args = [(_BIAS, self.b)] if bias else []
+        self.f_args = _arg_array([(_SRC, self.f_x.inner), (_WEIGHTS, self.f_w.inner),
+                                  (_DST, self.f_y.inner)] + bias_args)
+        self.d_args = _arg_array([(_DIFF_DST, self.d_g.inner), (_WEIGHTS, self.d_w.inner),
+                                  (_DIFF_SRC, self.d_gx.inner)])
+        self.w_args = _arg_array([(_SRC, self.w_x.inner), (_DIFF_DST, self.w_g.inner),
+                                  (_DIFF_WEIGHTS, self.w_gw.inner)]
+                                 + ([(_DIFF_BIAS, self.gb)] if bias else []))
 
     def forward(self, x, w, b):
         """``conv(x, w) + b`` as a new ``(N, O, Ho, Wo)`` array (b may be None when the
@@ -442,13 +453,13 @@ class Conv(_Owner):
         y = np.empty(self.yshape, np.float32)
         with self.lock:
             _threads_for(self.macs)
-            args = [(_SRC, self.f_x.load(x)), (_WEIGHTS, self.f_w.load(w)),
-                    (_DST, self.f_y.target(y))]
+            self.f_x.load(x)
+            self.f_w.load(w)
+            self.f_y.target(y)
             if self.b is not None:
                 b = np.ascontiguousarray(b)  # held until the primitive ran, like x and w
                 _lib.dnnl_memory_set_data_handle(self.b, b.ctypes.data)
-                args.append((_BIAS, self.b))
-            _execute(self.fwd, args)
+            _execute(self.fwd, self.f_args)
             self.f_y.store()
             _check(_lib.dnnl_stream_wait(_stream), "stream_wait")
         return y
@@ -464,19 +475,21 @@ class Conv(_Owner):
             _threads_for(self.macs * (bool(need[0]) + bool(need[1] or need[2])))
             if need[0]:
                 gx = np.empty(x.shape, np.float32)
-                _execute(self.bwd, [(_DIFF_DST, self.d_g.load(g)), (_WEIGHTS, self.d_w.load(w)),
-                                    (_DIFF_SRC, self.d_gx.target(gx))])
+                self.d_g.load(g)
+                self.d_w.load(w)
+                self.d_gx.target(gx)
+                _execute(self.bwd, self.d_args)
                 self.d_gx.store()
             if need[1] or (need[2] and self.gb is not None):
                 gw = np.empty(w.shape, np.float32)
-                dg = self.w_g.inner if need[0] and self.shared_g else self.w_g.load(g)
-                args = [(_SRC, self.w_x.load(x)), (_DIFF_DST, dg),
-                        (_DIFF_WEIGHTS, self.w_gw.target(gw))]
+                if not (need[0] and self.shared_g):  # else backward data reordered it
+                    self.w_g.load(g)
+                self.w_x.load(x)
+                self.w_gw.target(gw)
                 if self.gb is not None:
                     gb = np.empty(w.shape[0], np.float32)
                     _lib.dnnl_memory_set_data_handle(self.gb, gb.ctypes.data)
-                    args.append((_DIFF_BIAS, self.gb))
-                _execute(self.bww, args)
+                _execute(self.bww, self.w_args)
                 self.w_gw.store()
             _check(_lib.dnnl_stream_wait(_stream), "stream_wait")
         return gx, gw if need[1] else None, gb if need[2] else None
