@@ -448,7 +448,9 @@ class Relu(Function):
 
 
 _SPLIT = 1 << 19  # elements from which ReLU's gradient is shared between the cores
-_ONEDNN_MIN = 1 << 15  # elements from which it runs on oneDNN (ember.backend.onednn)
+# elements from which it runs on oneDNN (ember.backend.onednn); below, NumPy's two passes were
+# as fast inside a training step (mlp128's (128, 512): 56-60 us a call, oneDNN's 61-76)
+_ONEDNN_MIN = 1 << 17
 
 
 def relu(input):

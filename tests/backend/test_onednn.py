@@ -388,10 +388,11 @@ def test_max_pool_keeps_embers_path_for_nans_and_other_dtypes(with_onednn, monke
     assert len(onednn.MaxPool._cache) == 1
 
 
-@pytest.mark.parametrize("n", [1 << 15, 3 * (1 << 15) + 5])
+@pytest.mark.parametrize("n", [1 << 17, 3 * (1 << 17) + 5, 1 << 19])
 def test_relu_gradient_on_onednn_matches_torch(n, with_onednn, monkeypatch):
-    """ReLU's gradient from 2^15 float32 elements runs on oneDNN and equals torch's, NaN inputs
-    included (torch passes their gradient through); smaller ones stay with NumPy."""
+    """ReLU's gradient from 2^17 float32 elements runs on oneDNN (on both threads from 2^19)
+    and equals torch's, NaN inputs included (torch passes their gradient through); smaller
+    ones stay with NumPy."""
     monkeypatch.setattr(onednn.ReluBackward, "_cache", {})
     rng = np.random.default_rng(0)
     x = rng.standard_normal(n).astype(np.float32)

@@ -163,7 +163,7 @@ def test_float32_stays_float32():
 
 @pytest.mark.parametrize("shape", [(5, 7), (3, 6, 28, 28), (8, 16, 64, 64)])
 def test_relu_gradient_with_and_without_kernels(shape, each_kernels, each_onednn, idle):
-    """ReLU's gradient (on oneDNN from 2^15 elements; else one compiled pass with numba, split
+    """ReLU's gradient (on oneDNN from 2^17 elements; else one compiled pass with numba, split
     over two threads from 2^19 elements) against torch, for a contiguous upstream gradient (the
     harness's) and a broadcast one."""
     check_op([shape], lambda t, x: t.nn.functional.relu(x))
