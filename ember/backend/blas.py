@@ -22,7 +22,8 @@ import threading
 
 import numpy as np
 
-from ember.backend import cblas, mkl, parallel
+from ember import _blas_env
+from ember.backend import cblas, mkl, onednn, parallel
 from ember.backend.threads import machine_busy
 
 __all__ = ["blas_accumulates", "matmul", "matmul_add", "matmul_packed", "mkl_active", "packed",
@@ -55,29 +56,55 @@ class serial_blas:
     """Context manager: one BLAS thread inside when ``macs <= serial_macs``.
 
     Larger products (``macs=math.inf`` for "whatever is inside") keep every thread unless other
-    processes keep the other cores busy.
+    processes keep the other cores busy, or NumPy's OpenBLAS would keep a thread spinning after
+    them (``_openblas_spins``): then OpenBLAS alone runs them on one thread.
     """
 
-    __slots__ = ("saved",)
+    __slots__ = ("saved", "only")
 
     def __init__(self, macs, serial_macs=SERIAL_MACS):
-        self.saved = (() if _BLAS_SERIAL_MACS < macs <= serial_macs or
-                      (macs > serial_macs and machine_busy()) else None)
+        self.only = None
+        if _BLAS_SERIAL_MACS < macs <= serial_macs or (macs > serial_macs and machine_busy()):
+            self.saved = ()
+        elif macs > _BLAS_SERIAL_MACS and _openblas_spins():
+            self.saved, self.only = (), "openblas"
+        else:
+            self.saved = None
 
     def __enter__(self):
         if self.saved is not None:
-            _serial.depth = getattr(_serial, "depth", 0) + 1
+            if self.only is None:
+                _serial.depth = getattr(_serial, "depth", 0) + 1
+            else:  # MKL's products inside keep the threads ember was given (threads_for)
+                self.only = (self.only, getattr(_serial, "threads", None))
+                _serial.threads = self.only[1] or _num_threads()
             self.saved = [(c, n) for c in _controllers() for n in (c.get_num_threads(),)
-                          if n != 1]
+                          if n != 1 and (self.only is None or c.internal_api == self.only[0])]
             for c, _ in self.saved:
                 c.set_num_threads(1)
         return self
 
     def __exit__(self, *exc):
         if self.saved is not None:
-            _serial.depth -= 1
+            if self.only is None:
+                _serial.depth -= 1
+            else:
+                _serial.threads = self.only[1]
         for c, n in self.saved or ():
             c.set_num_threads(n)
+
+
+def _openblas_spins():
+    """True when NumPy's OpenBLAS keeps a thread spinning for ~0.1 s after each threaded product
+    (NumPy was imported before ember, too late to shorten the spin: ``ember._blas_env``) while
+    MKL's or oneDNN's threads want the cores. The spinning thread took the second core from
+    them, and training steps ran 1.7-3x slower on the reference machine (mlp128 5.2 against 3.1
+    ms, LeNet at batch 64 11.7 against 4.5; 16.2 against 5.4 without MKL). ember then keeps its
+    OpenBLAS products on one thread (``serial_blas``), which leaves OpenBLAS's other threads
+    asleep, and sends its two-matrix products from ``SERIAL_MACS`` to MKL, where installed
+    (``matmul``). Without either library the spin costs nothing: mlp128 on OpenBLAS alone ran
+    3.4 ms a step spinning, 4.8 on one thread."""
+    return not _blas_env.BLAS_SLEEPS and (_mkl is True or onednn.loaded())
 
 
 _mkl = None  # whether MKL takes the large products (decided on the first one)
@@ -113,7 +140,8 @@ def matmul(a, b, out=None):
     if _mkl is not False and a.ndim == 2 == b.ndim and a.dtype == b.dtype and a.dtype.char in "fd":
         m, k = a.shape
         n = b.shape[1]
-        if m * k * n >= mkl.MIN_MACS and b.shape[0] == k and (_mkl or mkl_active()):
+        if (m * k * n >= (SERIAL_MACS if not _blas_env.BLAS_SLEEPS else mkl.MIN_MACS)
+                and b.shape[0] == k and (_mkl or mkl_active())):
             return mkl.gemm(a, b, out, threads_for(m * k * n))
     return np.matmul(a, b, out=out)
 
@@ -168,6 +196,10 @@ def threads_for(macs):
     if (macs <= SERIAL_MACS or getattr(_serial, "depth", 0)
             or getattr(parallel._local, "inside", False) or machine_busy()):
         return 1
+    return getattr(_serial, "threads", None) or _num_threads()
+
+
+def _num_threads():
     from ember.utils import threads
 
     return threads.get_num_threads()

@@ -45,7 +45,7 @@ import numpy as np
 
 from ember.backend._libs import wheel_library
 
-__all__ = ["Conv", "MaxPool", "Recurrent", "ReluBackward", "available"]
+__all__ = ["Conv", "MaxPool", "Recurrent", "ReluBackward", "available", "installed", "loaded"]
 
 # oneDNN's C API constants (oneapi/dnnl/dnnl_types.h, dnnl_common_types.h; v3)
 _CPU, _IN_ORDER, _F32 = 1, 1, 3
@@ -71,6 +71,7 @@ _omp_set = None  # libgomp's omp_set_num_threads, for the calling thread's next 
 _omp_threads = threading.local()
 _building = threading.local()  # .owned: the handle list of the object being built (_owning)
 _forked = False  # in a child forked after oneDNN was loaded (see _after_fork)
+_installed = None  # whether the library is there (installed(); None: not looked for yet)
 
 
 class _Arg(ctypes.Structure):
@@ -168,6 +169,21 @@ def _after_fork():
     leaves oneDNN alone: its convolutions and recurrent layers take ember's own paths."""
     global _forked
     _forked = True
+
+
+def installed():
+    """True when oneDNN's library is installed and not turned off (``EMBER_ONEDNN=0``), without
+    loading it."""
+    global _installed
+    if _installed is None:
+        _installed = (os.environ.get("EMBER_ONEDNN", "1") not in ("0", "false", "False")
+                      and _library_path() is not None)
+    return _installed and _lib is not False
+
+
+def loaded():
+    """True once oneDNN has been loaded into this process (and not turned off)."""
+    return bool(_lib)
 
 
 def available():

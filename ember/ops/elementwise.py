@@ -433,7 +433,7 @@ class Relu(Function):
                 return relu(g, y)
         # ember's compiled kernel only where oneDNN is missing: loading numba (~70 MB, 0.6 s)
         # for the small gradients left would cost more than it saves
-        k = jit.kernels_for(g, y) if plain and not onednn.available() else None
+        k = jit.kernels_for(g, y) if plain and not onednn.installed() else None
         if k is None:
             return g * (y > 0)
         # One compiled pass (ember.backend.jit) instead of a bool mask and a mixed-type multiply:

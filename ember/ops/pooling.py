@@ -158,7 +158,7 @@ def _kernels(a):
     """ember's compiled kernels (``ember.backend.jit``) for ``a``, only where oneDNN is missing:
     with oneDNN, float32 pools run there, and loading numba (~70 MB, 0.6 s) for the rest (float64,
     NaNs) would cost more than it saves."""
-    return None if onednn.available() else jit.kernels_for(a)
+    return None if onednn.installed() else jit.kernels_for(a)
 
 
 def _is_2x2(kernel, stride, dilation):

@@ -97,6 +97,55 @@ def test_threads_follow_the_policy(idle):
     assert seen == [1, 1]  # each slice of a split is one thread already
 
 
+def test_spinning_openblas_keeps_embers_products_off_its_threads(idle, monkeypatch):
+    """NumPy imported before ember: OpenBLAS's threads spin ~0.1 s after each threaded product
+    (``ember._blas_env``), taking the core from MKL's and oneDNN's threads. With either loaded,
+    ember's products inside ``serial_blas`` run OpenBLAS on one thread (restored after), MKL's
+    inside keep ember's threads, and two-matrix products from SERIAL_MACS go to MKL."""
+    from ember.backend import onednn
+
+    import ember.utils.threads as ut
+
+    assert mkl.load(), 'the test extra installs Intel MKL: pip install ".[test]"'
+    (openblas,) = [c for c in blas._controllers() if c.internal_api == "openblas"]
+    before = openblas.get_num_threads()
+    openblas.set_num_threads(2)
+    # ember's thread count as read from OpenBLAS (the first BLAS threadpoolctl may list)
+    monkeypatch.setattr(ut, "get_num_threads", openblas.get_num_threads)
+    try:
+        _spinning_openblas_checks(openblas, monkeypatch, onednn)
+    finally:
+        openblas.set_num_threads(before)
+
+
+def _spinning_openblas_checks(openblas, monkeypatch, onednn):
+    calls = []
+    gemm = mkl.gemm
+    monkeypatch.setattr(mkl, "gemm", lambda *a: calls.append(a[3]) or gemm(*a))
+    a, b = RNG.standard_normal((128, 64)).astype(np.float32), RNG.standard_normal(
+        (64, 64)).astype(np.float32)
+    assert blas.SERIAL_MACS < 128 * 64 * 64 < mkl.MIN_MACS
+    blas.matmul(a, b)
+    assert calls == []  # OpenBLAS's threads sleep soon: NumPy keeps this product
+
+    monkeypatch.setattr(blas._blas_env, "BLAS_SLEEPS", False)
+    monkeypatch.setattr(blas, "_mkl", True)
+    seen = []
+    with blas.serial_blas(mkl.MIN_MACS):
+        with blas.serial_blas(mkl.MIN_MACS):
+            seen.append((openblas.get_num_threads(), blas.threads_for(mkl.MIN_MACS)))
+        seen.append((openblas.get_num_threads(), blas.threads_for(mkl.MIN_MACS)))
+    assert seen == [(1, 2), (1, 2)]
+    assert openblas.get_num_threads() == 2
+    np.testing.assert_allclose(blas.matmul(a, b), _ref(a, b), rtol=1e-5, atol=1e-4)
+    assert calls == [2]  # to MKL, on both threads
+
+    monkeypatch.setattr(blas, "_mkl", False)  # neither MKL nor oneDNN: the spin costs nothing
+    monkeypatch.setattr(onednn, "loaded", lambda: False)
+    with blas.serial_blas(mkl.MIN_MACS):
+        assert openblas.get_num_threads() == 2
+
+
 def test_ember_blas_setting(monkeypatch):
     monkeypatch.setattr(mkl, "_lib", None)
     monkeypatch.setenv("EMBER_BLAS", "numpy")
