@@ -9,8 +9,9 @@ the kernels of ``ember/backend/_numba_kernels.py`` instead, with the same result
 tests run both ways, ``each_kernels``); without it, or with ``EMBER_JIT=numpy``, they keep to
 NumPy. Where oneDNN is installed, max pooling and ReLU's gradient run there instead, and with
 MKL so does SGD's update of large parameters (``ember.backend.onednn``, ``ember.optim.sgd``):
-numba's ~70 MB (its LLVM) is then not loaded by LeNet-, MLP- or LSTM-sized training at all. ``EMBER_JIT=numba`` makes a missing numba an error. Transcendental functions stay with
-NumPy (``np.tanh`` is vectorised; numba's scalar one was 25x slower here).
+numba's ~70 MB (its LLVM) is then not loaded by LeNet-, MLP- or LSTM-sized training at all.
+``EMBER_JIT=numba`` makes a missing numba an error. Transcendental functions stay with NumPy
+(``np.tanh`` is vectorised; numba's scalar one was 25x slower here).
 
 numba is imported by the first op that uses a kernel (~0.6 s, once per process), never at
 ``import ember``; compiled code is cached in ``__pycache__`` (numba's ``cache=True``), so the

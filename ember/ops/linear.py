@@ -16,7 +16,7 @@ import numpy as np
 
 from ember.autograd.function import Function
 from ember.autograd.grad_mode import _State
-from ember.backend.blas import matmul, serial_blas
+from ember.backend.blas import matmul, matmul_bias, serial_blas
 from ember.random import _gen
 from ember.tensor import Tensor, _wrap
 
@@ -36,12 +36,10 @@ class Linear(Function):
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
         macs = x2.shape[0] * w.size
         if macs <= _SMALL_MACS:
-            y = matmul(x2, w.T)
+            y = matmul(x2, w.T) if b is None else matmul_bias(x2, w.T, b)
         else:
             with serial_blas(macs):
-                y = matmul(x2, w.T)
-        if b is not None:
-            y += b
+                y = matmul(x2, w.T) if b is None else matmul_bias(x2, w.T, b)
         ctx.save_for_backward(x2, w)
         ctx.xshape = x.shape
         return y.reshape(x.shape[:-1] + (w.shape[0],)) if x.ndim != 2 else y

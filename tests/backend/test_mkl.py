@@ -86,6 +86,20 @@ def test_large_products_go_to_mkl(monkeypatch):
     assert len(calls) == 1
 
 
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_matmul_bias_in_one_call(each_blas, dt, monkeypatch):
+    """``matmul_bias(a, b, bias)`` is ``a @ b + bias``; on MKL one call, into the bias copied
+    to every row (``beta = 1``)."""
+    calls = []
+    gemm_add = mkl.gemm_add
+    monkeypatch.setattr(mkl, "gemm_add", lambda *a, **k: calls.append(1) or gemm_add(*a, **k))
+    for name, a, b in _layouts(dt):
+        bias = RNG.standard_normal(b.shape[1]).astype(dt)
+        np.testing.assert_allclose(blas.matmul_bias(a, b, bias), _ref(a, b) + bias,
+                                   rtol=1e-5, atol=1e-4, err_msg=name)
+    assert len(calls) == (len(_layouts(dt)) if each_blas == "mkl" else 0)
+
+
 def test_threads_follow_the_policy(idle):
     big = mkl.MIN_MACS
     assert blas.threads_for(big) == 2
