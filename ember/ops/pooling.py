@@ -74,9 +74,10 @@ class MaxPool2dOp(Function):
         ctx._nout = 2
         ctx.pool = pool = onednn.MaxPool.get((1,) * (4 - x.ndim) + x.shape, kernel, stride,
                                              padding, dilation, out_hw, x.dtype)
-        if pool is not None and not np.isnan(x.max()):
-            # oneDNN's pooling (ember.backend.onednn): no padded copy; its maximum skips NaNs,
-            # which ember's paths below propagate as PyTorch does
+        if pool is not None and np.min(x) > -np.inf:
+            # oneDNN's pooling (ember.backend.onednn): no padded copy. Its maximum skips NaNs
+            # and starts from -FLT_MAX, so inputs with a NaN or a -inf (the min's test) keep
+            # ember's paths below, which give PyTorch's NaNs and -infs.
             best, idx = pool.forward(np.ascontiguousarray(x))
             ctx.save_for_backward(idx)
             ctx.xshape = x.shape
@@ -89,10 +90,7 @@ class MaxPool2dOp(Function):
         k = _kernels(x)
         if k is not None:
             best, idx = _max_pool_jit(k, xp, kernel, stride, dilation, out_hw)
-            ctx.save_for_backward(idx)
-            ctx.geom = (x.shape, xp.shape, kernel, stride, padding, dilation, out_hw)
-            return best, idx
-        if kh * kw == 4:
+        elif kh * kw == 4:
             best, idx = _max4(*[window(xp, p // kw, p % kw, stride, dilation, out_hw)
                                 for p in range(4)])
         else:
@@ -106,10 +104,12 @@ class MaxPool2dOp(Function):
             for p in range(kh * kw - 1, -1, -1):
                 win = window(xp, p // kw, p % kw, stride, dilation, out_hw)
                 np.copyto(idx, p, where=win == best)
-        if kh * kw > 1 and np.isnan(best).any():
+        if k is None and kh * kw > 1 and np.isnan(best).any():
             for p in range(kh * kw):  # PyTorch picks the last NaN of a window
                 win = window(xp, p // kw, p % kw, stride, dilation, out_hw)
                 np.copyto(idx, p, where=np.isnan(win))
+        if padding[0] or padding[1]:
+            _first_inside(best, idx, kernel, stride, padding, dilation)
         ctx.save_for_backward(idx)
         ctx.geom = (x.shape, xp.shape, kernel, stride, padding, dilation, out_hw)
         return best, idx
@@ -152,6 +152,19 @@ class MaxPool2dOp(Function):
 # Elements (outputs) from which a max pool's planes are shared between the cores (ember's own
 # threads); below, the split costs more than it saves.
 _SPLIT = 1 << 15
+
+
+def _first_inside(best, idx, kernel, stride, padding, dilation):
+    """A window of -infs (or of padding and -infs) wins at its first position inside the input,
+    as in PyTorch, not at the padding ember's paths put before it (-inf too): its gradient and
+    index go there."""
+    oh, ow = best.shape[-2:]
+    first = []
+    for o, s, p, d in zip((oh, ow), stride, padding, dilation):
+        start = np.arange(o) * s - p  # each window's first row (column) in the input
+        first.append(np.where(start < 0, -(start // d), 0))  # ceil(-start / d)
+    pos = (first[0][:, None] * kernel[1] + first[1][None, :]).astype(idx.dtype)
+    np.copyto(idx, pos, where=best == -np.inf)
 
 
 def _kernels(a):

@@ -51,6 +51,24 @@ def test_maxpool_ties_go_to_first_and_nan_propagates():
 
 
 
+@pytest.mark.parametrize("cfg", [c for c in MAX2D if c.get("padding")] + [
+    dict(kernel_size=2, ceil_mode=True), dict(kernel_size=3, stride=1, padding=1, dilation=2)])
+def test_maxpool_windows_of_neg_inf_match_torch(cfg):
+    """Windows holding only -infs (and padding): the value is -inf (oneDNN's maximum would
+    start from -FLT_MAX) and the winner is the window's first position inside the input, as
+    in PyTorch, so its index and gradient go there (not to the padding before it)."""
+    x = np.full((2, 2, 7, 6), -np.inf, np.float32)
+    x[0, 0, 2, 2], x[1, 1, 4, 1], x[0, 1, 6, 5] = 1.0, -2.0, 3.0
+    out = []
+    for lib in (ember, torch):
+        t = lib.tensor(x, requires_grad=True)
+        y, i = lib.nn.functional.max_pool2d(t, return_indices=True, **cfg)
+        y.backward(lib.tensor(np.arange(y.numel(), dtype=np.float32).reshape(tuple(y.shape))))
+        out.append([y.detach().numpy(), i.numpy(), t.grad.numpy()])
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_maxpool_2x2_winner_matches_torch_for_every_tie_pattern():
     """The 2x2 tournament's uint8 winner selection, on windows drawn from {0, 1, 2}: all 81
     value patterns (ties of two, three and four included) occur."""
