@@ -325,8 +325,8 @@ def col2im(cols, sh, sw, dh, dw, out):
 # No fastmath: a NaN output must get a zero gradient, as in PyTorch's threshold_backward.
 @numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 def relu_backward(g, y, out):
-    """ReLU's input gradient from flat, same-length ``g`` and ReLU output ``y``: ``g`` where
-    ``y > 0``, else 0."""
+    """ReLU's input gradient from flat, same-length ``g`` and ReLU output ``y``: 0 where
+    ``y <= 0``, else ``g`` (a NaN ``y`` passes it, as in PyTorch)."""
     zero = g.dtype.type(0)
     for i in range(g.size):
-        out[i] = g[i] if y[i] > zero else zero
+        out[i] = zero if y[i] <= zero else g[i]

@@ -161,6 +161,35 @@ def test_float32_stays_float32():
         x.grad = None
 
 
+@pytest.mark.parametrize("shape", [(5, 7), (3, 6, 28, 28), (4, 1 << 15)])
+def test_relu_gradient_of_nonfinite_values_matches_torch(shape, each_kernels, each_onednn):
+    """Every path (NumPy's bit mask, numba's kernel, oneDNN's from 2^17 elements) gives
+    PyTorch's gradient: 0 where the output is <= 0 even for an infinite or NaN upstream
+    gradient (oneDNN's NaN there sends the op to NumPy's path), the gradient where the input
+    is NaN (its output is NaN). NumPy's and numba's zeros are +0 like PyTorch's; oneDNN's
+    multiply gives -0 for a negative gradient."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    g = rng.standard_normal(shape).astype(np.float32)
+    x.flat[::7], x.flat[3::11] = np.nan, 0.0
+    g.flat[::5], g.flat[1::13] = np.inf, np.nan
+    grads = []
+    for lib in (ember, torch):
+        t = lib.tensor(x, requires_grad=True)
+        lib.nn.functional.relu(t).backward(lib.tensor(g))
+        grads.append(t.grad.numpy())
+    np.testing.assert_array_equal(*grads)
+    if each_onednn == "without" or x.size < 1 << 17:
+        assert (np.signbit(grads[0]) == np.signbit(grads[1])).all()  # +0 where inactive
+    g[np.isnan(g) | np.isinf(g)] = 1.0  # finite gradients stay on oneDNN: equal values
+    grads = []
+    for lib in (ember, torch):
+        t = lib.tensor(x, requires_grad=True)
+        lib.nn.functional.relu(t).backward(lib.tensor(g))
+        grads.append(t.grad.numpy())
+    np.testing.assert_array_equal(*grads)
+
+
 @pytest.mark.parametrize("shape", [(5, 7), (3, 6, 28, 28), (8, 16, 64, 64)])
 def test_relu_gradient_with_and_without_kernels(shape, each_kernels, each_onednn, idle):
     """ReLU's gradient (on oneDNN from 2^17 elements; else one compiled pass with numba, split
