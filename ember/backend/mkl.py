@@ -103,6 +103,12 @@ def load():
             cdf.restype = None
             cdf.argtypes = [i, ptr, ptr]
             _cdf[np.dtype(dtype)] = cdf
+        # Each call sets its own thread count on the calling thread and puts the previous one
+        # back: MKL reports a thread's local count as its count (MKL_Get_Max_Threads), and
+        # threadpoolctl's reading of it is ember's thread count where MKL is the first BLAS it
+        # lists (ember.utils.threads.get_num_threads). A one-thread product left there made
+        # every later product one-thread too (mlp128 after LeNet at batch 4: 3.7-4.0 ms a
+        # step against 2.4-2.6).
         _set_threads = lib.MKL_Set_Num_Threads_Local
         _set_threads.argtypes = [i]
         _set_threads.restype = i
@@ -134,16 +140,18 @@ def gemm(a, b, out=None, threads=1):
     """``a @ b`` for 2-D float32/float64 arrays of one dtype (``out``: a C-ordered result array)."""
     m, n = a.shape[0], b.shape[1]
     c = _result(out, a, b, (m, n))
-    _set_threads(threads)
+    prev = _set_threads(threads)
     cblas.call(_gemm[a.dtype], a, b, c, 0.0)
+    _set_threads(prev)
     return _written(out, c)
 
 
 def gemm_add(a, b, out, threads=1, beta=1.0):
     """``out = a @ b + beta * out`` in one call; ``out`` has unit inner stride (a view is fine)
     and does not overlap ``a`` or ``b``."""
-    _set_threads(threads)
+    prev = _set_threads(threads)
     cblas.call(_gemm[a.dtype], a, b, out, beta)
+    _set_threads(prev)
     return out
 
 
@@ -170,9 +178,10 @@ class Packed:
         """``out[...] = a @ b`` for ``a`` (m, k) and a C-ordered ``out`` (m, n)."""
         m, k, n = self.shape
         a, ta, lda = cblas.operand(a, m, k)
-        _set_threads(threads)
+        prev = _set_threads(threads)
         _pack[self.dtype][2](cblas.ROW, ta, _PACKED, m, n, k, a.ctypes.data, lda, self.ptr, n,
                              0.0, out.ctypes.data, n)
+        _set_threads(prev)
         return out
 
 
@@ -182,15 +191,17 @@ _PACKED_B, _PACKED = 162, 151  # CblasBMatrix, CblasPacked
 def axpby(a, x, b, y, threads=1):
     """``y = a * x + b * y`` in place, in one pass (``cblas_?axpby``), for contiguous 1-D
     float32/float64 arrays ``x`` and ``y`` of one dtype and size (SGD's update)."""
-    _set_threads(threads)
+    prev = _set_threads(threads)
     _axpby[y.dtype](y.size, a, x.ctypes.data, 1, b, y.ctypes.data, 1)
+    _set_threads(prev)
     return y
 
 
 def cdf_norm(x, out):
     """The standard normal CDF ``Phi(x)`` of a contiguous float32/float64 array into ``out``
     (VML's ``v?CdfNorm``, accurate in both tails), on the calling thread only."""
-    _set_threads(1)
+    prev = _set_threads(1)
     _cdf[x.dtype](x.size, x.ctypes.data, out.ctypes.data)
+    _set_threads(prev)
     return out
 

@@ -160,6 +160,30 @@ def _spinning_openblas_checks(openblas, monkeypatch, onednn):
         assert openblas.get_num_threads() == 2
 
 
+def test_calls_leave_mkls_thread_count_as_it_was():
+    """Each MKL call sets its own thread count on the calling thread and puts the previous one
+    back: MKL reports that local count as its own, and where threadpoolctl lists MKL first it
+    is ember's thread count. A one-thread call left there had made every later product (and
+    oneDNN primitive) run on one thread."""
+    from threadpoolctl import ThreadpoolController
+
+    assert mkl.load(), 'the test extra installs Intel MKL: pip install ".[test]"'
+    (c,) = [c for c in ThreadpoolController().lib_controllers if c.internal_api == "mkl"]
+    before = c.get_num_threads()
+    c.set_num_threads(2)
+    try:
+        a = RNG.standard_normal((64, 64)).astype(np.float32)
+        x = np.ones(1000, np.float32)
+        mkl.gemm(a, a, None, 1)
+        mkl.gemm_add(a, a, np.zeros((64, 64), np.float32), 1)
+        mkl.Packed(a, 64).matmul(a, np.empty((64, 64), np.float32), 1)
+        mkl.axpby(1.0, x, 1.0, x.copy(), 1)
+        mkl.cdf_norm(x, x.copy())
+        assert c.get_num_threads() == 2
+    finally:
+        c.set_num_threads(before)
+
+
 def test_ember_blas_setting(monkeypatch):
     monkeypatch.setattr(mkl, "_lib", None)
     monkeypatch.setenv("EMBER_BLAS", "numpy")
