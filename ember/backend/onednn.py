@@ -21,10 +21,11 @@ networks need no numba (``ember.backend.jit``). Only float32 runs here (oneDNN h
 kernels on CPUs). Nothing is kept between forward and backward but the arrays the op saves, so
 layers of one shape share one object; a lock serialises its use across threads.
 
-The library's OpenMP threads follow ember's policy for products (``blas.threads_for``): all
-threads for large primitives, one inside ``parallel_for`` splits, on a busy machine, or for
-small ones. oneDNN is loaded with the first convolution, LSTM or GRU (~15 MB of its 65 MB library
-resident), not by ``import ember``; ``EMBER_ONEDNN=0`` in the environment turns it off.
+The library's OpenMP threads follow ember's policy for large products (``blas.threads_for``):
+all threads, one inside ``parallel_for`` splits or on a busy machine (``_thread_count``), set in
+whichever OpenMP runtime oneDNN's calls bound to (GNU's, or Intel's where MKL came first). oneDNN
+is loaded with the first convolution, pool, LSTM or GRU (~17 MB of its 65 MB library resident),
+not by ``import ember``; ``EMBER_ONEDNN=0`` in the environment turns it off.
 
 Example::
 
@@ -57,17 +58,12 @@ _Q_WORKSPACE, _Q_EXEC_ARG = 135, 255
 _SRC, _DST, _WEIGHTS, _BIAS, _WORKSPACE = 1, 17, 33, 41, 64
 _DIFF_SRC, _DIFF_DST, _DIFF_WEIGHTS, _DIFF_BIAS = 129, 145, 161, 169
 _ALIGN = 64  # bytes: oneDNN's kernels load whole cache lines
-_SMALL_MACS = 1 << 22  # below this many multiply-adds a pass, one thread (its threads' wake-up
-# and the split cost more than they give at LeNet's batch 4)
-_PASS_SPLIT = 1 << 19  # elements from which a pass over memory (ReLU's gradient) takes all
-# threads: in a training step, waking oneDNN's second thread after MKL's products cost more than
-# it gave below (mlp128's (128, 512) gradient 76 us a call on two threads, 61-70 on one)
 _CACHE_SIZE = 64  # geometries kept per kind; older ones go (sequences of many lengths, image sizes)
 
 _Dims = ctypes.c_int64 * 12
 _lib = None  # None: not tried; False: unavailable; else the ctypes library
 _engine = _stream = None
-_omp_set = None  # libgomp's omp_set_num_threads, for the calling thread's next parallel regions
+_omp_set = None  # _set_omp_threads once loaded: the calling thread's next parallel regions
 _omp_threads = threading.local()
 _building = threading.local()  # .owned: the handle list of the object being built (_owning)
 _forked = False  # in a child forked after oneDNN was loaded (see _after_fork)
@@ -157,9 +153,42 @@ def load():
         if (lib.dnnl_engine_create(ctypes.byref(engine), _CPU, 0)
                 or lib.dnnl_stream_create(ctypes.byref(stream), engine, _IN_ORDER)):
             return False
-        _engine, _stream, _omp_set, _lib = engine, stream, gomp.omp_set_num_threads, lib
+        _engine, _stream, _lib = engine, stream, lib
+        _gomp_set[:] = [gomp.omp_set_num_threads]
+        _omp_set = _set_omp_threads
         os.register_at_fork(after_in_child=_after_fork)  # the wheel is Linux-only: POSIX
     return _lib is not False
+
+
+_gomp_set = []  # [libgomp's omp_set_num_threads]
+
+
+def _set_omp_threads(k):
+    """``omp_set_num_threads(k)`` in every OpenMP runtime oneDNN's calls may have bound to. The
+    library was linked with GNU OpenMP, but where Intel's (MKL's) is loaded first, its GNU
+    compatibility symbols serve oneDNN's parallel regions (``LD_DEBUG=bindings`` shows them
+    bound to libiomp5): setting only libgomp's count had left every primitive on Intel's
+    default, all threads, even LeNet's smallest, with its worker spinning through the step."""
+    for f in _gomp_set:
+        f(k)
+    iomp = _intel_omp()
+    if iomp is not None:
+        iomp(k)
+
+
+_iomp = [None]
+
+
+def _intel_omp():
+    """Intel OpenMP's omp_set_num_threads where libiomp5 is loaded (by MKL), else None."""
+    if _iomp[0] is None:
+        try:
+            lib = ctypes.CDLL("libiomp5.so", mode=os.RTLD_NOLOAD | ctypes.RTLD_GLOBAL)
+        except OSError:
+            return None  # not loaded (yet): looked for again next time
+        lib.omp_set_num_threads.argtypes, lib.omp_set_num_threads.restype = [ctypes.c_int], None
+        _iomp[0] = lib.omp_set_num_threads
+    return _iomp[0]
 
 
 def _after_fork():
@@ -247,9 +276,17 @@ def _primitive(pd):
 
 
 class _Owner:
-    """Base of ``Conv`` and ``Recurrent``: its oneDNN handles (``_owned``) die with it."""
+    """Base of the primitive holders, built from a cache key whose last item is the thread
+    count (``_thread_count``): ``_build(*rest)`` runs under that count, and its oneDNN handles
+    (``_owned``) die with the object."""
 
     _owned = ()
+
+    def __init__(self, *key):
+        *geometry, self.threads = key
+        _use_threads(self.threads)
+        with _owning(self):
+            self._build(*geometry)
 
     def __del__(self):
         if _lib:  # not during interpreter shutdown, when the module may be half gone
@@ -286,16 +323,22 @@ def _aligned(nbytes):
     return buf[off:off + nbytes]
 
 
-def _threads_for(macs, small=_SMALL_MACS):
-    """Set this thread's OpenMP thread count for a primitive of ``macs`` multiply-adds (only
-    when it changes): ember's policy for products (``blas.threads_for``), one below ``small``
-    (for a pass over memory, like ReLU's gradient: ``macs`` elements, ``_PASS_SPLIT``)."""
-    if macs < small:
-        k = 1
-    else:
-        from ember.backend.blas import threads_for
+def _thread_count():
+    """Threads for the primitives built now: all that ember may use (``blas.threads_for`` of a
+    large product), one inside a ``parallel_for`` split, a ``serial_blas`` block or on a busy
+    machine. oneDNN fixes a primitive's thread count when it builds it (``num_threads`` of its
+    parallel regions), so each count gets primitives of its own (part of the cache key). Two
+    threads beat one for every primitive measured here, LeNet's smallest included (batch 4:
+    first convolution forward 43 against 58 us, backward 211 against 328-346; (64, 6, 28, 28)
+    max pool forward 129 against 196-203 us)."""
+    from ember.backend.blas import threads_for
 
-        k = threads_for(macs)
+    return threads_for(1 << 62)
+
+
+def _use_threads(k):
+    """Set this thread's OpenMP thread count (only when it changes) to ``k``, for the primitives
+    that read it when they run."""
     if getattr(_omp_threads, "n", None) != k:
         _omp_set(k)
         _omp_threads.n = k
@@ -400,11 +443,7 @@ class Conv(_Owner):
                 or not load()):
             return None
         return _built(cls, (tuple(xshape), tuple(wshape), tuple(stride), tuple(pads),
-                            tuple(dilation), groups, bool(bias)))
-
-    def __init__(self, *key):
-        with _owning(self):
-            self._build(*key)
+                            tuple(dilation), groups, bool(bias), _thread_count()))
 
     def _build(self, xshape, wshape, stride, pads, dilation, groups, bias):
         (n, _, h, wd), (o, cg, kh, kw) = xshape, wshape
@@ -471,7 +510,7 @@ class Conv(_Owner):
         x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
         y = np.empty(self.yshape, np.float32)
         with self.lock:
-            _threads_for(self.macs)
+            _use_threads(self.threads)
             self.f_x.load(x)
             self.f_w.load(w)
             self.f_y.target(y)
@@ -491,7 +530,7 @@ class Conv(_Owner):
         x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
         gx = gw = gb = None
         with self.lock:
-            _threads_for(self.macs * (bool(need[0]) + bool(need[1] or need[2])))
+            _use_threads(self.threads)
             if need[0]:
                 gx = np.empty(x.shape, np.float32)
                 self.d_g.load(g)
@@ -534,11 +573,7 @@ class MaxPool(_Owner):
                 or kernel[0] * kernel[1] >= 256 or _forked or not load()):
             return None
         return _built(cls, (tuple(xshape), tuple(kernel), tuple(stride), tuple(padding),
-                            tuple(dilation), tuple(out_hw)))
-
-    def __init__(self, *key):
-        with _owning(self):
-            self._build(*key)
+                            tuple(dilation), tuple(out_hw), _thread_count()))
 
     def _build(self, xshape, kernel, stride, padding, dilation, out_hw):
         self.xshape, self.yshape = xshape, xshape[:2] + out_hw
@@ -569,7 +604,7 @@ class MaxPool(_Owner):
 
     def _run(self, prim, args, x, y, idx):
         with self.lock:
-            _threads_for(1)  # a pass over memory: two threads were no faster (LeNet's pools)
+            _use_threads(self.threads)
             for mem, a in zip(self.mems, (x, y, idx)):
                 _lib.dnnl_memory_set_data_handle(mem, a.ctypes.data)
             _execute(prim, args)
@@ -605,29 +640,28 @@ class ReluBackward(_Owner):
         """The ``ReluBackward`` for ``n`` elements, or None (oneDNN missing, not float32)."""
         if np.dtype(dtype) != np.float32 or not n or _forked or not load():
             return None
-        return _built(cls, (n,))
+        return _built(cls, (n, _thread_count()))
 
-    def __init__(self, n):
-        with _owning(self):
-            md = _md((n,), _A)
-            fwd, bwd = ctypes.c_void_p(), ctypes.c_void_p()
-            _check(_lib.dnnl_eltwise_forward_primitive_desc_create(
-                ctypes.byref(fwd), _engine, _FORWARD_TRAINING, _RELU_USE_DST, md, md, 0.0, 0.0,
-                None), "eltwise forward")
-            _record("dnnl_primitive_desc_destroy", fwd)  # the backward's hint only
-            _check(_lib.dnnl_eltwise_backward_primitive_desc_create(
-                ctypes.byref(bwd), _engine, _RELU_USE_DST, md, md, md, 0.0, 0.0, fwd, None),
-                "eltwise backward")
-            self.bwd = _primitive(bwd)
-            self.mems = [_memory(md, None) for _ in range(3)]
-            self.args = _arg_array(list(zip((_DST, _DIFF_DST, _DIFF_SRC), self.mems)))
+    def _build(self, n):
+        md = _md((n,), _A)
+        fwd, bwd = ctypes.c_void_p(), ctypes.c_void_p()
+        _check(_lib.dnnl_eltwise_forward_primitive_desc_create(
+            ctypes.byref(fwd), _engine, _FORWARD_TRAINING, _RELU_USE_DST, md, md, 0.0, 0.0,
+            None), "eltwise forward")
+        _record("dnnl_primitive_desc_destroy", fwd)  # the backward's hint only
+        _check(_lib.dnnl_eltwise_backward_primitive_desc_create(
+            ctypes.byref(bwd), _engine, _RELU_USE_DST, md, md, md, 0.0, 0.0, fwd, None),
+            "eltwise backward")
+        self.bwd = _primitive(bwd)
+        self.mems = [_memory(md, None) for _ in range(3)]
+        self.args = _arg_array(list(zip((_DST, _DIFF_DST, _DIFF_SRC), self.mems)))
         self.n, self.lock = n, threading.Lock()
 
     def __call__(self, g, y):
         """The gradient for C-contiguous float32 ``g`` and ReLU's output ``y`` (``n`` each)."""
         gx = np.empty_like(g)
         with self.lock:
-            _threads_for(self.n, small=_PASS_SPLIT)
+            _use_threads(self.threads)
             for mem, a in zip(self.mems, (y, g, gx)):
                 _lib.dnnl_memory_set_data_handle(mem, a.ctypes.data)
             _execute(self.bwd, self.args)
@@ -671,11 +705,7 @@ class Recurrent(_Owner):
         float32, an empty size, or primitives oneDNN refuses)."""
         if np.dtype(dtype) != np.float32 or 0 in (T, B, I, H) or _forked or not load():
             return None
-        return _built(cls, (cell, T, B, I, H))
-
-    def __init__(self, *key):
-        with _owning(self):
-            self._build(*key)
+        return _built(cls, (cell, T, B, I, H, _thread_count()))
 
     def _build(self, cell, T, B, I, H):
         self.cell, self.dims = cell, (T, B, I, H)
@@ -771,7 +801,7 @@ class Recurrent(_Owner):
         cn = np.empty((B, H), np.float32) if lstm else None
         ws = self._workspace()
         with self.lock:
-            _threads_for(self.macs)
+            _use_threads(self.threads)
             args = self._args(x=x, h0=h0, c0=c0, b=b, y=y, hn=hn, cn=cn, ws=ws)
             args += [(_WEIGHTS, self.f_wi.load(w_ih)), (_WEIGHTS + 1, self.f_wh.load(w_hh))]
             _execute(self.fwd, args)
@@ -793,7 +823,7 @@ class Recurrent(_Owner):
         gb = np.zeros(4 * H, np.float32)  # oneDNN adds the weight gradients into these
         gwi, gwh = np.empty((G * H, I), np.float32), np.empty((G * H, H), np.float32)
         with self.lock:
-            _threads_for(self.macs * 2)
+            _use_threads(self.threads)
             args = self._args(x=x, h0=h0, c0=c0, b=b, y=y, hn=hn, cn=cn, ws=ws, gx=gx, gh0=gh0,
                               gc0=gc0, gb=gb, gy=gy, ghn=ghn, gcn=gcn)
             args += [(_WEIGHTS, self.b_wi.load(w_ih)), (_WEIGHTS + 1, self.b_wh.load(w_hh)),

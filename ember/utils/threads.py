@@ -43,8 +43,10 @@ def blas_controllers():
 
 
 def get_num_threads():
-    """The number of threads NumPy's BLAS uses for large products."""
-    libs = blas_controllers()
+    """The number of threads NumPy's BLAS uses for large products. MKL is read last: it reports
+    the calling thread's own count, which ember sets per product (``ember.backend.mkl``) and
+    which Intel OpenMP's per-thread setting for oneDNN's primitives changes too."""
+    libs = sorted(blas_controllers(), key=lambda c: c.internal_api == "mkl")
     if libs:
         return libs[0].get_num_threads()
     return _requested if _requested is not None else cpu_count()
