@@ -178,6 +178,17 @@ def check_module(tmod, emod, input_specs, *, rtol=RTOL, atol=ATOL, grad_rtol=Non
             assert_close(p.grad, tg, gr, ga, f"grad of {name}")
 
 
+def input_grads(fn, x, g):
+    """``[ember's, torch's]`` gradient of ``lib.nn.functional.<fn>(x)`` with respect to the
+    array ``x`` for the upstream gradient ``g``."""
+    grads = []
+    for lib in (ember, torch):
+        t = lib.tensor(x, requires_grad=True)
+        getattr(lib.nn.functional, fn)(t).backward(lib.tensor(g))
+        grads.append(t.grad.numpy())
+    return grads
+
+
 def python_output(code, **env):
     """Run ``code`` in a fresh Python process whose environment is only ``env`` (and PATH);
     assert it succeeds and return what it printed, stripped. For what must hold from a clean

@@ -11,6 +11,7 @@ import ember
 import ember.nn.functional as F
 from ember.backend import onednn
 from ember.ops import conv as conv_op
+from tests.harness import input_grads
 
 GEOMETRIES = [  # (x, w, kwargs): ResNet's and LeNet's layers, strides, groups, dilation, padding
     ((4, 16, 12, 12), (16, 16, 3, 3), dict(padding=1)),
@@ -402,21 +403,15 @@ def test_max_pool_keeps_embers_path_for_nans_and_other_dtypes(with_onednn, monke
 
 @pytest.mark.parametrize("n", [1 << 17, 3 * (1 << 17) + 5, 1 << 19])
 def test_relu_gradient_on_onednn_matches_torch(n, with_onednn, monkeypatch):
-    """ReLU's gradient from 2^17 float32 elements runs on oneDNN (on both threads from 2^19)
-    and equals torch's, NaN inputs included (torch passes their gradient through); smaller
-    ones stay with NumPy."""
+    """ReLU's gradient from 2^17 float32 elements runs on oneDNN and equals torch's, NaN inputs
+    included (torch passes their gradient through); smaller ones stay with NumPy."""
     monkeypatch.setattr(onednn.ReluBackward, "_cache", {})
     rng = np.random.default_rng(0)
     x = rng.standard_normal(n).astype(np.float32)
     x[::97] = np.nan
     x[::89] = 0.0
     g = rng.standard_normal(n).astype(np.float32)
-    grads = []
-    for lib in (ember, torch):
-        t = lib.tensor(x, requires_grad=True)
-        lib.nn.functional.relu(t).backward(lib.tensor(g))
-        grads.append(t.grad.numpy())
-    np.testing.assert_array_equal(*grads)
+    np.testing.assert_array_equal(*input_grads("relu", x, g))
     assert [k[0] for k in onednn.ReluBackward._cache] == [n]
     small = ember.tensor(x[:100], requires_grad=True)
     ember.nn.functional.relu(small).backward(ember.tensor(g[:100]))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import ember
-from tests.harness import check_gradcheck, check_module, check_op
+from tests.harness import check_gradcheck, check_module, check_op, input_grads
 
 # (name, fn(lib, x)); inputs avoid the kinks at 0 / ±3 / thresholds by construction of the data
 ACTS = [
@@ -173,21 +173,12 @@ def test_relu_gradient_of_nonfinite_values_matches_torch(shape, each_kernels, ea
     g = rng.standard_normal(shape).astype(np.float32)
     x.flat[::7], x.flat[3::11] = np.nan, 0.0
     g.flat[::5], g.flat[1::13] = np.inf, np.nan
-    grads = []
-    for lib in (ember, torch):
-        t = lib.tensor(x, requires_grad=True)
-        lib.nn.functional.relu(t).backward(lib.tensor(g))
-        grads.append(t.grad.numpy())
+    grads = input_grads("relu", x, g)
     np.testing.assert_array_equal(*grads)
     if each_onednn == "without" or x.size < 1 << 17:
         assert (np.signbit(grads[0]) == np.signbit(grads[1])).all()  # +0 where inactive
     g[np.isnan(g) | np.isinf(g)] = 1.0  # finite gradients stay on oneDNN: equal values
-    grads = []
-    for lib in (ember, torch):
-        t = lib.tensor(x, requires_grad=True)
-        lib.nn.functional.relu(t).backward(lib.tensor(g))
-        grads.append(t.grad.numpy())
-    np.testing.assert_array_equal(*grads)
+    np.testing.assert_array_equal(*input_grads("relu", x, g))
 
 
 @pytest.mark.parametrize("shape", [(5, 7), (3, 6, 28, 28), (8, 16, 64, 64)])
