@@ -465,7 +465,7 @@ def _relu_grad(g, y):
 _BITS = {2: np.int16, 4: np.int32, 8: np.int64}
 _SPLIT = 1 << 19  # elements from which ReLU's gradient is shared between the cores
 # elements from which it runs on oneDNN (ember.backend.onednn); below, NumPy's two passes were
-# as fast inside a training step (mlp128's (128, 512): 56-60 us a call, oneDNN's 61-76)
+# faster inside a training step (mlp128's (128, 512): 56-62 us a call, oneDNN's 76-91)
 _ONEDNN_MIN = 1 << 17
 
 
