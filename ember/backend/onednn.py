@@ -63,7 +63,6 @@ _CACHE_SIZE = 64  # geometries kept per kind; older ones go (sequences of many l
 _Dims = ctypes.c_int64 * 12
 _lib = None  # None: not tried; False: unavailable; else the ctypes library
 _engine = _stream = None
-_omp_set = None  # _set_omp_threads once loaded: the calling thread's next parallel regions
 _omp_threads = threading.local()
 _building = threading.local()  # .owned: the handle list of the object being built (_owning)
 _forked = False  # in a child forked after oneDNN was loaded (see _after_fork)
@@ -131,10 +130,10 @@ def _bind(lib):
 
 def load():
     """Load oneDNN once; True when it can be used (installed, loadable, not turned off)."""
-    global _lib, _engine, _stream, _omp_set
+    global _lib, _engine, _stream, _gomp_threads
     if _lib is None:
         _lib = False
-        if os.environ.get("EMBER_ONEDNN", "1") in ("0", "false", "False"):
+        if _turned_off():
             return False
         path = _library_path()
         if path is None:
@@ -153,14 +152,17 @@ def load():
         if (lib.dnnl_engine_create(ctypes.byref(engine), _CPU, 0)
                 or lib.dnnl_stream_create(ctypes.byref(stream), engine, _IN_ORDER)):
             return False
-        _engine, _stream, _lib = engine, stream, lib
-        _gomp_set[:] = [gomp.omp_set_num_threads]
-        _omp_set = _set_omp_threads
+        _engine, _stream, _lib, _gomp_threads = engine, stream, lib, gomp.omp_set_num_threads
         os.register_at_fork(after_in_child=_after_fork)  # the wheel is Linux-only: POSIX
     return _lib is not False
 
 
-_gomp_set = []  # [libgomp's omp_set_num_threads]
+def _turned_off():
+    return os.environ.get("EMBER_ONEDNN", "1") in ("0", "false", "False")
+
+
+_gomp_threads = None  # libgomp's omp_set_num_threads, once loaded
+_iomp_threads = None  # libiomp5's, once found loaded (_intel_omp)
 
 
 def _set_omp_threads(k):
@@ -169,26 +171,23 @@ def _set_omp_threads(k):
     compatibility symbols serve oneDNN's parallel regions (``LD_DEBUG=bindings`` shows them
     bound to libiomp5): setting only libgomp's count had left every primitive on Intel's
     default, all threads, even LeNet's smallest, with its worker spinning through the step."""
-    for f in _gomp_set:
-        f(k)
+    _gomp_threads(k)
     iomp = _intel_omp()
     if iomp is not None:
         iomp(k)
 
 
-_iomp = [None]
-
-
 def _intel_omp():
     """Intel OpenMP's omp_set_num_threads where libiomp5 is loaded (by MKL), else None."""
-    if _iomp[0] is None:
+    global _iomp_threads
+    if _iomp_threads is None:
         try:
-            lib = ctypes.CDLL("libiomp5.so", mode=os.RTLD_NOLOAD | ctypes.RTLD_GLOBAL)
+            lib = ctypes.CDLL("libiomp5.so", mode=os.RTLD_NOLOAD)
         except OSError:
             return None  # not loaded (yet): looked for again next time
         lib.omp_set_num_threads.argtypes, lib.omp_set_num_threads.restype = [ctypes.c_int], None
-        _iomp[0] = lib.omp_set_num_threads
-    return _iomp[0]
+        _iomp_threads = lib.omp_set_num_threads
+    return _iomp_threads
 
 
 def _after_fork():
@@ -205,8 +204,7 @@ def installed():
     loading it."""
     global _installed
     if _installed is None:
-        _installed = (os.environ.get("EMBER_ONEDNN", "1") not in ("0", "false", "False")
-                      and _library_path() is not None)
+        _installed = not _turned_off() and _library_path() is not None
     return _installed and _lib is not False
 
 
@@ -278,12 +276,13 @@ def _primitive(pd):
 class _Owner:
     """Base of the primitive holders, built from a cache key whose last item is the thread
     count (``_thread_count``): ``_build(*rest)`` runs under that count, and its oneDNN handles
-    (``_owned``) die with the object."""
+    (``_owned``) die with the object. ``lock`` serialises its use across threads."""
 
     _owned = ()
 
     def __init__(self, *key):
         *geometry, self.threads = key
+        self.lock = threading.Lock()
         _use_threads(self.threads)
         with _owning(self):
             self._build(*geometry)
@@ -340,7 +339,7 @@ def _use_threads(k):
     """Set this thread's OpenMP thread count (only when it changes) to ``k``, for the primitives
     that read it when they run."""
     if getattr(_omp_threads, "n", None) != k:
-        _omp_set(k)
+        _set_omp_threads(k)
         _omp_threads.n = k
 
 
@@ -452,7 +451,6 @@ class Conv(_Owner):
         wo = (wd + lf + r - dilation[1] * (kw - 1) - 1) // stride[1] + 1
         self.yshape = (n, o, ho, wo)
         self.macs = n * o * cg * kh * kw * ho * wo
-        self.lock = threading.Lock()
         wdims = (groups, o // groups, cg, kh, kw) if groups > 1 else wshape
         wtag = _ABCDE if groups > 1 else _ABCD
         x_u, w_u, y_u = _md(xshape, _ABCD), _md(wdims, wtag), _md(self.yshape, _ABCD)
@@ -557,10 +555,10 @@ class MaxPool(_Owner):
     """oneDNN's max pooling over the last two axes of ``(N, C, H, W)`` float32 arrays, for one
     geometry: the forward (training) writes each output's winning kernel position ``i * kw + j``
     as uint8, the layout of ember's own max pool (``ember.ops.pooling``), and the backward sends
-    the gradient there. Ties go to the first position, as in PyTorch; NaNs are not propagated
-    (oneDNN's maximum skips them), so inputs holding a NaN keep ember's path. LeNet's
-    (64, 6, 28, 28) 2x2 pool: forward 0.27 against 0.48 ms on ember's compiled kernel, backward
-    0.31 against 0.38 (one thread)."""
+    the gradient there. Ties go to the first position, as in PyTorch; oneDNN's maximum skips
+    NaNs and starts from -FLT_MAX, so inputs holding a NaN or a -inf keep ember's path. LeNet's
+    (64, 6, 28, 28) 2x2 pool on two threads: forward 129 us, backward 136-140 (its two pools
+    had taken 0.49 and 0.58 ms on ember's compiled kernels inside a step)."""
 
     _cache = {}  # geometry -> MaxPool, or None where oneDNN refused it
 
@@ -577,7 +575,6 @@ class MaxPool(_Owner):
 
     def _build(self, xshape, kernel, stride, padding, dilation, out_hw):
         self.xshape, self.yshape = xshape, xshape[:2] + out_hw
-        self.lock = threading.Lock()
         # right/bottom padding: what the last window reaches past the input (ceil_mode), at
         # least none (trailing rows no window reaches are left out, as oneDNN's rounding does)
         far = [max(0, (o - 1) * s + d * (k - 1) + 1 - n - p) for o, s, d, k, n, p in
@@ -655,7 +652,7 @@ class ReluBackward(_Owner):
         self.bwd = _primitive(bwd)
         self.mems = [_memory(md, None) for _ in range(3)]
         self.args = _arg_array(list(zip((_DST, _DIFF_DST, _DIFF_SRC), self.mems)))
-        self.n, self.lock = n, threading.Lock()
+        self.n = n
 
     def __call__(self, g, y):
         """The gradient for C-contiguous float32 ``g`` and ReLU's output ``y`` (``n`` each)."""
@@ -713,7 +710,6 @@ class Recurrent(_Owner):
         G = 4 if lstm else 3
         self.gates = G
         self.macs = T * B * G * H * (I + H)
-        self.lock = threading.Lock()
         x_md, y_md = _md((T, B, I), _ABC), _md((T, B, H), _ABC)
         s_md, b_md = _md((1, 1, B, H), _ABCD), _md((1, 1, 4, H), _ABCD)
         wi_u, wh_u = _md((1, 1, I, G, H), _LDGOI), _md((1, 1, H, G, H), _LDGOI)

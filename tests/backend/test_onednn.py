@@ -124,8 +124,8 @@ def test_threads_follow_the_policy(with_onednn, monkeypatch, idle):
     OpenMP count is set only when it changes, in GNU's runtime and in Intel's where loaded."""
     from ember.backend import blas, parallel
 
-    calls = []
-    monkeypatch.setattr(onednn, "_omp_set", calls.append)
+    calls, set_both = [], onednn._set_omp_threads
+    monkeypatch.setattr(onednn, "_set_omp_threads", calls.append)
     monkeypatch.setattr(onednn._omp_threads, "n", None, raising=False)
     monkeypatch.setattr(onednn.Conv, "_cache", {})
     key = ((4, 16, 12, 12), (16, 16, 3, 3), (1, 1), (1,) * 4, (1, 1), 1, False)
@@ -140,9 +140,9 @@ def test_threads_follow_the_policy(with_onednn, monkeypatch, idle):
     assert onednn.Conv.get(*key) is seen[0]
     assert calls == [2, 1]  # building big, building the one-thread one (on the same thread)
     sets = []
-    monkeypatch.setattr(onednn, "_gomp_set", [lambda k: sets.append(("gnu", k))])
+    monkeypatch.setattr(onednn, "_gomp_threads", lambda k: sets.append(("gnu", k)))
     monkeypatch.setattr(onednn, "_intel_omp", lambda: lambda k: sets.append(("intel", k)))
-    onednn._set_omp_threads(2)
+    set_both(2)
     assert sets == [("gnu", 2), ("intel", 2)]
 
 
