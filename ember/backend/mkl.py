@@ -136,22 +136,28 @@ def _written(out, c):
     return out
 
 
+def _on_threads(threads, fn, *args):
+    """``fn(*args)`` on ``threads`` of MKL's threads, set for the calling thread and put back
+    after (see ``load``: MKL reports that count as its own)."""
+    prev = _set_threads(threads)
+    try:
+        fn(*args)
+    finally:
+        _set_threads(prev)
+
+
 def gemm(a, b, out=None, threads=1):
     """``a @ b`` for 2-D float32/float64 arrays of one dtype (``out``: a C-ordered result array)."""
     m, n = a.shape[0], b.shape[1]
     c = _result(out, a, b, (m, n))
-    prev = _set_threads(threads)
-    cblas.call(_gemm[a.dtype], a, b, c, 0.0)
-    _set_threads(prev)
+    _on_threads(threads, cblas.call, _gemm[a.dtype], a, b, c, 0.0)
     return _written(out, c)
 
 
 def gemm_add(a, b, out, threads=1, beta=1.0):
     """``out = a @ b + beta * out`` in one call; ``out`` has unit inner stride (a view is fine)
     and does not overlap ``a`` or ``b``."""
-    prev = _set_threads(threads)
-    cblas.call(_gemm[a.dtype], a, b, out, beta)
-    _set_threads(prev)
+    _on_threads(threads, cblas.call, _gemm[a.dtype], a, b, out, beta)
     return out
 
 
@@ -178,10 +184,8 @@ class Packed:
         """``out[...] = a @ b`` for ``a`` (m, k) and a C-ordered ``out`` (m, n)."""
         m, k, n = self.shape
         a, ta, lda = cblas.operand(a, m, k)
-        prev = _set_threads(threads)
-        _pack[self.dtype][2](cblas.ROW, ta, _PACKED, m, n, k, a.ctypes.data, lda, self.ptr, n,
-                             0.0, out.ctypes.data, n)
-        _set_threads(prev)
+        _on_threads(threads, _pack[self.dtype][2], cblas.ROW, ta, _PACKED, m, n, k,
+                    a.ctypes.data, lda, self.ptr, n, 0.0, out.ctypes.data, n)
         return out
 
 
@@ -191,17 +195,13 @@ _PACKED_B, _PACKED = 162, 151  # CblasBMatrix, CblasPacked
 def axpby(a, x, b, y, threads=1):
     """``y = a * x + b * y`` in place, in one pass (``cblas_?axpby``), for contiguous 1-D
     float32/float64 arrays ``x`` and ``y`` of one dtype and size (SGD's update)."""
-    prev = _set_threads(threads)
-    _axpby[y.dtype](y.size, a, x.ctypes.data, 1, b, y.ctypes.data, 1)
-    _set_threads(prev)
+    _on_threads(threads, _axpby[y.dtype], y.size, a, x.ctypes.data, 1, b, y.ctypes.data, 1)
     return y
 
 
 def cdf_norm(x, out):
     """The standard normal CDF ``Phi(x)`` of a contiguous float32/float64 array into ``out``
     (VML's ``v?CdfNorm``, accurate in both tails), on the calling thread only."""
-    prev = _set_threads(1)
-    _cdf[x.dtype](x.size, x.ctypes.data, out.ctypes.data)
-    _set_threads(prev)
+    _on_threads(1, _cdf[x.dtype], x.size, x.ctypes.data, out.ctypes.data)
     return out
 
