@@ -36,20 +36,15 @@ __all__ = ["blas_accumulates", "matmul", "matmul_add", "matmul_bias", "matmul_pa
 SERIAL_MACS = 1 << 18
 _BLAS_SERIAL_MACS = 1 << 18  # OpenBLAS runs products this small on one thread by itself
 
-_libs = None
-_serial = threading.local()  # depth: how many serial_blas blocks this thread is inside
+# depth: how many serial_blas blocks this thread is inside; threads: the count an
+# OpenBLAS-only block keeps for MKL's products inside it
+_serial = threading.local()
 
 
 def _controllers():
-    global _libs
-    if _libs is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _libs = []
-        else:
-            _libs = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
-    return _libs
+    from ember.utils.threads import blas_controllers
+
+    return blas_controllers()
 
 
 class serial_blas:
@@ -60,36 +55,36 @@ class serial_blas:
     them (``_openblas_spins``): then OpenBLAS alone runs them on one thread.
     """
 
-    __slots__ = ("saved", "only")
+    __slots__ = ("saved", "openblas_only", "threads")
 
     def __init__(self, macs, serial_macs=SERIAL_MACS):
-        self.only = None
+        self.openblas_only = False
         if _BLAS_SERIAL_MACS < macs <= serial_macs or (macs > serial_macs and machine_busy()):
             self.saved = ()
         elif macs > _BLAS_SERIAL_MACS and _openblas_spins():
-            self.saved, self.only = (), "openblas"
+            self.saved, self.openblas_only = (), True
         else:
             self.saved = None
 
     def __enter__(self):
         if self.saved is not None:
-            if self.only is None:
+            if self.openblas_only:  # MKL's products inside keep the threads ember was given
+                self.threads = getattr(_serial, "threads", None)
+                _serial.threads = self.threads or _num_threads()
+            else:
                 _serial.depth = getattr(_serial, "depth", 0) + 1
-            else:  # MKL's products inside keep the threads ember was given (threads_for)
-                self.only = (self.only, getattr(_serial, "threads", None))
-                _serial.threads = self.only[1] or _num_threads()
             self.saved = [(c, n) for c in _controllers() for n in (c.get_num_threads(),)
-                          if n != 1 and (self.only is None or c.internal_api == self.only[0])]
+                          if n != 1 and (not self.openblas_only or c.internal_api == "openblas")]
             for c, _ in self.saved:
                 c.set_num_threads(1)
         return self
 
     def __exit__(self, *exc):
         if self.saved is not None:
-            if self.only is None:
-                _serial.depth -= 1
+            if self.openblas_only:
+                _serial.threads = self.threads
             else:
-                _serial.threads = self.only[1]
+                _serial.depth -= 1
         for c, n in self.saved or ():
             c.set_num_threads(n)
 

@@ -37,16 +37,18 @@ def blas_controllers():
         except ImportError:
             _controllers = []
         else:
-            _controllers = [c for c in ThreadpoolController().lib_controllers
-                            if c.user_api == "blas"]
+            # MKL last: it reports the calling thread's own count, which ember sets per product
+            # (ember.backend.mkl) and which Intel OpenMP's per-thread setting for oneDNN's
+            # primitives changes too; the first one is what get_num_threads reads
+            _controllers = sorted((c for c in ThreadpoolController().lib_controllers
+                                   if c.user_api == "blas"), key=lambda c: c.internal_api == "mkl")
     return _controllers
 
 
 def get_num_threads():
-    """The number of threads NumPy's BLAS uses for large products. MKL is read last: it reports
-    the calling thread's own count, which ember sets per product (``ember.backend.mkl``) and
-    which Intel OpenMP's per-thread setting for oneDNN's primitives changes too."""
-    libs = sorted(blas_controllers(), key=lambda c: c.internal_api == "mkl")
+    """The number of threads NumPy's BLAS uses for large products (MKL read last: see
+    ``blas_controllers``)."""
+    libs = blas_controllers()
     if libs:
         return libs[0].get_num_threads()
     return _requested if _requested is not None else cpu_count()
