@@ -38,7 +38,11 @@ __all__ = ["parallel_for", "num_workers"]
 
 _MAX_THREADS = 8
 _workers = []  # [(thread, task queue)]
-_local = threading.local()
+class _Local(threading.local):
+    inside = False  # whether this thread runs a part of a parallel_for split
+
+
+_local = _Local()
 _lock = threading.Lock()
 
 
@@ -78,7 +82,7 @@ def _ensure_workers(k):
 
 def num_workers():
     """Threads a ``parallel_for`` may use now (1 means it runs in the caller only)."""
-    if getattr(_local, "inside", False):
+    if _local.inside:
         return 1
     from ember.utils.threads import get_num_threads
 
