@@ -16,6 +16,7 @@ import numpy as np
 
 from ember.autograd.function import Function
 from ember.autograd.grad_mode import _State
+from ember.backend import onednn
 from ember.backend.blas import matmul, matmul_bias, serial_blas
 from ember.random import _gen
 from ember.tensor import Tensor, _wrap
@@ -35,7 +36,10 @@ class Linear(Function):
     def forward(ctx, x, w, b):
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
         macs = x2.shape[0] * w.size
-        if macs <= _SMALL_MACS:
+        mm = onednn.MatMul.get(x2, w.T, b is not None) if macs > _SMALL_MACS else None
+        if mm is not None:
+            y = mm(x2, w.T) if b is None else mm(x2, w.T, np.ascontiguousarray(b))
+        elif macs <= _SMALL_MACS:
             y = matmul(x2, w.T) if b is None else matmul_bias(x2, w.T, b)
         else:
             with serial_blas(macs):

@@ -440,3 +440,59 @@ def test_lenet_and_mlp_steps_need_no_numba(with_onednn):
         "print('numba' in sys.modules, 'scipy' in sys.modules)")
     assert python_output(code) == "False False"
     assert python_output(code, EMBER_ONEDNN="0") == "True True"  # the check can fail
+
+
+LINEAR_CASES = [  # (input shape, in, out, bias, how the input is laid out); all past _SMALL_MACS
+    ((128, 784), 784, 512, True, "contiguous"),
+    ((4, 40, 96), 96, 80, True, "contiguous"),
+    ((64, 300), 300, 40, False, "contiguous"),
+    ((64, 600), 300, 40, True, "every second column"),
+]
+
+
+@pytest.mark.parametrize("xs,fin,fout,bias,layout", LINEAR_CASES)
+def test_linear_forward_runs_on_onednn_and_matches_torch(xs, fin, fout, bias, layout, with_onednn,
+                                                          monkeypatch):
+    """A float32 Linear layer's forward from ``_SMALL_MACS`` multiply-adds is oneDNN's matmul
+    with the bias added in its kernel (one primitive per geometry); outputs and gradients
+    equal torch's to float32 round-off, a strided input included."""
+    monkeypatch.setattr(onednn.MatMul, "_cache", {})
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = (rng.standard_normal((fout, fin)) / np.sqrt(fin)).astype(np.float32)
+    b = rng.standard_normal(fout).astype(np.float32)
+    out = {}
+    for lib in (ember, torch):
+        tx = lib.tensor(x, requires_grad=True)
+        tw, tb = lib.tensor(w, requires_grad=True), lib.tensor(b, requires_grad=True)
+        inp = tx[:, ::2] if layout == "every second column" else tx
+        y = lib.nn.functional.linear(inp, tw, tb if bias else None)
+        y.backward(lib.tensor(np.cos(np.arange(y.numel(), dtype=np.float32)).reshape(y.shape)))
+        out[lib] = [y.detach().numpy(), tx.grad.numpy(), tw.grad.numpy()] + (
+            [tb.grad.numpy()] if bias else [])
+    for a, t in zip(out[ember], out[torch]):
+        np.testing.assert_allclose(a, t, rtol=1e-5, atol=1e-5)
+    assert [(k[0], k[4]) for k in onednn.MatMul._cache] == [
+        ((int(np.prod(xs[:-1])), fin), bias)]
+    (key,) = onednn.MatMul._cache
+    assert key[1] == ((2 if layout == "every second column" else 1) * fin, 2 if layout ==
+                      "every second column" else 1)  # the input's strides, in elements
+
+
+def test_matmul_takes_strided_operands_and_refuses_others(with_onednn):
+    """``MatMul`` reads row- and column-major operands and row-sliced ones in place; float64,
+    empty and reversed operands are refused (None: the caller keeps BLAS)."""
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((70, 50)).astype(np.float32)
+    b = rng.standard_normal((30, 90)).astype(np.float32)[:, 10:60].T  # (50, 30), col-major
+    bias = rng.standard_normal(30).astype(np.float32)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    for left in (a, np.asfortranarray(a), np.pad(a, ((0, 0), (0, 6)))[:, :50]):
+        for row in (None, bias):
+            got = onednn.MatMul.get(left, b, row is not None)(left, b, row)
+            assert got.shape == (70, 30) and got.flags.c_contiguous
+            np.testing.assert_allclose(got, want if row is None else want + bias, rtol=1e-5,
+                                       atol=1e-5)
+    assert onednn.MatMul.get(a.astype(np.float64), b.astype(np.float64), False) is None
+    assert onednn.MatMul.get(a[:0], b, False) is None
+    assert onednn.MatMul.get(a[::-1], b, False) is None
