@@ -25,6 +25,7 @@ import numpy as np
 from ember import _blas_env
 from ember.backend import cblas, mkl, onednn, parallel
 from ember.backend.threads import machine_busy
+from ember.utils import threads as _ut  # read at call time: tests patch get_num_threads
 
 __all__ = ["blas_accumulates", "matmul", "matmul_add", "matmul_bias", "matmul_packed",
            "mkl_active", "packed", "serial_blas", "start", "threads_for", "SERIAL_MACS"]
@@ -50,9 +51,7 @@ _serial = _Serial()
 
 
 def _controllers():
-    from ember.utils.threads import blas_controllers
-
-    return blas_controllers()
+    return _ut.blas_controllers()
 
 
 class serial_blas:
@@ -226,6 +225,4 @@ def threads_for(macs):
 
 
 def _num_threads():
-    from ember.utils import threads
-
-    return threads.get_num_threads()
+    return _ut.get_num_threads()

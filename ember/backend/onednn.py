@@ -349,6 +349,9 @@ def _aligned(nbytes):
     return buf[off:off + nbytes]
 
 
+_threads_for = None  # blas.threads_for, once _thread_count first runs
+
+
 def _thread_count():
     """Threads for the primitives built now: all that ember may use (``blas.threads_for`` of a
     large product), one inside a ``parallel_for`` split, a ``serial_blas`` block or on a busy
@@ -357,9 +360,10 @@ def _thread_count():
     threads beat one for every primitive measured here, LeNet's smallest included (batch 4:
     first convolution forward 43 against 58 us, backward 211 against 328-346; (64, 6, 28, 28)
     max pool forward 129 against 196-203 us)."""
-    from ember.backend.blas import threads_for
-
-    return threads_for(1 << 62)
+    global _threads_for
+    if _threads_for is None:  # blas imports this module: bound on the first call
+        from ember.backend.blas import threads_for as _threads_for
+    return _threads_for(1 << 62)
 
 
 def _use_threads(k):

@@ -301,7 +301,8 @@ def _fast_ce_ok(input, target, ignore_index):
             t.shape[0] != x.shape[0] or not t.shape[0]:
         return False
     c = x.shape[1]
-    return (ignore_index < 0 or ignore_index >= c) and t.min() >= 0 and t.max() < c
+    # one pass: a negative index read as unsigned is past any class count
+    return (ignore_index < 0 or ignore_index >= c) and t.view(np.uint64).max() < c
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,

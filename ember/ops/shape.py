@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -105,7 +106,7 @@ def flatten(input, start_dim=0, end_dim=-1):
     if s > e:
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
     sh = input._data.shape
-    new = sh[:s] + (int(np.prod(sh[s:e + 1])),) + sh[e + 1:]
+    new = sh[:s] + (math.prod(sh[s:e + 1]),) + sh[e + 1:]
     return _reshaped(input, Reshape.apply(input, new))
 
 
