@@ -496,3 +496,16 @@ def test_matmul_takes_strided_operands_and_refuses_others(with_onednn):
     assert onednn.MatMul.get(a.astype(np.float64), b.astype(np.float64), False) is None
     assert onednn.MatMul.get(a[:0], b, False) is None
     assert onednn.MatMul.get(a[::-1], b, False) is None
+
+
+def test_large_linear_products_stay_on_blas(with_onednn, monkeypatch):
+    """Past ``_ONEDNN_MAX_MACS`` (BERT's products) the forward keeps BLAS, and still matches."""
+    from ember.ops import linear as linear_op
+
+    monkeypatch.setattr(onednn.MatMul, "_cache", {})
+    monkeypatch.setattr(linear_op, "_ONEDNN_MAX_MACS", 64 * 300 * 40 - 1)
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((64, 300)).astype(np.float32), rng.standard_normal((40, 300))
+    y = F.linear(ember.tensor(x), ember.tensor(w.astype(np.float32)))
+    np.testing.assert_allclose(y.numpy(), x @ w.T, rtol=1e-4, atol=1e-4)
+    assert not onednn.MatMul._cache
