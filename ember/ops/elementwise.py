@@ -439,7 +439,9 @@ class Relu(Function):
         # for the small gradients left would cost more than it saves
         k = jit.kernels_for(g, y) if plain and not onednn.installed() else None
         if k is None:
-            return _relu_grad(g, y) if plain and g.dtype.kind == "f" else g * (y > 0)
+            # any float gradient of y's dtype: strided and broadcast ones too (a transpose's or
+            # a sum's backward hands them down)
+            return _relu_grad(g, y) if g.dtype == y.dtype and g.dtype.kind == "f" else g * (y > 0)
         # One compiled pass (ember.backend.jit) instead of a bool mask and a mixed-type multiply:
         # (128, 512) 28 -> 7.6 us, (64, 16, 32, 32) 644 -> 473 us on the reference machine.
         out = np.empty_like(g)
@@ -453,9 +455,9 @@ class Relu(Function):
 
 def _relu_grad(g, y):
     """PyTorch's ReLU gradient from the output: ``g`` where ``y > 0`` or ``y`` is NaN, +0 where
-    ``y <= 0``, as a bitwise AND of ``g`` with an integer mask. As fast as ``g * (y > 0)`` (two
-    NumPy passes), which gives NaN for an infinite or NaN ``g`` at an inactive element and 0
-    for a NaN ``y``."""
+    ``y <= 0``, as a bitwise AND of ``g`` (y's dtype, any strides, broadcast to y's shape) with
+    an integer mask. As fast as ``g * (y > 0)`` (two NumPy passes), which gives NaN for an
+    infinite or NaN ``g`` at an inactive element and 0 for a NaN ``y``."""
     it = _BITS[g.itemsize]
     keep = np.array(np.less_equal(y, 0), dtype=it)  # 1 where inactive (an array also at 0-d)
     keep -= 1  # 0 there, all bits set where active

@@ -181,6 +181,24 @@ def test_relu_gradient_of_nonfinite_values_matches_torch(shape, each_kernels, ea
     np.testing.assert_array_equal(*input_grads("relu", x, g))
 
 
+@pytest.mark.parametrize("shape", [(5, 7), (300, 500)])
+def test_relu_gradient_of_a_strided_upstream_gradient(shape, each_onednn):
+    """A non-contiguous upstream gradient (a transpose's backward hands one down) gets PyTorch's
+    ReLU gradient too: 0 where the output is <= 0 even for an infinite or NaN gradient."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape).astype(np.float32)
+    g = rng.standard_normal(shape[::-1]).astype(np.float32)
+    x.flat[::7] = np.nan
+    g.flat[::5], g.flat[1::13] = np.inf, np.nan
+    grads = []
+    for lib in (ember, torch):
+        t = lib.tensor(x, requires_grad=True)
+        lib.nn.functional.relu(t).t().backward(lib.tensor(g))
+        grads.append(t.grad.numpy())
+    np.testing.assert_array_equal(*grads)
+    assert (np.signbit(grads[0]) == np.signbit(grads[1])).all()
+
+
 @pytest.mark.parametrize("shape", [(5, 7), (3, 6, 28, 28), (8, 16, 64, 64)])
 def test_relu_gradient_with_and_without_kernels(shape, each_kernels, each_onednn, idle):
     """ReLU's gradient (on oneDNN from 2^17 elements; else one compiled pass with numba, split
