@@ -475,8 +475,8 @@ def test_linear_forward_runs_on_onednn_and_matches_torch(xs, fin, fout, bias, la
     assert [(k[0], k[4]) for k in onednn.MatMul._cache] == [
         ((int(np.prod(xs[:-1])), fin), bias)]
     (key,) = onednn.MatMul._cache
-    assert key[1] == ((2 if layout == "every second column" else 1) * fin, 2 if layout ==
-                      "every second column" else 1)  # the input's strides, in elements
+    step = 2 if layout == "every second column" else 1
+    assert key[1] == (4 * step * fin, 4 * step)  # the input's strides, in bytes
 
 
 def test_matmul_takes_strided_operands_and_refuses_others(with_onednn):
