@@ -1,5 +1,5 @@
-"""Convolutions, LSTM and GRU layers on Intel's oneDNN, through its C API (ctypes), when the
-optional ``onednn-cpu-gomp`` wheel is installed (``pip install "ember[onednn]"``, x86-64 Linux).
+"""Convolutions, LSTM and GRU layers and more on Intel's oneDNN, through its C API (ctypes), when
+the optional ``onednn-cpu-gomp`` wheel is installed (``pip install "ember[onednn]"``, x86-64 Linux).
 
 oneDNN is the library PyTorch's CPU convolutions and LSTMs run on. Its JIT kernels keep a block
 of outputs in registers over the whole reduction, which BLAS calls from Python cannot do:
@@ -17,7 +17,8 @@ the same for one LSTM or GRU layer and direction (``ember.ops.recurrent``; no pr
 packed sequences): a GRU (128 -> 256, 32 steps, batch 32) training step 12.1-13.6 -> 10.7-11.3
 ms (PyTorch's own GRU, not on oneDNN: 18.3-22.4). ``MaxPool.get(...)`` and
 ``ReluBackward.get(n)`` serve max pooling and ReLU's gradient, so that the small and medium
-networks need no numba (``ember.backend.jit``). Only float32 runs here (oneDNN has no float64
+networks need no numba (``ember.backend.jit``); ``MatMul.get(a, b, bias)`` serves mid-sized
+Linear layers' forward (``ember.ops.linear``). Only float32 runs here (oneDNN has no float64
 kernels on CPUs). Nothing is kept between forward and backward but the arrays the op saves, so
 layers of one shape share one object; a lock serialises its use across threads.
 
