@@ -51,24 +51,34 @@ class Function:
         ctx._saved = None
         rec = False
         if _State.enabled:
+            # one pass over the arguments: the arrays for forward, and where any requires grad,
+            # which do and the graph edges to their nodes (a leaf: the tensor itself)
+            arrays, needs, edges = [], [], []
             for a in args:
-                if isinstance(a, Tensor) and a._rg:
-                    rec = True
-                    break
+                if isinstance(a, Tensor):
+                    arrays.append(a._data)
+                    if a._rg:
+                        rec = True
+                        needs.append(True)
+                        f = a.grad_fn
+                        edges.append((a, 0) if f is None else (f, a._oi))
+                        continue
+                else:
+                    arrays.append(a)
+                needs.append(False)
+                edges.append(None)
+        else:
+            arrays = [a._data if isinstance(a, Tensor) else a for a in args]
         if not rec:
             ctx.needs_input_grad = _FALSES[len(args)] if len(args) < 16 else (False,) * len(args)
-            out = cls.forward(ctx, *[a._data if isinstance(a, Tensor) else a for a in args])
+            out = cls.forward(ctx, *arrays)
             if type(out) is tuple:
                 return tuple(_wrap(o if type(o) is _ndarray else np.asarray(o)) for o in out)
             return _wrap(out if type(out) is _ndarray else np.asarray(out))
-        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._rg for a in args)
+        ctx.needs_input_grad = tuple(needs)
         ctx._hooks = None
-        out = cls.forward(ctx, *[a._data if isinstance(a, Tensor) else a for a in args])
-        ctx.next = tuple(
-            ((a.grad_fn, a._oi) if a.grad_fn is not None else (a, 0))
-            if isinstance(a, Tensor) and a._rg else None
-            for a in args
-        )
+        out = cls.forward(ctx, *arrays)
+        ctx.next = tuple(edges)
         if type(out) is tuple:
             res = tuple(_make_out(o, ctx, i) for i, o in enumerate(out))
         else:
