@@ -50,10 +50,6 @@ class _Serial(threading.local):
 _serial = _Serial()
 
 
-def _controllers():
-    return _ut.blas_controllers()
-
-
 class serial_blas:
     """Context manager: one BLAS thread inside when ``macs <= serial_macs``.
 
@@ -80,7 +76,7 @@ class serial_blas:
                 _serial.threads = self.threads or _num_threads()
             else:
                 _serial.depth += 1
-            self.saved = [(c, n) for c in _controllers() for n in (c.get_num_threads(),)
+            self.saved = [(c, n) for c in _ut.blas_controllers() for n in (c.get_num_threads(),)
                           if n != 1 and (not self.openblas_only or c.internal_api == "openblas")]
             for c, _ in self.saved:
                 c.set_num_threads(1)

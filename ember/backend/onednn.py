@@ -707,8 +707,8 @@ class MatMul(_Owner):
 
     def _build(self, ashape, astrides, n, bstrides, bias):
         m, k = ashape
-        if 0 in (m, k, n) or min(astrides + bstrides) <= 0 or any(s % 4 for s in
-                                                                  astrides + bstrides):
+        strides = astrides + bstrides
+        if 0 in (m, k, n) or min(strides) <= 0 or any(s % 4 for s in strides):
             raise RuntimeError("oneDNN matmul: an empty operand or strides it cannot take")
         a_md = _md_strided(ashape, [s // 4 for s in astrides])
         b_md = _md_strided((k, n), [s // 4 for s in bstrides])

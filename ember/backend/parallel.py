@@ -33,6 +33,7 @@ import threading
 
 from ember import _blas_env
 from ember.backend.threads import cpu_count, machine_busy
+from ember.utils import threads as _ut  # read at call time: tests patch get_num_threads
 
 __all__ = ["parallel_for", "num_workers"]
 
@@ -84,9 +85,7 @@ def num_workers():
     """Threads a ``parallel_for`` may use now (1 means it runs in the caller only)."""
     if _local.inside:
         return 1
-    from ember.utils.threads import get_num_threads
-
-    k = min(get_num_threads(), cpu_count(), _MAX_THREADS)
+    k = min(_ut.get_num_threads(), cpu_count(), _MAX_THREADS)
     # A spinning OpenBLAS thread would take the second core from the split (see ember._blas_env)
     if k > 1 and (not _blas_env.BLAS_SLEEPS or machine_busy()):
         return 1

@@ -39,7 +39,7 @@ class Linear(Function):
         mm = (onednn.MatMul.get(x2, w.T, b is not None)
               if _SMALL_MACS < macs <= _ONEDNN_MAX_MACS else None)
         if mm is not None:
-            y = mm(x2, w.T) if b is None else mm(x2, w.T, np.ascontiguousarray(b))
+            y = mm(x2, w.T, None if b is None else np.ascontiguousarray(b))
         elif macs <= _SMALL_MACS:
             y = matmul(x2, w.T) if b is None else matmul_bias(x2, w.T, b)
         else:
