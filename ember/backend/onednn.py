@@ -146,6 +146,14 @@ def load():
         path = _library_path()
         if path is None:
             return False
+        # MKL first, where installed: it picks its OpenMP runtime on its first call, and picks
+        # GNU's once libdnnl has brought that in. GNU OpenMP's threads do not survive fork, so a
+        # forked child's first MKL product then hung (a worker process running the model after
+        # the parent trained it); Intel's runtime starts afresh in the child, and oneDNN's
+        # parallel regions bind to it as well.
+        from ember.backend import blas  # here: blas imports this module
+
+        blas.start()
         try:
             lib = ctypes.CDLL(path)
             lib.dnnl_version.restype = ctypes.POINTER(_Version)

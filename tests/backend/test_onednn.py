@@ -509,3 +509,23 @@ def test_large_linear_products_stay_on_blas(with_onednn, monkeypatch):
     y = F.linear(ember.tensor(x), ember.tensor(w.astype(np.float32)))
     np.testing.assert_allclose(y.numpy(), x @ w.T, rtol=1e-4, atol=1e-4)
     assert not onednn.MatMul._cache
+
+
+def test_forked_child_runs_large_products_after_onednn(with_onednn):
+    """A child forked after the parent ran oneDNN's kernels runs a large product (MKL's, where
+    installed) instead of hanging: loading oneDNN starts MKL first, so both run on Intel's
+    OpenMP, which starts afresh in a child. MKL picks GNU's when libdnnl has brought it in,
+    and GNU OpenMP's threads do not survive fork: the child's first MKL product hung."""
+    from tests.harness import python_output
+
+    code = (
+        "import os, faulthandler, ember\n"
+        "ember.nn.Conv2d(3, 4, 3)(ember.randn(2, 3, 8, 8))\n"
+        "lin, x = ember.nn.Linear(784, 512), ember.randn(128, 784)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    faulthandler.dump_traceback_later(60, exit=True)\n"
+        "    lin(x)\n"
+        "    os._exit(0)\n"
+        "print(os.waitpid(pid, 0)[1])")
+    assert python_output(code) == "0"
