@@ -19,6 +19,8 @@ Example::
 
 from __future__ import annotations
 
+import os
+
 from ember.backend.threads import cpu_count, get_dynamic, machine_busy, set_dynamic
 
 __all__ = ["get_num_threads", "set_num_threads", "set_dynamic", "get_dynamic", "machine_busy",
@@ -37,12 +39,22 @@ def blas_controllers():
         except ImportError:
             _controllers = []
         else:
-            # MKL last: it reports the calling thread's own count, which ember sets per product
-            # (ember.backend.mkl) and which Intel OpenMP's per-thread setting for oneDNN's
-            # primitives changes too; the first one is what get_num_threads reads
             _controllers = sorted((c for c in ThreadpoolController().lib_controllers
-                                   if c.user_api == "blas"), key=lambda c: c.internal_api == "mkl")
+                                   if c.user_api == "blas"), key=_read_order)
     return _controllers
+
+
+def _read_order(c):
+    """Sort key of the BLAS controllers; the first one is what ``get_num_threads`` reads.
+    NumPy's own BLAS first: SciPy's bundled OpenBLAS, in the process when SciPy came first (as
+    numba brings it), was listed before it. MKL last: it reports the calling thread's own count,
+    which ember sets per product (``ember.backend.mkl``) and which Intel OpenMP's per-thread
+    setting for oneDNN's primitives changes too."""
+    from ember.backend import cblas
+
+    own = cblas._library()
+    return (c.internal_api == "mkl",
+            own is None or os.path.realpath(c.filepath) != os.path.realpath(own))
 
 
 def get_num_threads():

@@ -64,3 +64,20 @@ def test_linear_results_unchanged_across_thread_paths():
     finally:
         threads.set_dynamic(was)
     np.testing.assert_allclose(y1.detach().numpy(), y2.detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_numpy_blas_is_read_first_with_scipy_loaded_before():
+    """SciPy bundles an OpenBLAS of its own; imported before ember's first thread-count read
+    (as numba brings it), it was listed first and its count read as NumPy's. NumPy's own BLAS
+    is read first, MKL (where loaded) last."""
+    from tests.harness import python_output
+
+    code = (
+        "import os, scipy.linalg, ember\n"
+        "from ember.backend import blas, cblas\n"
+        "blas.start()\n"
+        "from ember.utils import threads\n"
+        "libs = threads.blas_controllers()\n"
+        "print(len(libs) > 1, os.path.realpath(libs[0].filepath) =="
+        " os.path.realpath(cblas._library()), [c.internal_api for c in libs][-1])")
+    assert python_output(code) == "True True mkl"
