@@ -178,13 +178,14 @@ def check_module(tmod, emod, input_specs, *, rtol=RTOL, atol=ATOL, grad_rtol=Non
             assert_close(p.grad, tg, gr, ga, f"grad of {name}")
 
 
-def input_grads(fn, x, g):
-    """``[ember's, torch's]`` gradient of ``lib.nn.functional.<fn>(x)`` with respect to the
-    array ``x`` for the upstream gradient ``g``."""
+def input_grads(fn, x, g, then=None):
+    """``[ember's, torch's]`` gradient of ``lib.nn.functional.<fn>(x)`` (followed by ``then``
+    on its result, if given) with respect to the array ``x`` for the upstream gradient ``g``."""
     grads = []
     for lib in (ember, torch):
         t = lib.tensor(x, requires_grad=True)
-        getattr(lib.nn.functional, fn)(t).backward(lib.tensor(g))
+        y = getattr(lib.nn.functional, fn)(t)
+        (y if then is None else then(y)).backward(lib.tensor(g))
         grads.append(t.grad.numpy())
     return grads
 

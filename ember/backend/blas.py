@@ -73,7 +73,7 @@ class serial_blas:
         if self.saved is not None:
             if self.openblas_only:  # MKL's products inside keep the threads ember was given
                 self.threads = _serial.threads
-                _serial.threads = self.threads or _num_threads()
+                _serial.threads = self.threads or _ut.get_num_threads()
             else:
                 _serial.depth += 1
             self.saved = [(c, n) for c in _ut.blas_controllers() for n in (c.get_num_threads(),)
@@ -217,8 +217,4 @@ def threads_for(macs):
     of ``serial_blas``, and one inside a ``parallel_for`` split."""
     if macs <= SERIAL_MACS or _serial.depth or parallel._local.inside or machine_busy():
         return 1
-    return _serial.threads or _num_threads()
-
-
-def _num_threads():
-    return _ut.get_num_threads()
+    return _serial.threads or _ut.get_num_threads()

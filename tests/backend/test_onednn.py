@@ -515,7 +515,8 @@ def test_forked_child_runs_large_products_after_onednn(with_onednn):
     """A child forked after the parent ran oneDNN's kernels runs a large product (MKL's, where
     installed) instead of hanging: loading oneDNN starts MKL first, so both run on Intel's
     OpenMP, which starts afresh in a child. MKL picks GNU's when libdnnl has brought it in,
-    and GNU OpenMP's threads do not survive fork: the child's first MKL product hung."""
+    and GNU OpenMP's threads do not survive fork: the child's first MKL product hung. In a fresh
+    process, since this one loaded MKL long before (``in_forked_child`` cannot set the order)."""
     from tests.harness import python_output
 
     code = (
