@@ -27,6 +27,8 @@ import os
 
 import numpy as np
 
+from ember.backend._libs import address
+
 __all__ = ["openblas", "call", "operand"]
 
 ROW, NOTRANS, TRANS = 101, 111, 112
@@ -55,8 +57,8 @@ def call(gemm, a, b, out, beta):
     a, ta, lda = operand(a, m, k)
     b, tb, ldb = operand(b, k, n)
     ldc = out.strides[0] // out.itemsize if m > 1 else max(n, 1)
-    gemm(ROW, ta, tb, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb, beta,
-         out.ctypes.data, ldc)
+    gemm(ROW, ta, tb, m, n, k, 1.0, address(a), lda, address(b), ldb, beta,
+         address(out), ldc)
     return out
 
 

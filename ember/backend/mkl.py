@@ -29,7 +29,7 @@ import os
 import numpy as np
 
 from ember.backend import cblas
-from ember.backend._libs import wheel_library
+from ember.backend._libs import address, wheel_library
 
 __all__ = ["load", "loaded", "gemm", "gemm_add", "Packed", "axpby", "cdf_norm", "MIN_MACS"]
 
@@ -175,17 +175,17 @@ class Packed:
         size, pack, _ = _pack[b.dtype]
         nbytes = size(_PACKED_B, m, n, k)
         self.buf = np.empty(nbytes + 64, np.uint8)  # MKL wants the buffer 64-byte aligned
-        self.ptr = self.buf.ctypes.data + (-self.buf.ctypes.data) % 64
+        self.ptr = address(self.buf) + (-address(self.buf)) % 64
         self.shape = (m, k, n)
         b, tb, ldb = cblas.operand(b, k, n)
-        pack(cblas.ROW, _PACKED_B, tb, m, n, k, 1.0, b.ctypes.data, ldb, self.ptr)
+        pack(cblas.ROW, _PACKED_B, tb, m, n, k, 1.0, address(b), ldb, self.ptr)
 
     def matmul(self, a, out, threads=1):
         """``out[...] = a @ b`` for ``a`` (m, k) and a C-ordered ``out`` (m, n)."""
         m, k, n = self.shape
         a, ta, lda = cblas.operand(a, m, k)
         _on_threads(threads, _pack[self.dtype][2], cblas.ROW, ta, _PACKED, m, n, k,
-                    a.ctypes.data, lda, self.ptr, n, 0.0, out.ctypes.data, n)
+                    address(a), lda, self.ptr, n, 0.0, address(out), n)
         return out
 
 
@@ -195,13 +195,13 @@ _PACKED_B, _PACKED = 162, 151  # CblasBMatrix, CblasPacked
 def axpby(a, x, b, y, threads=1):
     """``y = a * x + b * y`` in place, in one pass (``cblas_?axpby``), for contiguous 1-D
     float32/float64 arrays ``x`` and ``y`` of one dtype and size (SGD's update)."""
-    _on_threads(threads, _axpby[y.dtype], y.size, a, x.ctypes.data, 1, b, y.ctypes.data, 1)
+    _on_threads(threads, _axpby[y.dtype], y.size, a, address(x), 1, b, address(y), 1)
     return y
 
 
 def cdf_norm(x, out):
     """The standard normal CDF ``Phi(x)`` of a contiguous float32/float64 array into ``out``
     (VML's ``v?CdfNorm``, accurate in both tails), on the calling thread only."""
-    _on_threads(1, _cdf[x.dtype], x.size, x.ctypes.data, out.ctypes.data)
+    _on_threads(1, _cdf[x.dtype], x.size, address(x), address(out))
     return out
 

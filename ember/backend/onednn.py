@@ -45,7 +45,7 @@ import weakref
 
 import numpy as np
 
-from ember.backend._libs import wheel_library
+from ember.backend._libs import address, wheel_library
 
 __all__ = ["Conv", "MatMul", "MaxPool", "Recurrent", "ReluBackward", "available", "installed",
            "loaded"]
@@ -323,7 +323,7 @@ class _Owner:
         with self.lock:
             _use_threads(self.threads)
             for mem, a in zip(mems, arrays):
-                _lib.dnnl_memory_set_data_handle(mem, a.ctypes.data)
+                _lib.dnnl_memory_set_data_handle(mem, address(a))
             _execute(prim, args)
             _check(_lib.dnnl_stream_wait(_stream), "stream_wait")
 
@@ -354,7 +354,7 @@ def _dense(a, shape):
 def _aligned(nbytes):
     """``nbytes`` uninitialised bytes at a cache-line boundary."""
     buf = np.empty(nbytes + _ALIGN, np.uint8)
-    off = (-buf.ctypes.data) % _ALIGN
+    off = (-address(buf)) % _ALIGN
     return buf[off:off + nbytes]
 
 
@@ -415,7 +415,7 @@ class _Layout:
         """Put the primitive's layout in ``buffer`` (aligned bytes, at least ``size()``)."""
         if self.md is not None:
             self.scratch = buffer
-            self.inner = _memory(self.md, ctypes.c_void_p(buffer.ctypes.data))
+            self.inner = _memory(self.md, ctypes.c_void_p(address(buffer)))
             self.in_args = _arg_array([(_SRC, self.user), (_DST, self.inner)])
             self.out_args = _arg_array([(_SRC, self.inner), (_DST, self.user)])
 
@@ -430,14 +430,14 @@ class _Layout:
 
     def load(self, a):
         """The primitive's memory holding ``a`` (C-contiguous float32)."""
-        _lib.dnnl_memory_set_data_handle(self.user, a.ctypes.data)
+        _lib.dnnl_memory_set_data_handle(self.user, address(a))
         if self.to_inner is not None:
             _execute(self.to_inner, self.in_args)
         return self.inner
 
     def target(self, a):
         """The primitive's memory for a result that ``store()`` then writes into ``a``."""
-        _lib.dnnl_memory_set_data_handle(self.user, a.ctypes.data)
+        _lib.dnnl_memory_set_data_handle(self.user, address(a))
         return self.inner
 
     def store(self):
@@ -554,7 +554,7 @@ class Conv(_Owner):
             self.f_y.target(y)
             if self.b is not None:
                 b = np.ascontiguousarray(b)  # held until the primitive ran, like x and w
-                _lib.dnnl_memory_set_data_handle(self.b, b.ctypes.data)
+                _lib.dnnl_memory_set_data_handle(self.b, address(b))
             _execute(self.fwd, self.f_args)
             self.f_y.store()
             _check(_lib.dnnl_stream_wait(_stream), "stream_wait")
@@ -584,7 +584,7 @@ class Conv(_Owner):
                 self.w_gw.target(gw)
                 if self.gb is not None:
                     gb = np.empty(w.shape[0], np.float32)
-                    _lib.dnnl_memory_set_data_handle(self.gb, gb.ctypes.data)
+                    _lib.dnnl_memory_set_data_handle(self.gb, address(gb))
                 _execute(self.bww, self.w_args)
                 self.w_gw.store()
             _check(_lib.dnnl_stream_wait(_stream), "stream_wait")
@@ -836,7 +836,7 @@ class Recurrent(_Owner):
             base = self.free.pop()
         except IndexError:
             base = np.empty(self.ws_bytes + _ALIGN, np.uint8)
-        off = (-base.ctypes.data) % _ALIGN
+        off = (-address(base)) % _ALIGN
         ws = base[off:off + self.ws_bytes]
         weakref.finalize(ws, self._give_back, base)
         return ws
@@ -850,7 +850,7 @@ class Recurrent(_Owner):
         out = []
         for k, a in arrays.items():
             if a is not None:
-                _lib.dnnl_memory_set_data_handle(self.mems[k], a.ctypes.data)
+                _lib.dnnl_memory_set_data_handle(self.mems[k], address(a))
                 out.append((_ARGS[k], self.mems[k]))
         return out
 
