@@ -98,17 +98,37 @@ def _convert_index(idx, shape):
     return tuple(out), basic
 
 
+def _stride_order(x):
+    """The axes of ``x`` from the largest stride down, or None where that is their order (a
+    C-contiguous array, or a slice of one)."""
+    order = sorted(range(x.ndim), key=lambda i: -x.strides[i])
+    return None if order == list(range(x.ndim)) else order
+
+
+def _zeros_like_layout(shape, order, dtype):
+    """Zeros of ``shape`` laid out in memory in the axis ``order`` of ``_stride_order``."""
+    if order is None:
+        return np.zeros(shape, dtype)
+    inverse = [0] * len(order)
+    for i, axis in enumerate(order):
+        inverse[axis] = i
+    return np.zeros([shape[i] for i in order], dtype).transpose(inverse)
+
+
 class GetItem(Function):
     @staticmethod
     def forward(ctx, x, idx, basic):
-        ctx.info = (x.shape, idx, basic)
+        # The gradient is laid out as x is (as zeros_like lays out): an index into a transposed
+        # sequence (an LSTM's batch_first output, out[:, -1]) hands its gradient back to the
+        # transpose as the contiguous array that the layer's backward reads without a copy.
+        ctx.info = (x.shape, idx, basic, None if x.flags.c_contiguous else _stride_order(x))
         y = x[idx]
         return y
 
     @staticmethod
     def backward(ctx, g):
-        shape, idx, basic = ctx.info
-        out = np.zeros(shape, dtype=g.dtype)
+        shape, idx, basic, order = ctx.info
+        out = _zeros_like_layout(shape, order, g.dtype)
         if basic:
             out[idx] = g
         else:

@@ -36,6 +36,24 @@ def test_getitem(name):
     check_gradcheck([(4, 5)], fn)
 
 
+def test_getitem_of_a_transpose():
+    """An index into a transposed sequence (an LSTM's batch_first output, ``out[:, -1]``): the
+    gradient matches torch's and reaches the transpose's input as one contiguous array (laid
+    out as the indexed view is, so the layer's backward reads it without a copy)."""
+    check_op([(3, 4, 5)], lambda t, x: (x * 2).transpose(0, 1)[:, -1])
+    check_op([(3, 4, 5)], lambda t, x: (x * 2).permute(2, 0, 1)[1:, ::2], seed=1)
+    check_op([(3, 4, 5)], lambda t, x: x[..., 1:], transpose=(0,), seed=2)
+    check_gradcheck([(3, 4, 5)], lambda t, x: (x * 2).transpose(0, 1)[:, -1])
+    x = ember.randn(3, 4, 5, requires_grad=True)
+    seen = []
+    y = x * 2
+    y.register_hook(seen.append)
+    y.transpose(0, 1)[:, -1].sum().backward()
+    assert seen[0].is_contiguous()
+    np.testing.assert_array_equal(seen[0].numpy()[:-1], 0)
+    np.testing.assert_array_equal(seen[0].numpy()[-1], 1)
+
+
 SETITEM = {
     "int": lambda x, v: x.__setitem__(1, v[0]),
     "slice": lambda x, v: x.__setitem__(slice(0, 2), v[:2]),
