@@ -220,16 +220,24 @@ def _mlp_loss(lib, ps, x, y):
 
 @pytest.mark.parametrize("name", sorted(SCHEDULES) + ["ReduceLROnPlateau"])
 def test_scheduled_training_follows_torch(name):
-    """100 steps of a scheduled optimizer on the same model and data: the same parameters
-    (rtol 1e-4) and the same learning rates as torch, each library computing its own grads."""
+    """100 steps of a scheduled optimizer on the same model and data, each library computing
+    its own grads: the same learning rates as torch, and parameters as close to torch's
+    float64 run as torch's own float32 run is (within 2x, plus 1e-6).
+
+    Float32 runs are compared through float64 because these steps amplify rounding: torch
+    started from parameters one float32 ulp apart ends up to 1.5e-6 past rtol 1e-4 of itself
+    (OneCycleLR, max_lr 0.3), so a direct ember-torch tolerance passed or failed on which CPU's
+    kernels rounded which way (it failed on an AMD EPYC, for PyTorch's and ember's)."""
     rng = np.random.default_rng(0)
     shapes = [(8, 5), (8,), (3, 8), (3,)]
     init = [(rng.standard_normal(s) * 0.5).astype(np.float32) for s in shapes]
     x, y = rng.standard_normal((16, 5)).astype(np.float32), rng.standard_normal((16, 3)).astype(
         np.float32)
     runs = {}
-    for lib, opt_mod, sched_mod in ((torch, torch.optim, TS), (ember, eo, ES)):
-        ps = [lib.tensor(a.copy(), requires_grad=True) for a in init]
+    for lib, opt_mod, sched_mod, dt in ((torch, torch.optim, TS, np.float32),
+                                        (torch, torch.optim, TS, np.float64),
+                                        (ember, eo, ES, np.float32)):
+        ps = [lib.tensor(a.astype(dt), requires_grad=True) for a in init]
         if name in ADAM:
             opt = opt_mod.Adam([{"params": ps[:2]}, {"params": ps[2:], "lr": 0.02}], lr=0.01)
         else:
@@ -240,13 +248,19 @@ def test_scheduled_training_follows_torch(name):
         lrs = []
         for _ in range(100):
             opt.zero_grad()
-            loss = _mlp_loss(lib, ps, lib.tensor(x), lib.tensor(y))
+            loss = _mlp_loss(lib, ps, lib.tensor(x.astype(dt)), lib.tensor(y.astype(dt)))
             loss.backward()
             opt.step()
             sched.step(round(loss.item(), 3)) if name == "ReduceLROnPlateau" else sched.step()
             lrs.append([g["lr"] for g in opt.param_groups])
-        runs[lib.__name__] = ([p.detach().numpy() for p in ps], lrs)
-    (pe, le), (pt, lt) = runs["ember"], runs["torch"]
+        runs[(lib.__name__, dt)] = ([p.detach().numpy().astype(np.float64) for p in ps], lrs)
+    (pe, le), (pt, lt) = runs[("ember", np.float32)], runs[("torch", np.float32)]
+    p64, l64 = runs[("torch", np.float64)]
     np.testing.assert_allclose(le, lt, rtol=1e-6, atol=1e-12)
-    for a, b in zip(pe, pt):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    if name != "ReduceLROnPlateau":  # its rounded losses may cross a threshold differently
+        np.testing.assert_allclose(l64, lt, rtol=1e-6, atol=1e-12)
+    for k, (e, t, r) in enumerate(zip(pe, pt, p64)):
+        err, torch_err = np.abs(e - r).max(), np.abs(t - r).max()
+        assert err <= 2 * torch_err + 1e-6, (
+            f"parameter {k}: ember is {err:.3g} from torch's float64 run, torch's float32 run "
+            f"{torch_err:.3g}")
