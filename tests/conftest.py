@@ -32,10 +32,12 @@ def idle(monkeypatch):
 
 @pytest.fixture
 def numpy_blas(monkeypatch):
-    """Every product on NumPy's BLAS (the core install), even where MKL is installed."""
-    from ember.backend import blas
+    """Every product on NumPy's BLAS and nothing on MKL (the core install), even where MKL is
+    installed."""
+    from ember.backend import blas, mkl
 
     monkeypatch.setattr(blas, "_mkl", False)
+    monkeypatch.setattr(mkl, "load", lambda: False)
 
 
 @pytest.fixture

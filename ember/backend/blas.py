@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -109,10 +110,13 @@ _mkl = None  # whether MKL takes the large products (decided on the first one)
 
 
 def mkl_active():
-    """True when large products go to MKL (its small-matrix kernels need no workarounds)."""
+    """True when large products go to MKL: installed, and running code for this CPU
+    (``mkl.tuned``; ``EMBER_BLAS=mkl`` takes it either way). Elsewhere they take the paths of
+    an install without MKL, which loads MKL all the same for its normal CDF and so that its
+    OpenMP runtime is oneDNN's too (``start``)."""
     global _mkl
     if _mkl is None:
-        _mkl = mkl.load()
+        _mkl = mkl.load() and (mkl.tuned() or os.environ.get("EMBER_BLAS", "").lower() == "mkl")
     return _mkl
 
 
@@ -125,7 +129,7 @@ def start():
     imports torch, like ``bench/``, calls this first. Measured on the 2-core reference machine,
     BERT-MiniLM encoding a batch (32 x 128): 496-528 ms without torch in the process, 572-590
     with torch imported first, 582-613 with ``start()`` before ``import torch``."""
-    if mkl_active():
+    if mkl.load():
         a = np.ones((256, 256), np.float32)
         mkl.gemm(a, a, None, threads_for(a.size * 256))
 

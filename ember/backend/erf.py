@@ -23,7 +23,6 @@ import math
 import numpy as np
 
 from ember.backend import mkl
-from ember.backend.blas import mkl_active
 from ember.backend.parallel import num_workers, parallel_for
 
 __all__ = ["gelu_f32", "gelu_grad_f32"]
@@ -153,7 +152,7 @@ def gelu_f32(x, bias=None, out=None):
     """
     x = np.ascontiguousarray(x, dtype=_F)
     out = np.empty_like(x) if out is None else out
-    block = _gelu_block_mkl if mkl_active() else _gelu_block
+    block = _gelu_block_mkl if mkl.load() else _gelu_block
     if bias is None:
         return _blocks(x, out, block)
     c = max(x.shape[-1], 1)
@@ -167,7 +166,7 @@ def gelu_f32(x, bias=None, out=None):
 def gelu_grad_f32(x):
     """``Phi(x) + x * phi(x)``, the derivative of the exact GELU, of a float32 array."""
     x = np.ascontiguousarray(x, dtype=_F)
-    cdf = mkl.cdf_norm if mkl_active() else None
+    cdf = mkl.cdf_norm if mkl.load() else None
 
     def body(xb, ob, z, t, p, d):
         if cdf is None:

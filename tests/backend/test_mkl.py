@@ -75,15 +75,36 @@ def test_what_stays_with_numpy(monkeypatch):
         np.testing.assert_array_equal(blas.matmul(a, b), np.matmul(a, b))
 
 
-def test_large_products_go_to_mkl(monkeypatch):
+@pytest.mark.parametrize("tuned, setting, want", [(True, "auto", 1), (False, "auto", 0),
+                                                   (False, "mkl", 1)])
+def test_large_products_go_to_mkl_where_it_is_tuned(monkeypatch, tuned, setting, want):
+    """Large products go to MKL where it runs code for this CPU (``mkl.tuned``), or where
+    EMBER_BLAS=mkl asks for it; elsewhere (MKL's generic code) to NumPy."""
     assert mkl.load()
+    monkeypatch.setattr(mkl, "tuned", lambda: tuned)
+    monkeypatch.setenv("EMBER_BLAS", setting)
+    monkeypatch.setattr(blas, "_mkl", None)  # decided again on the next product
     calls = []
     gemm = mkl.gemm
     monkeypatch.setattr(mkl, "gemm", lambda *a: calls.append(a[3]) or gemm(*a))
     a = RNG.standard_normal((256, 256)).astype(np.float32)
     assert 256 ** 3 >= mkl.MIN_MACS
     np.testing.assert_allclose(blas.matmul(a, a), _ref(a, a), rtol=1e-5, atol=1e-4)
-    assert len(calls) == 1
+    assert len(calls) == want
+    assert blas.mkl_active() is bool(want)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_tuned_is_the_code_mkl_loaded():
+    """``mkl.tuned()`` reads MKL's own name for its code path; the kernel library MKL loaded
+    for a product says the same: libmkl_def (generic) or one for AVX2/AVX-512."""
+    code = ("from ember.backend import mkl\nimport numpy as np\nmkl.load()\n"
+            "a = np.ones((256, 256), np.float32)\nmkl.gemm(a, a, None, 1)\n"
+            "maps = open('/proc/self/maps').read()\n"
+            "print(mkl.tuned(), 'libmkl_def.' in maps, 'libmkl_avx' in maps, bool(mkl.processor()))")
+    tuned, generic, vectorized, named = python_output(code).split()
+    assert named == "True"
+    assert (tuned, generic, vectorized) in (("True", "False", "True"), ("False", "True", "False"))
 
 
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
