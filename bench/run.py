@@ -377,7 +377,7 @@ def run(args):
     reps = 2 if args.quick else args.reps
     env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
                                           "EMBER_DYNAMIC_THREADS", "EMBER_BLAS", "EMBER_ONEDNN")}
-    from ember.backend import onednn
+    from ember.backend import mkl, onednn
     from ember.backend.blas import mkl_active
 
     print(f"# ember bench: {time.strftime('%Y-%m-%d %H:%M')}, {_cpu_model()}, "
@@ -385,6 +385,7 @@ def run(args):
           f"{', CPU time' if clock is time.process_time else ''}, {_load()}; "
           + ", ".join(f"{k}={v}" for k, v in env.items())
           + f"; ember's large products on {'MKL' if mkl_active() else 'NumPy BLAS'}"
+          + (f" (MKL's code path: {mkl.processor()})" if mkl.load() else "")
           + f", convolutions, LSTMs and GRUs on {'oneDNN' if onednn.available() else 'ember'}")
     print(f"{'workload':<10} {'ember ms/step':>14} {'torch ms/step':>14} {'torch/ember':>12} "
           f"{'ember MB':>9} {'torch MB':>9} {'ember peak':>11} {'torch peak':>11}")

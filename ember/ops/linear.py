@@ -17,7 +17,7 @@ import numpy as np
 from ember.autograd.function import Function
 from ember.autograd.grad_mode import _State
 from ember.backend import onednn
-from ember.backend.blas import matmul, matmul_bias, serial_blas
+from ember.backend.blas import matmul, matmul_bias, mkl_active, serial_blas
 from ember.random import _gen
 from ember.tensor import Tensor, _wrap
 
@@ -58,6 +58,10 @@ class Linear(Function):
         if macs <= _SMALL_MACS:
             gx = matmul(g2, w).reshape(ctx.xshape) if nx else None
             gw = matmul(g2.T, x2) if nw else None
+        elif _BACKWARD_MIN_MACS <= macs <= _ONEDNN_MAX_MACS and not mkl_active() and (
+                onednn.MatMul.get(g2, w, False) is not None):
+            gx = onednn.MatMul.get(g2, w, False)(g2, w).reshape(ctx.xshape) if nx else None
+            gw = onednn.MatMul.get(g2.T, x2, False)(g2.T, x2) if nw else None
         else:
             with serial_blas(macs):
                 gx = matmul(g2, w).reshape(ctx.xshape) if nx else None
@@ -73,6 +77,13 @@ _SMALL_MACS = 1 << 18  # BLAS runs products this small on one thread anyway: ski
 # (384, 1536) products (0.6-2.4 G) ran 5-8% slower on oneDNN inside the encoder (9.3 against 8.6
 # ms, 12.2 against 11.5) although as fast in a loop of their own.
 _ONEDNN_MAX_MACS = 1 << 28
+# The backward's two products run there too, from 2^22 multiply-adds, where MKL does not take
+# them (mkl.tuned: not installed, or its generic code on AMD's CPUs): mlp128's step on an AMD
+# EPYC 7-10% faster than on NumPy's OpenBLAS, 38-45% where NumPy was imported before ember
+# (OpenBLAS then keeps to one thread: blas.serial_blas). On Intel's CPUs MKL keeps them: there
+# oneDNN's were no faster (paired steps 0.998 and 0.973). LeNet at batch 64's (64x400x120, 3 M)
+# ran 2% slower on oneDNN where NumPy came first.
+_BACKWARD_MIN_MACS = 1 << 22
 
 
 def linear(input, weight, bias=None):

@@ -9,7 +9,7 @@ import torch
 
 import ember
 import ember.nn.functional as F
-from ember.backend import onednn
+from ember.backend import blas, onednn
 from ember.ops import conv as conv_op
 from tests.harness import input_grads
 
@@ -457,6 +457,7 @@ def test_linear_forward_runs_on_onednn_and_matches_torch(xs, fin, fout, bias, la
     with the bias added in its kernel (one primitive per geometry); outputs and gradients
     equal torch's to float32 round-off, a strided input included."""
     monkeypatch.setattr(onednn.MatMul, "_cache", {})
+    monkeypatch.setattr(blas, "_mkl", True)  # the backward's products on MKL (as on Intel's CPUs)
     rng = np.random.default_rng(0)
     x = rng.standard_normal(xs).astype(np.float32)
     w = (rng.standard_normal((fout, fin)) / np.sqrt(fin)).astype(np.float32)
@@ -477,6 +478,32 @@ def test_linear_forward_runs_on_onednn_and_matches_torch(xs, fin, fout, bias, la
     (key,) = onednn.MatMul._cache
     step = 2 if layout == "every second column" else 1
     assert key[1] == (4 * step * fin, 4 * step)  # the input's strides, in bytes
+
+
+@pytest.mark.parametrize("xs,fin,fout,layout", [((128, 784), 784, 512, "contiguous"),
+                                               ((128, 1568), 784, 512, "every second column"),
+                                               ((4, 64, 512), 512, 256, "contiguous")])
+def test_linear_backward_runs_on_onednn_where_mkl_does_not(xs, fin, fout, layout, with_onednn,
+                                                           monkeypatch):
+    """Where MKL does not take the products (not installed, or its generic code: AMD's CPUs),
+    a Linear layer's backward from 2^22 multiply-adds runs its two products on oneDNN's matmul
+    too: gradients equal torch's, and the primitives are the backward's geometries."""
+    monkeypatch.setattr(onednn.MatMul, "_cache", {})
+    monkeypatch.setattr(blas, "_mkl", False)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = (rng.standard_normal((fout, fin)) / np.sqrt(fin)).astype(np.float32)
+    out = {}
+    for lib in (ember, torch):
+        tx, tw = lib.tensor(x, requires_grad=True), lib.tensor(w, requires_grad=True)
+        inp = tx[:, ::2] if layout == "every second column" else tx
+        y = lib.nn.functional.linear(inp, tw)
+        y.backward(lib.tensor(np.sin(np.arange(y.numel(), dtype=np.float32)).reshape(y.shape)))
+        out[lib] = [y.detach().numpy(), tx.grad.numpy(), tw.grad.numpy()]
+    for a, t in zip(out[ember], out[torch]):
+        np.testing.assert_allclose(a, t, rtol=1e-5, atol=1e-4)
+    m = int(np.prod(xs[:-1]))
+    assert {k[0] for k in onednn.MatMul._cache} == {(m, fin), (m, fout), (fout, m)}
 
 
 def test_matmul_takes_strided_operands_and_refuses_others(with_onednn):
