@@ -58,14 +58,14 @@ class Linear(Function):
         if macs <= _SMALL_MACS:
             gx = matmul(g2, w).reshape(ctx.xshape) if nx else None
             gw = matmul(g2.T, x2) if nw else None
-        elif _BACKWARD_MIN_MACS <= macs <= _ONEDNN_MAX_MACS and not mkl_active() and (
-                onednn.MatMul.get(g2, w, False) is not None):
-            gx = onednn.MatMul.get(g2, w, False)(g2, w).reshape(ctx.xshape) if nx else None
-            gw = onednn.MatMul.get(g2.T, x2, False)(g2.T, x2) if nw else None
         else:
+            mx = mw = None  # oneDNN's products, where it takes them (None: BLAS)
+            if _BACKWARD_MIN_MACS <= macs <= _ONEDNN_MAX_MACS and not mkl_active():
+                mx = onednn.MatMul.get(g2, w, False) if nx else None
+                mw = onednn.MatMul.get(g2.T, x2, False) if nw else None
             with serial_blas(macs):
-                gx = matmul(g2, w).reshape(ctx.xshape) if nx else None
-                gw = matmul(g2.T, x2) if nw else None
+                gx = (mx or matmul)(g2, w).reshape(ctx.xshape) if nx else None
+                gw = (mw or matmul)(g2.T, x2) if nw else None
         gb = g2.sum(axis=0) if nb else None
         return gx, gw, gb
 
