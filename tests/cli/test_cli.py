@@ -106,17 +106,20 @@ def _start(out, *args):
                             text=True)
 
 
+def _finish(proc):
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and "done: test accuracy" in stdout, stderr
+
+
 def _resume(run):
-    stdout, stderr = _start(None, "--resume", run).communicate(timeout=300)
-    assert "done: test accuracy" in stdout, stderr
+    _finish(_start(None, "--resume", run))
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """An uninterrupted run, to compare resumed runs against."""
     out = tmp_path_factory.mktemp("ref")
-    stdout, stderr = _start(out).communicate(timeout=300)
-    assert "done: test accuracy" in stdout, stderr
+    _finish(_start(out))
     return only_run(out)
 
 
