@@ -450,6 +450,27 @@ LINEAR_CASES = [  # (input shape, in, out, bias, how the input is laid out); all
 ]
 
 
+def _linear_matches_torch(xs, fin, fout, bias, layout, seed, atol):
+    """``F.linear`` of a random input (laid out as ``layout`` says) in ember and torch: the
+    output and every gradient agree (rtol 1e-5, ``atol``)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = (rng.standard_normal((fout, fin)) / np.sqrt(fin)).astype(np.float32)
+    b = rng.standard_normal(fout).astype(np.float32)
+    out = {}
+    for lib in (ember, torch):
+        tx = lib.tensor(x, requires_grad=True)
+        tw, tb = lib.tensor(w, requires_grad=True), lib.tensor(b, requires_grad=True)
+        inp = (tx[:, ::2] if layout == "every second column" else
+               tx.expand(128, fin) if layout == "one row expanded to 128" else tx)
+        y = lib.nn.functional.linear(inp, tw, tb if bias else None)
+        y.backward(lib.tensor(np.cos(np.arange(y.numel(), dtype=np.float32)).reshape(y.shape)))
+        out[lib] = [y.detach().numpy(), tx.grad.numpy(), tw.grad.numpy()] + (
+            [tb.grad.numpy()] if bias else [])
+    for a, t in zip(out[ember], out[torch]):
+        np.testing.assert_allclose(a, t, rtol=1e-5, atol=atol)
+
+
 @pytest.mark.parametrize("xs,fin,fout,bias,layout", LINEAR_CASES)
 def test_linear_forward_runs_on_onednn_and_matches_torch(xs, fin, fout, bias, layout, with_onednn,
                                                           monkeypatch):
@@ -458,21 +479,7 @@ def test_linear_forward_runs_on_onednn_and_matches_torch(xs, fin, fout, bias, la
     equal torch's to float32 round-off, a strided input included."""
     monkeypatch.setattr(onednn.MatMul, "_cache", {})
     monkeypatch.setattr(blas, "_mkl", True)  # the backward's products on MKL (as on Intel's CPUs)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(xs).astype(np.float32)
-    w = (rng.standard_normal((fout, fin)) / np.sqrt(fin)).astype(np.float32)
-    b = rng.standard_normal(fout).astype(np.float32)
-    out = {}
-    for lib in (ember, torch):
-        tx = lib.tensor(x, requires_grad=True)
-        tw, tb = lib.tensor(w, requires_grad=True), lib.tensor(b, requires_grad=True)
-        inp = tx[:, ::2] if layout == "every second column" else tx
-        y = lib.nn.functional.linear(inp, tw, tb if bias else None)
-        y.backward(lib.tensor(np.cos(np.arange(y.numel(), dtype=np.float32)).reshape(y.shape)))
-        out[lib] = [y.detach().numpy(), tx.grad.numpy(), tw.grad.numpy()] + (
-            [tb.grad.numpy()] if bias else [])
-    for a, t in zip(out[ember], out[torch]):
-        np.testing.assert_allclose(a, t, rtol=1e-5, atol=1e-5)
+    _linear_matches_torch(xs, fin, fout, bias, layout, seed=0, atol=1e-5)
     assert [(k[0], k[4]) for k in onednn.MatMul._cache] == [
         ((int(np.prod(xs[:-1])), fin), bias)]
     (key,) = onednn.MatMul._cache
@@ -493,19 +500,7 @@ def test_linear_backward_runs_on_onednn_where_mkl_does_not(xs, fin, fout, layout
     it."""
     monkeypatch.setattr(onednn.MatMul, "_cache", {})
     monkeypatch.setattr(blas, "_mkl", False)
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal(xs).astype(np.float32)
-    w = (rng.standard_normal((fout, fin)) / np.sqrt(fin)).astype(np.float32)
-    out = {}
-    for lib in (ember, torch):
-        tx, tw = lib.tensor(x, requires_grad=True), lib.tensor(w, requires_grad=True)
-        inp = (tx[:, ::2] if layout == "every second column" else
-               tx.expand(128, fin) if layout == "one row expanded to 128" else tx)
-        y = lib.nn.functional.linear(inp, tw)
-        y.backward(lib.tensor(np.sin(np.arange(y.numel(), dtype=np.float32)).reshape(y.shape)))
-        out[lib] = [y.detach().numpy(), tx.grad.numpy(), tw.grad.numpy()]
-    for a, t in zip(out[ember], out[torch]):
-        np.testing.assert_allclose(a, t, rtol=1e-5, atol=1e-4)
+    _linear_matches_torch(xs, fin, fout, False, layout, seed=3, atol=1e-4)
     m = 128 if layout == "one row expanded to 128" else int(np.prod(xs[:-1]))
     built = {k[0] for k, v in onednn.MatMul._cache.items() if v is not None}
     assert built == ({(m, fout)} if layout == "one row expanded to 128" else
