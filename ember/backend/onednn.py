@@ -54,6 +54,7 @@ __all__ = ["Conv", "MatMul", "MaxPool", "Recurrent", "ReluBackward", "available"
 _CPU, _IN_ORDER, _F32 = 1, 1, 3
 _ANY, _A, _AB, _ABC, _ABCD, _ABCDE, _LDGOI = 1, 2, 3, 4, 5, 6, 31  # tnc = abc, ldnc = ldgo = abcd
 _FORWARD_TRAINING, _BACKWARD, _CONVOLUTION_DIRECT, _LEFT2RIGHT = 64, 128, 1, 1
+_DIFF_WEIGHTS_OVERWRITE = 1  # dnnl_rnn_flags_diff_weights_overwrite: write, do not add
 _POOLING_MAX, _RELU_USE_DST = 0x1FF, 0x100
 _Q_SRC, _Q_DIFF_SRC, _Q_WEIGHTS, _Q_DIFF_WEIGHTS, _Q_DST, _Q_DIFF_DST = 129, 130, 131, 132, 133, 134
 _Q_WORKSPACE, _Q_EXEC_ARG = 135, 255
@@ -419,15 +420,6 @@ class _Layout:
             self.in_args = _arg_array([(_SRC, self.user), (_DST, self.inner)])
             self.out_args = _arg_array([(_SRC, self.inner), (_DST, self.user)])
 
-    def zeroed(self, a):
-        """The primitive's memory for a result that it adds into, zeroed; ``store()`` then
-        writes it into ``a``."""
-        if self.scratch is None:
-            a[...] = 0
-        else:
-            self.scratch[...] = 0
-        return self.target(a)
-
     def load(self, a):
         """The primitive's memory holding ``a`` (C-contiguous float32)."""
         _lib.dnnl_memory_set_data_handle(self.user, address(a))
@@ -762,8 +754,8 @@ class Recurrent(_Owner):
       and four biases ``(b_iz + b_hz, b_ir + b_hr, b_in, b_hn)``.
 
     ``forward`` and ``backward`` take the weights ``w_ih`` (G*H, I), ``w_hh`` (G*H, H) in that
-    order. The forward keeps a workspace (the gates) that backward reads; oneDNN adds the
-    weight gradients into zeroed buffers."""
+    order. The forward keeps a workspace (the gates) that backward reads; the backward writes
+    the weight gradients over what their buffers held (``_DIFF_WEIGHTS_OVERWRITE``)."""
 
     _cache = {}  # (cell, sizes) -> Recurrent, or None where oneDNN refused them
 
@@ -809,11 +801,12 @@ class Recurrent(_Owner):
             _check(_lib.dnnl_lstm_backward_primitive_desc_create(
                 ctypes.byref(bwd), _engine, _BACKWARD, _LEFT2RIGHT, x_md, s_md, s_md, wi_a, wh_a,
                 None, None, b_md, y_md, s_md, s_md, x_md, s_md, s_md, wi_a, wh_a, None, None,
-                b_md, y_md, s_md, s_md, 0, fwd, None), "lstm backward")
+                b_md, y_md, s_md, s_md, _DIFF_WEIGHTS_OVERWRITE, fwd, None), "lstm backward")
         else:
             _check(_lib.dnnl_lbr_gru_backward_primitive_desc_create(
                 ctypes.byref(bwd), _engine, _BACKWARD, _LEFT2RIGHT, x_md, s_md, wi_a, wh_a, b_md,
-                y_md, s_md, x_md, s_md, wi_a, wh_a, b_md, y_md, s_md, 0, fwd, None),
+                y_md, s_md, x_md, s_md, wi_a, wh_a, b_md, y_md, s_md, _DIFF_WEIGHTS_OVERWRITE, fwd,
+                None),
                 "gru backward")
         self.bwd = _primitive(bwd)
         self.b_wi = _Layout(wi_u, q(bwd, _Q_EXEC_ARG, _WEIGHTS))
@@ -887,15 +880,15 @@ class Recurrent(_Owner):
         c0, gcn = (_dense(c0, (B, H)), _dense(gcn, (B, H))) if lstm else (None, None)
         gx, gh0 = np.empty((T, B, I), np.float32), np.empty((B, H), np.float32)
         gc0 = np.empty((B, H), np.float32) if lstm else None
-        gb = np.zeros(4 * H, np.float32)  # oneDNN adds the weight gradients into these
+        gb = np.empty(4 * H, np.float32)
         gwi, gwh = np.empty((G * H, I), np.float32), np.empty((G * H, H), np.float32)
         with self.lock:
             _use_threads(self.threads)
             args = self._args(x=x, h0=h0, c0=c0, b=b, y=y, hn=hn, cn=cn, ws=ws, gx=gx, gh0=gh0,
                               gc0=gc0, gb=gb, gy=gy, ghn=ghn, gcn=gcn)
             args += [(_WEIGHTS, self.b_wi.load(w_ih)), (_WEIGHTS + 1, self.b_wh.load(w_hh)),
-                     (_DIFF_WEIGHTS, self.b_gwi.zeroed(gwi)),
-                     (_DIFF_WEIGHTS + 1, self.b_gwh.zeroed(gwh))]
+                     (_DIFF_WEIGHTS, self.b_gwi.target(gwi)),
+                     (_DIFF_WEIGHTS + 1, self.b_gwh.target(gwh))]
             _execute(self.bwd, args)
             self.b_gwi.store()
             self.b_gwh.store()

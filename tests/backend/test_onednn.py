@@ -216,6 +216,34 @@ def test_gradient_of_final_state_only(name, with_onednn):
                  forward=lambda m, x: m(x)[1][0] if name == "LSTM" else m(x)[1])
 
 
+class _NanEmpty:
+    """NumPy, except that ``empty`` returns NaNs: a result the primitive leaves unwritten shows."""
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    @staticmethod
+    def empty(shape, dtype=float):
+        return np.full(shape, np.nan, dtype)
+
+
+@pytest.mark.parametrize("name", ["LSTM", "GRU"])
+def test_recurrent_backward_writes_over_its_gradient_buffers(name, with_onednn, monkeypatch):
+    """The backward writes the weight and bias gradients (diff_weights_overwrite) instead of
+    adding into zeroed buffers: with every buffer it reuses or allocates full of NaNs first, the
+    gradients still match torch's."""
+    from tests.harness import check_module
+
+    torch.manual_seed(0)
+    tm, em = getattr(torch.nn, name)(4, 6), getattr(ember.nn, name)(4, 6)
+    em(ember.randn(5, 3, 4))  # builds the primitives and their scratch buffers
+    for dnnl in onednn.Recurrent._cache.values():
+        for buf in dnnl.scratch:
+            buf[...] = 0xFF  # NaN in float32
+    monkeypatch.setattr(onednn, "np", _NanEmpty())
+    check_module(tm, em, [(5, 3, 4)], rtol=1e-5, atol=1e-5)
+
+
 def test_recurrent_keeps_embers_loop_where_onednn_does_not_apply(with_onednn):
     """Projections, packed sequences, float64 and plain RNNs stay on ember's loop."""
     onednn.Recurrent._cache.clear()
