@@ -22,11 +22,10 @@ Example::
 from __future__ import annotations
 
 import ctypes
-import glob
-import os
 
 import numpy as np
 
+from ember import _blas_env
 from ember.backend._libs import address
 
 __all__ = ["openblas", "call", "operand"]
@@ -62,22 +61,12 @@ def call(gemm, a, b, out, beta):
     return out
 
 
-def _library():
-    """Path of the OpenBLAS that NumPy's wheel ships, or None."""
-    root = os.path.dirname(np.__file__)
-    for pattern in (root + ".libs/*openblas*", os.path.join(root, ".dylibs", "*openblas*")):
-        found = sorted(glob.glob(pattern))
-        if found:
-            return found[0]
-    return None
-
-
 def openblas():
     """``{dtype: cblas_?gemm}`` of NumPy's own OpenBLAS (64-bit integer interface), or None."""
     global _openblas
     if _openblas is None:
         _openblas = False
-        path = _library()
+        path = _blas_env.openblas_library(np)
         if path is not None:
             try:
                 lib = ctypes.CDLL(path)

@@ -50,9 +50,11 @@ def _read_order(c):
     numba brings it), was listed before it. MKL last: it reports the calling thread's own count,
     which ember sets per product (``ember.backend.mkl``) and which Intel OpenMP's per-thread
     setting for oneDNN's primitives changes too."""
-    from ember.backend import cblas
+    import numpy
 
-    own = cblas._library()
+    from ember import _blas_env
+
+    own = _blas_env.openblas_library(numpy)
     return (c.internal_api == "mkl",
             own is None or os.path.realpath(c.filepath) != os.path.realpath(own))
 

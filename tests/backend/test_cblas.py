@@ -68,10 +68,11 @@ def test_numpys_openblas_is_found_and_bound():
 
 def test_no_openblas_found(monkeypatch):
     monkeypatch.setattr(cblas, "_openblas", None)
-    monkeypatch.setattr(cblas, "_library", lambda: None)
+    monkeypatch.setattr(cblas._blas_env, "openblas_library", lambda numpy: None)
     assert cblas.openblas() is None
     monkeypatch.setattr(cblas, "_openblas", None)
-    monkeypatch.setattr(cblas, "_library", lambda: "/nonexistent/libopenblas.so")
+    monkeypatch.setattr(cblas._blas_env, "openblas_library",
+                        lambda numpy: "/nonexistent/libopenblas.so")
     assert cblas.openblas() is None  # a library that does not load: NumPy's path, no error
 
 

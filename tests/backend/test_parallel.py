@@ -79,7 +79,8 @@ def test_no_split_while_blas_threads_may_spin(idle, monkeypatch):
 
 @pytest.mark.parametrize("code,env,want", [
     ("import ember", None, "True 16"),                      # ember first: ember sets it
-    ("import numpy, ember", None, "False None"),             # NumPy first: too late
+    ("import numpy, ember", None, "True 16"),                # NumPy first: OpenBLAS restarted
+    ("import numpy, ember", "30", "False 30"),
     ("import ember", "4", "True 4"),                         # the user's setting wins
     ("import ember", "30", "False 30"),                      # a long spin: no split
 ])
@@ -97,6 +98,42 @@ def test_openblas_thread_timeout_is_set_before_numpy(code, env, want):
         env=e, capture_output=True, text=True, check=True,
         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert out.stdout.split("\n")[-2] == want
+
+
+def test_numpy_first_openblas_restarts_its_threads_with_the_short_spin():
+    """NumPy imported before ember: its OpenBLAS started its threads with the long spin (~0.1 s
+    after each threaded product). ``import ember`` has it read the setting again and stop them;
+    the next threaded product starts them anew, and after it they sleep: the process takes
+    little CPU time in the 0.1 s after a product (~0.1 s with the long spin, which the user's
+    own setting keeps, threads untouched, as another running thread does)."""
+    import os
+    import sys
+
+    from tests.harness import numpy_ships_openblas, python_output
+
+    linux = sys.platform.startswith("linux")
+    code = (f"import os, time, numpy as np\nlinux = {linux}\n"
+            "def tasks(): return len(os.listdir('/proc/self/task')) if linux else 0\n"
+            "a = np.ones((512, 512), np.float32)\n"
+            "a @ a\n"
+            "n0 = tasks()\n"
+            "import ember\n"
+            "n1 = tasks()\n"
+            "a @ a\n"
+            "c = time.process_time(); time.sleep(0.1); spin = time.process_time() - c\n"
+            "print(ember._blas_env.BLAS_SLEEPS, n0, n1, tasks(), spin)")
+    sleeps, n0, n1, n2, spin = python_output(code).split()
+    assert sleeps == "True"
+    if numpy_ships_openblas() and os.cpu_count() >= 2 and linux:
+        assert int(n1) < int(n0) == int(n2)  # the worker threads stopped, then started again
+        assert float(spin) < 0.03
+    sleeps, n0, n1, n2, _ = python_output(code, OPENBLAS_THREAD_TIMEOUT="28").split()
+    assert (sleeps, n1) == ("False", n0)
+    # another thread may have a product queued on OpenBLAS's threads: they are left alone
+    other = ("import threading; done = threading.Event()\n"
+             "threading.Thread(target=done.wait).start()\n")
+    sleeps, n0, n1, n2, _ = python_output(other + code + "\ndone.set()").split()
+    assert (sleeps, n1) == ("False", n0)
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform")

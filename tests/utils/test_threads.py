@@ -73,11 +73,12 @@ def test_numpy_blas_is_read_first_with_scipy_loaded_before():
     from tests.harness import python_output
 
     code = (
-        "import os, scipy.linalg, ember\n"
-        "from ember.backend import blas, cblas\n"
+        "import os, numpy, scipy.linalg, ember\n"
+        "from ember.backend import blas\n"
         "blas.start()\n"
         "from ember.utils import threads\n"
         "libs = threads.blas_controllers()\n"
         "print(len(libs) > 1, os.path.realpath(libs[0].filepath) =="
-        " os.path.realpath(cblas._library()), [c.internal_api for c in libs][-1])")
+        " os.path.realpath(ember._blas_env.openblas_library(numpy)),"
+        " [c.internal_api for c in libs][-1])")
     assert python_output(code) == "True True mkl"
