@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -31,6 +32,10 @@ import ember  # noqa: E402,F401  (before NumPy, so that OpenBLAS's threads sleep
 
 THREADS = 2
 SETTLE_S = 1.0  # pause between the two libraries' timed blocks (see time_pair)
+# Each timed block runs at least this long (at least 3 steps): this machine's speed jumps by up
+# to 2x for tens of milliseconds at a time, and lenet4's blocks of 20 steps (~20 ms) gave
+# torch/ember 1.06-1.72 over seven runs, blocks of 100 steps 1.37-1.63 over five.
+BLOCK_S = 0.1
 # Untimed steps after the pause. The first steps after an idle second are slow on this virtual
 # machine, where waking an idle core costs up to a scheduler tick: right after the pause, ember's
 # LeNet b64 steps took 48-54, 13-23 and 10-13 ms, then 7-9 (its first small OpenBLAS products
@@ -206,14 +211,20 @@ def make_step(lib, name):
     return step
 
 
-def time_pair(name, reps, inner, clock=time.perf_counter):
+def time_pair(name, reps, block_s=BLOCK_S, clock=time.perf_counter):
+    """Medians of ``reps`` timed blocks of each library's step (ms), the blocks interleaved;
+    a block is as many steps as take ``block_s`` at the slower library's pace."""
     import ember
     import torch
 
     steps = {"ember": make_step(ember, name), "torch": make_step(torch, name)}
+    slowest = 0.0
     for s in steps.values():  # warm up
         for _ in range(3):
+            t0 = time.perf_counter()
             s()
+        slowest = max(slowest, time.perf_counter() - t0)
+    inner = max(3, math.ceil(block_s / slowest))
     samples = {"ember": [], "torch": []}
     for _ in range(reps):
         for lib in ("ember", "torch"):
@@ -392,10 +403,7 @@ def run(args):
     results = {}
     for name in only:
         if name in WORKLOADS:
-            inner = 20 if name == "lenet4" else (3 if name in ("resnet64", "gru_char") else 5)
-            if args.quick:
-                inner = max(1, inner // 3)
-            t = time_pair(name, reps, inner, clock)
+            t = time_pair(name, reps, BLOCK_S / 5 if args.quick else BLOCK_S, clock)
             nan = (float("nan"),) * 2
             mem = ({} if args.no_memory else
                    {lib: peak_memory_child(lib, name, args.threads) for lib in ("ember", "torch")})
