@@ -95,7 +95,8 @@ class serial_blas:
 
 def _openblas_spins():
     """True when NumPy's OpenBLAS keeps a thread spinning for ~0.1 s after each threaded product
-    (NumPy was imported before ember, too late to shorten the spin: ``ember._blas_env``) while
+    (the user's long ``OPENBLAS_THREAD_TIMEOUT``, or NumPy imported before ember with an
+    OpenBLAS that ember cannot restart: ``ember._blas_env``) while
     MKL's or oneDNN's threads want the cores. The spinning thread took the second core from
     them, and training steps ran 1.7-3x slower on the reference machine (mlp128 5.2 against 3.1
     ms, LeNet at batch 64 11.7 against 4.5; 16.2 against 5.4 without MKL). ember then keeps its

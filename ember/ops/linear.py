@@ -79,10 +79,10 @@ _SMALL_MACS = 1 << 18  # BLAS runs products this small on one thread anyway: ski
 _ONEDNN_MAX_MACS = 1 << 28
 # The backward's two products run there too, from 2^22 multiply-adds, where MKL does not take
 # them (mkl.tuned: not installed, or its generic code on AMD's CPUs): mlp128's step on an AMD
-# EPYC 7-10% faster than on NumPy's OpenBLAS, 38-45% where NumPy was imported before ember
-# (OpenBLAS then keeps to one thread: blas.serial_blas). On Intel's CPUs MKL keeps them: there
-# oneDNN's were no faster (paired steps 0.998 and 0.973). LeNet at batch 64's (64x400x120, 3 M)
-# ran 2% slower on oneDNN where NumPy came first.
+# EPYC 7-10% faster than on NumPy's OpenBLAS, 38-45% where OpenBLAS kept to one thread (a
+# spinning OpenBLAS: blas.serial_blas). On Intel's CPUs MKL keeps them: there oneDNN's were no
+# faster (paired steps 0.998 and 0.973). LeNet at batch 64's (64x400x120, 3 M) ran 2% slower on
+# oneDNN against a one-thread OpenBLAS.
 _BACKWARD_MIN_MACS = 1 << 22
 
 

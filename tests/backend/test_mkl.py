@@ -133,8 +133,8 @@ def test_threads_follow_the_policy(idle):
 
 
 def test_spinning_openblas_keeps_embers_products_off_its_threads(idle, monkeypatch):
-    """NumPy imported before ember: OpenBLAS's threads spin ~0.1 s after each threaded product
-    (``ember._blas_env``), taking the core from MKL's and oneDNN's threads. With either loaded,
+    """OpenBLAS's threads spin ~0.1 s after each threaded product (a long spin ember could not
+    shorten: ``ember._blas_env``), taking the core from MKL's and oneDNN's threads. With either loaded,
     ember's products inside ``serial_blas`` run OpenBLAS on one thread (restored after), MKL's
     inside keep ember's threads, and two-matrix products from SERIAL_MACS go to MKL."""
     from ember.backend import onednn
