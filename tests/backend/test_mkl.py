@@ -101,7 +101,8 @@ def test_tuned_is_the_code_mkl_loaded():
     code = ("from ember.backend import mkl\nimport numpy as np\nmkl.load()\n"
             "a = np.ones((256, 256), np.float32)\nmkl.gemm(a, a, None, 1)\n"
             "maps = open('/proc/self/maps').read()\n"
-            "print(mkl.tuned(), 'libmkl_def.' in maps, 'libmkl_avx' in maps, bool(mkl.processor()))")
+            "print(mkl.tuned(), 'libmkl_def.' in maps, 'libmkl_avx' in maps,"
+            " bool(mkl.processor()))")
     tuned, generic, vectorized, named = python_output(code).split()
     assert named == "True"
     assert (tuned, generic, vectorized) in (("True", "False", "True"), ("False", "True", "False"))
@@ -134,9 +135,9 @@ def test_threads_follow_the_policy(idle):
 
 def test_spinning_openblas_keeps_embers_products_off_its_threads(idle, monkeypatch):
     """OpenBLAS's threads spin ~0.1 s after each threaded product (a long spin ember could not
-    shorten: ``ember._blas_env``), taking the core from MKL's and oneDNN's threads. With either loaded,
-    ember's products inside ``serial_blas`` run OpenBLAS on one thread (restored after), MKL's
-    inside keep ember's threads, and two-matrix products from SERIAL_MACS go to MKL."""
+    shorten: ``ember._blas_env``), taking the core from MKL's and oneDNN's threads. With either
+    loaded, ember's products inside ``serial_blas`` run OpenBLAS on one thread (restored after),
+    MKL's inside keep ember's threads, and two-matrix products from SERIAL_MACS go to MKL."""
     from ember.backend import onednn
 
     import ember.utils.threads as ut

@@ -80,7 +80,7 @@ def test_no_split_while_blas_threads_may_spin(idle, monkeypatch):
 @pytest.mark.parametrize("code,env,want", [
     ("import ember", None, "True 16"),                      # ember first: ember sets it
     ("import numpy, ember", None, "True 16"),                # NumPy first: OpenBLAS restarted
-    ("import numpy, ember", "30", "False 30"),
+    ("import numpy, ember", "30", "False 30"),               # NumPy first, the user's long spin
     ("import ember", "4", "True 4"),                         # the user's setting wins
     ("import ember", "30", "False 30"),                      # a long spin: no split
 ])
