@@ -297,6 +297,28 @@ def test_spawn_context():
     assert [x.tolist() for x, _ in loader] == [[0.0, 1.0, 2.0, 3.0], [4.0, 5.0]]
 
 
+def test_spawn_worker_that_dies_starting_raises_instead_of_hanging(tmp_path):
+    """A script without the ``if __name__ == "__main__":`` guard: each spawned worker runs it
+    again and dies before reading its dataset. With a dataset larger than a pipe holds (400 KB),
+    the main process had blocked for ever handing it over; it now raises PyTorch's error."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "no_main_guard.py"
+    script.write_text(
+        "import ember\n"
+        "from ember.utils.data import DataLoader, TensorDataset\n"
+        "ds = TensorDataset(ember.zeros(100_000))\n"
+        "for _ in DataLoader(ds, batch_size=1000, num_workers=1,"
+        " multiprocessing_context='spawn'):\n"
+        "    pass\n")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ, PYTHONPATH=root))
+    assert out.returncode != 0
+    assert "DataLoader worker (pid" in out.stderr and "exited unexpectedly" in out.stderr
+
+
 def test_torch_oracle_agrees_on_order():
     ds = Items(11)
     e = flat(DataLoader(ds, batch_size=3, num_workers=2))

@@ -106,6 +106,14 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         self._reset(loader, first_iter=True)
 
     def _start_workers(self, ctx, loader):
+        # A forked worker inherits the dataset, the collate function and worker_init_fn. Other
+        # start methods pickle what a worker is started with into a pipe that the parent holds
+        # both ends of until the child has read it all (CPython's spawn): a child that died
+        # first (a script without the ``if __name__ == "__main__":`` guard) left the parent
+        # blocked for ever on a dataset larger than the pipe. They are sent through the
+        # worker's index pipe instead, once it runs: its death then fails the send.
+        payload = (self._dataset, self._collate_fn, loader.worker_init_fn)
+        inherit = ctx.get_start_method() == "fork"
         for i in range(self._num_workers):
             index_r, index_w = ctx.Pipe(duplex=False)
             if _shm.available():
@@ -114,9 +122,8 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
                 result_r, result_w = ctx.Pipe(duplex=False)
                 _grow_pipe(result_w)
             w = ctx.Process(target=_worker._worker_loop, daemon=True, args=(
-                self._dataset_kind, self._dataset, index_r, result_w, self._auto_collation,
-                self._collate_fn, self._drop_last, self._base_seed, loader.worker_init_fn, i,
-                self._num_workers))
+                self._dataset_kind, payload if inherit else None, index_r, result_w,
+                self._auto_collation, self._drop_last, self._base_seed, i, self._num_workers))
             w.start()
             # Only the worker keeps its ends: its death then shows as EOF on our end.
             index_r.close()
@@ -124,6 +131,9 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
             self._workers.append(w)
             self._index_conns.append(index_w)
             self._result_conns.append(result_r)
+        if not inherit:
+            for i in range(self._num_workers):
+                self._send(i, payload)
 
     @property
     def _shutdown(self):

@@ -223,8 +223,10 @@ class _Sender:
 
 
 # ------------------------------------------------------------------------- the worker's loop
-def _worker_loop(dataset_kind, dataset, index_conn, result_conn, auto_collation, collate_fn,
-                 drop_last, base_seed, init_fn, worker_id, num_workers):
+def _worker_loop(dataset_kind, payload, index_conn, result_conn, auto_collation, drop_last,
+                 base_seed, worker_id, num_workers):
+    """One worker: ``payload`` is ``(dataset, collate_fn, init_fn)``, or None where the main
+    process sends it as the first message on ``index_conn`` (a worker not forked)."""
     from ember.utils.data.dataloader import _DatasetKind
 
     global _worker_info
@@ -233,6 +235,12 @@ def _worker_loop(dataset_kind, dataset, index_conn, result_conn, auto_collation,
         # to 5 ms for the busy main thread each time, holding the main process's read up.
         sys.setswitchinterval(_SWITCH_INTERVAL)
         seed = seed_worker(base_seed, worker_id)
+        if payload is None:
+            try:
+                payload = index_conn.recv()
+            except (EOFError, OSError):  # the main process gave up before sending it
+                return
+        dataset, collate_fn, init_fn = payload
         _worker_info = WorkerInfo(id=worker_id, num_workers=num_workers, seed=seed,
                                   dataset=dataset)
         sender = (_ShmSender if isinstance(result_conn, socket.socket) else _Sender)(result_conn)
