@@ -319,6 +319,18 @@ def test_spawn_worker_that_dies_starting_raises_instead_of_hanging(tmp_path):
     assert "DataLoader worker (pid" in out.stderr and "exited unexpectedly" in out.stderr
 
 
+def test_spawn_with_an_unpicklable_collate_fn_raises_and_its_workers_exit_quietly(capfd):
+    """The pickling error is raised in the main process; the workers it had started, still
+    waiting for their dataset, are shut down without a traceback of their own."""
+    ds = TensorDataset(ember.arange(6.0))
+    with pytest.raises(Exception, match="pickle"):
+        list(DataLoader(ds, num_workers=2, multiprocessing_context="spawn",
+                        collate_fn=lambda batch: batch))
+    gc.collect()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err, err
+
+
 def test_torch_oracle_agrees_on_order():
     ds = Items(11)
     e = flat(DataLoader(ds, batch_size=3, num_workers=2))

@@ -238,7 +238,9 @@ def _worker_loop(dataset_kind, payload, index_conn, result_conn, auto_collation,
         if payload is None:
             try:
                 payload = index_conn.recv()
-            except (EOFError, OSError):  # the main process gave up before sending it
+            except (EOFError, OSError):
+                payload = None
+            if payload is None:  # the main process shut us down (or died) before sending it
                 return
         dataset, collate_fn, init_fn = payload
         _worker_info = WorkerInfo(id=worker_id, num_workers=num_workers, seed=seed,
