@@ -18,7 +18,6 @@ Example::
 
 from __future__ import annotations
 
-import os
 import threading
 
 import numpy as np
@@ -117,7 +116,7 @@ def mkl_active():
     OpenMP runtime is oneDNN's too (``start``)."""
     global _mkl
     if _mkl is None:
-        _mkl = mkl.load() and (mkl.tuned() or os.environ.get("EMBER_BLAS", "").lower() == "mkl")
+        _mkl = mkl.load() and (mkl.tuned() or mkl.choice() == "mkl")
     return _mkl
 
 

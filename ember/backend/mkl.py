@@ -67,16 +67,22 @@ def _library_path():
     return wheel_library("mkl", ("libmkl_rt.so", "mkl_rt"))
 
 
+def choice():
+    """The user's ``EMBER_BLAS``: ``auto`` (the default), ``mkl`` or ``numpy``."""
+    chosen = os.environ.get("EMBER_BLAS", "auto").lower()
+    if chosen not in ("auto", "mkl", "numpy"):
+        raise ValueError(f"EMBER_BLAS must be 'auto', 'mkl' or 'numpy', got {chosen!r}")
+    return chosen
+
+
 def load():
     """Load MKL once; True when it can be used (``EMBER_BLAS`` not ``numpy``, package found)."""
     global _lib, _set_threads
     if _lib is None:
-        choice = os.environ.get("EMBER_BLAS", "auto").lower()
-        if choice not in ("auto", "mkl", "numpy"):
-            raise ValueError(f"EMBER_BLAS must be 'auto', 'mkl' or 'numpy', got {choice!r}")
-        path = None if choice == "numpy" else _library_path()
+        chosen = choice()
+        path = None if chosen == "numpy" else _library_path()
         if path is None:
-            if choice == "mkl":
+            if chosen == "mkl":
                 raise ImportError("EMBER_BLAS=mkl needs Intel MKL: pip install \"ember[mkl]\"")
             _lib = False
             return False
