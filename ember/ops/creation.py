@@ -29,8 +29,10 @@ def _finish(arr, requires_grad, device=None):
     return t
 
 
-def _infer(data):
-    """NumPy array for Python data, with PyTorch's dtype inference (floats -> default dtype)."""
+def _infer(data, typed=False):
+    """NumPy array for Python data, with PyTorch's dtype inference (floats -> default dtype).
+    ``typed``: the caller casts to a dtype it was given, so Python floats stay float64 until
+    then (``tensor([0.1], dtype=float64)`` holds 0.1, not 0.1 rounded to float32)."""
     if isinstance(data, Tensor):
         return data._data
     if isinstance(data, np.ndarray):
@@ -51,6 +53,8 @@ def _infer(data):
             f"new(): invalid data type '{type(data).__name__}': ember.tensor takes numbers, "
             "(nested) lists/tuples of numbers, NumPy arrays or tensors"
         )
+    if typed and arr.dtype.kind != "c":
+        return arr
     if arr.dtype.kind == "f" and arr.dtype != np.float16 and not isinstance(data, np.generic):
         arr = arr.astype(_dt.get_default_dtype().np)
     elif arr.dtype.kind in "iu" and not isinstance(data, np.generic):
@@ -106,7 +110,7 @@ def _tensors_to_lists(x):
 
 def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False):
     """Copy ``data`` into a new tensor (``ember.tensor([[1., 2.], [3., 4.]])``)."""
-    arr = _infer(data)
+    arr = _infer(data, dtype is not None)
     if dtype is None:
         _dt.from_numpy_dtype(arr.dtype)  # a clear TypeError for uint16, complex, object...
     arr = np.array(arr, dtype=_dt.to_dtype(dtype).np if dtype is not None else None, copy=True)

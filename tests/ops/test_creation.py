@@ -105,3 +105,16 @@ def test_creation_errors():
         ember.randint(5, 5, (2,))
     with pytest.raises(ValueError, match="equal-length"):
         ember.tensor([[1, 2], [3]])
+
+
+@pytest.mark.parametrize("data", [[0.1, 1 / 3], [1e-300, 1e300], 0.1, [[2.0 ** -60]]])
+def test_python_floats_keep_float64_precision_when_a_dtype_is_given(data):
+    """A dtype given to tensor()/as_tensor() converts the Python floats once: they were
+    rounded to the default float32 first (0.1 came back as 0.10000000149011612, 1e-300 as 0)."""
+    for make in ("tensor", "as_tensor"):
+        e = getattr(ember, make)(data, dtype=ember.float64)
+        t = getattr(torch, make)(data, dtype=torch.float64)
+        assert e.dtype == ember.float64
+        assert e.tolist() == t.tolist()
+    assert ember.tensor(data, dtype=ember.float32).tolist() == \
+        torch.tensor(data, dtype=torch.float32).tolist()
