@@ -125,6 +125,24 @@ def test_normalize_errors():
         F.normalize(pil(), [0.0], [1.0])
 
 
+@pytest.mark.parametrize("inplace", [False, True])
+def test_normalize_channel_mismatch_is_torchs_runtime_error(inplace):
+    # torchvision runs tensor.sub_(mean).div_(std): PyTorch's broadcast errors, not NumPy's
+    with pytest.raises(
+        RuntimeError,
+        match=r"The size of tensor a \(3\) must match the size of tensor b \(2\) at "
+        r"non-singleton dimension 0",
+    ):
+        F.normalize(ember.rand(3, 4, 4), [0.5] * 2, [0.5] * 2, inplace)
+    with pytest.raises(RuntimeError, match=r"tensor b \(2\) at non-singleton dimension 1"):
+        F.normalize(ember.rand(2, 3, 4, 4), [0.5] * 3, [0.5] * 2, inplace)
+    with pytest.raises(
+        RuntimeError,
+        match=r"output with shape \[1, 4, 4\] doesn't match the broadcast shape \[3, 4, 4\]",
+    ):
+        F.normalize(ember.rand(1, 4, 4), [0.5] * 3, [0.5] * 3, inplace)
+
+
 def test_convert_image_dtype():
     u = chw()
     f = T.ConvertImageDtype(ember.float32)(u)

@@ -263,9 +263,27 @@ def normalize(tensor, mean, std, inplace=False):
     if tensor.requires_grad and not inplace:  # keep the graph: composite of ember ops
         return (tensor - _wrap(m)) / _wrap(s)
     out = x if inplace else np.empty_like(x)
-    np.subtract(x, m, out=out)
-    np.divide(out, s, out=out)
+    for stat, op, src in ((m, np.subtract, x), (s, np.divide, out)):
+        try:
+            op(src, stat, out=out)
+        except ValueError:  # more or fewer channels than mean/std: PyTorch's sub_/div_ error
+            _broadcast_error(x.shape, stat.shape)
     return tensor if inplace else _wrap(out)
+
+
+def _broadcast_error(out_shape, stat_shape):
+    from ember.ops.elementwise import _mismatch
+
+    a, b, dim = _mismatch(tuple(out_shape), tuple(stat_shape))
+    if a != b:
+        raise RuntimeError(
+            f"The size of tensor a ({a}) must match the size of tensor b ({b}) at "
+            f"non-singleton dimension {dim}"
+        ) from None
+    full = list(np.broadcast_shapes(out_shape, stat_shape))
+    raise RuntimeError(
+        f"output with shape {list(out_shape)} doesn't match the broadcast shape {full}"
+    ) from None
 
 
 def _output_size(h, w, size, max_size):
