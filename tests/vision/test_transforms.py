@@ -254,6 +254,29 @@ def test_pad_fill_negative_and_errors():
         F.pad(pil(), 1, fill=(1, 2))
 
 
+def test_pad_fill_none_tensor_fill_and_reflect_limits():
+    # torchvision: fill=None means 0 (PIL and tensor); a tensor takes one number as fill
+    np.testing.assert_array_equal(np.asarray(F.pad(pil(), 2, fill=None)), np.pad(ARR, 2)[..., 2:-2])
+    np.testing.assert_array_equal(as_hwc(F.pad(chw(), 2, fill=None)), np.pad(ARR, 2)[..., 2:-2])
+    with pytest.raises(TypeError, match="^Got inappropriate fill arg$"):
+        F.pad(chw(), 2, fill=(1, 2, 3))
+    # a tensor reflect pad goes through torch.nn.functional.pad: padding < the dimension
+    assert tuple(F.pad(chw(), [29, 19], padding_mode="reflect").shape) == (3, 58, 88)
+    with pytest.raises(
+        RuntimeError,
+        match=r"^Argument #4: Padding size should be less than the corresponding input "
+        r"dimension, but got: padding \(30, 30\) at dimension 3 of input \[1, 3, 20, 30\]$",
+    ):
+        F.pad(chw(), 30, padding_mode="reflect")
+    with pytest.raises(
+        RuntimeError, match=r"padding \(0, 20\) at dimension 2 of input \[1, 3, 20, 30\]$"
+    ):
+        F.pad(chw(), [0, 0, 0, 20], padding_mode="reflect")
+    with pytest.raises(RuntimeError, match=r"at dimension 2 of input \[1, 20, 30\]$"):
+        F.pad(chw()[0], [30, 0], padding_mode="reflect")
+    assert np.asarray(F.pad(pil(), 30, padding_mode="reflect")).shape == (80, 90, 3)  # np.pad
+
+
 @pytest.mark.parametrize("mode", PAD_MODES)
 @pytest.mark.parametrize("kind", ["pil", "tensor", "ndarray"])
 def test_random_crop_is_a_slice_of_the_padded_image(mode, kind):

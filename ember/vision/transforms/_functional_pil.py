@@ -129,7 +129,7 @@ def parse_padding(padding):
 def pad(img, padding, fill=0, padding_mode="constant"):
     _check(img)
     Image = require_pil()
-    if not isinstance(fill, (numbers.Number, tuple, list)):
+    if fill is not None and not isinstance(fill, (numbers.Number, tuple, list)):
         raise TypeError("Got inappropriate fill arg")
     if padding_mode not in ("constant", "edge", "reflect", "symmetric"):
         raise ValueError("Padding mode should be either constant, edge, reflect or symmetric")

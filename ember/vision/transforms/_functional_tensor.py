@@ -185,12 +185,26 @@ def pad(x, ltrb, fill=0, padding_mode="constant"):
     if any(crop):
         x = x[..., crop[1] : x.shape[-2] - crop[3], crop[0] : x.shape[-1] - crop[2]]
     left, top, right, bottom = (max(p, 0) for p in (left, top, right, bottom))
+    if padding_mode == "reflect":
+        _check_reflect(x, left, right, top, bottom)
     widths = [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)]
     if padding_mode == "constant":
         if x.dtype.kind in "iub":
             fill = int(fill)
         return np.pad(x, widths, "constant", constant_values=fill)
     return np.pad(x, widths, padding_mode)
+
+
+def _check_reflect(x, left, right, top, bottom):
+    """torch.nn.functional.pad's error: a reflection needs padding < the padded dimension."""
+    shape = list(x.shape) if x.ndim >= 4 else [1, *x.shape]  # torchvision's unsqueeze(0)
+    for arg, (a, b), dim in ((4, (left, right), -1), (6, (top, bottom), -2)):
+        if a >= shape[dim] or b >= shape[dim]:
+            raise RuntimeError(
+                f"Argument #{arg}: Padding size should be less than the corresponding input "
+                f"dimension, but got: padding ({a}, {b}) at dimension {len(shape) + dim} of "
+                f"input {shape}"
+            )
 
 
 def crop(x, top, left, height, width):

@@ -349,7 +349,7 @@ def pad(img, padding, fill=0, padding_mode="constant"):
         out = np.moveaxis(F_t.pad(hwc, ltrb, fill, padding_mode), 0, 2)
         return np.ascontiguousarray(out if img.ndim == 3 else out[:, :, 0])
     if not isinstance(fill, numbers.Number):
-        raise TypeError("tensor pad takes a single number as fill")
+        raise TypeError("Got inappropriate fill arg")  # tensors take one number (torchvision)
     return _tensor_op(img, F_t.pad, ltrb, fill, padding_mode)
 
 
