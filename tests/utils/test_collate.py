@@ -59,6 +59,12 @@ ZOO = {
     "namedtuples": lambda t: [Point(t.zeros(2), 1), Point(t.ones(2), 2)],
     "nested": lambda t: [{"a": (t.zeros(1), [1.0, {"b": 2}])}, {"a": (t.ones(1), [2.0, {"b": 3}])}],
     "cifar_like": lambda t: [(t.zeros(3, 4, 4), 3), (t.ones(3, 4, 4), 9)],
+    # mixed dtypes stack with torch's promotion (NumPy would give float64 for int + float32)
+    "mixed_int_f32_tensors": lambda t: [t.tensor([1]), t.tensor([1.5])],
+    "mixed_f16_i64_tensors": lambda t: [t.tensor([1.5], dtype=t.float16), t.tensor([2])],
+    "mixed_u8_i8_tensors": lambda t: [t.tensor([200], dtype=t.uint8), t.tensor([-1], dtype=t.int8)],
+    "mixed_bool_i32_tensors": lambda t: [t.tensor([True]), t.tensor([7], dtype=t.int32)],
+    "mixed_numpy": lambda t: [np.arange(2, dtype=np.int32), np.ones(2, np.float32)],
 }
 
 

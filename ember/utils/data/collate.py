@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections.abc
 import copy
+import functools
 import re
 
 import numpy as np
@@ -136,12 +137,20 @@ def collate(batch, *, collate_fn_map=None):
 
 
 def _stack_arrays(arrays):
-    """One ``np.stack`` into a fresh array, with PyTorch's error for unequal shapes."""
-    s0 = arrays[0].shape
+    """One ``np.stack`` into a fresh array, with PyTorch's error for unequal shapes and
+    PyTorch's dtype promotion for mixed dtypes (int64 with float32 gives float32, not
+    NumPy's float64)."""
+    s0, d0 = arrays[0].shape, arrays[0].dtype
+    mixed = False
     for i, a in enumerate(arrays):
         if a.shape != s0:
             raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(s0)} "
                                f"at entry 0 and {list(a.shape)} at entry {i}")
+        mixed = mixed or a.dtype != d0
+    if mixed:
+        dtype = functools.reduce(_dt.promote_types, [_dt.from_numpy_dtype(a.dtype)
+                                                     for a in arrays])
+        return np.stack(arrays, dtype=dtype.np)
     return np.stack(arrays)
 
 
