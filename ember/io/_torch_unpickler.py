@@ -179,6 +179,26 @@ def _frozenset(items=()):
     return frozenset(items)
 
 
+def _bytearray(data=b""):
+    # protocol 2 spells bytearray(b"..") as bytearray(_codecs.encode(text, "latin1"))
+    if type(data) is not bytes:
+        raise Malformed(f"bytearray is allowed only from bytes, got {type(data).__name__}")
+    return bytearray(data)
+
+
+def _complex(real=0.0, imag=0.0):
+    if type(real) not in (int, float) or type(imag) not in (int, float):
+        raise Malformed(f"complex is allowed only from two numbers, got {real!r:.50}, "
+                        f"{imag!r:.50}")
+    return complex(real, imag)
+
+
+def _counter(items=()):
+    if type(items) is not dict:
+        raise Malformed(f"Counter is allowed only from a dict, got {type(items).__name__}")
+    return collections.Counter(items)
+
+
 _GLOBALS = {
     "collections.OrderedDict": collections.OrderedDict,
     "torch._utils._rebuild_tensor": _rebuild_tensor,
@@ -191,6 +211,10 @@ _GLOBALS = {
     "_codecs.encode": _latin1_bytes,
     "builtins.set": _set,
     "builtins.frozenset": _frozenset,
+    # the rest of torch.load(weights_only=True)'s plain-data globals
+    "builtins.bytearray": _bytearray,
+    "builtins.complex": _complex,
+    "collections.Counter": _counter,
     "torch.storage.UntypedStorage": _STORAGE_TYPES["UntypedStorage"],
 }
 _GLOBALS.update((f"torch.{n}", t) for n, t in _STORAGE_TYPES.items())

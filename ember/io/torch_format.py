@@ -312,10 +312,11 @@ _STORAGE_NAMES = {np.dtype(d): n for d, n in [
 _REBUILD = _Global("torch._utils", "_rebuild_tensor_v2")
 _REBUILD_PARAM = _Global("torch._utils", "_rebuild_parameter")
 _TORCH_SIZE, _TORCH_DEVICE = _Global("torch", "Size"), _Global("torch", "device")
-_PLAIN = (type(None), bool, int, float, str, bytes, list, tuple, dict, set, frozenset,
-          collections.OrderedDict)
-# What pickle itself emits for OrderedDict, sets and (protocol 2) bytes.
-_PLAIN_GLOBALS = (collections.OrderedDict, set, frozenset, codecs.encode)
+_PLAIN = (type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set,
+          frozenset, collections.OrderedDict, collections.Counter)
+# What pickle itself emits for OrderedDict, Counter, sets, complex and (protocol 2) bytes.
+_PLAIN_GLOBALS = (collections.OrderedDict, collections.Counter, set, frozenset, complex, bytearray,
+                  codecs.encode)
 
 
 def _save_global(pickler, obj):

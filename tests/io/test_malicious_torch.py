@@ -163,6 +163,12 @@ ARG_CASES = [  # (name, pickle, storages)
     ("device-evil", b"\x80\x02" + _glob("torch", "device") + _p(("evil",)) + b"R.", {}),
     ("size-of-strings", b"\x80\x02" + _glob("torch", "Size") + _p((("a",),)) + b"R.", {}),
     ("set-of-unhashable", b"\x80\x02" + _glob("builtins", "set") + _p(([[1]],)) + b"R.", {}),
+    ("bytearray-of-huge-int", b"\x80\x02" + _glob("builtins", "bytearray") + _p((10 ** 12,))
+     + b"R.", {}),
+    ("complex-of-strings", b"\x80\x02" + _glob("builtins", "complex") + _p(("1+2j",)) + b"R.",
+     {}),
+    ("counter-of-a-list", b"\x80\x02" + _glob("collections", "Counter") + _p((["a"] * 9,))
+     + b"R.", {}),
     ("build-on-list", b"\x80\x02]" + _p({"x": 1}) + b"b.", {}),
     ("build-odict-slotstate", b"\x80\x02" + _glob("collections", "OrderedDict") + b")R" +
      _p((None, {"x": 1})) + b"b.", {}),

@@ -183,3 +183,21 @@ def test_tar_format_checkpoint_is_refused_clearly(tmp_path):
     with open(tmp_path / "old.pt", "rb") as f, \
             pytest.raises(TorchFileError, match="is a tar archive"):
         ember.load(f)
+
+
+@pytest.mark.parametrize("new_zip", FORMATS)
+def test_counter_complex_bytearray_round_trip_both_ways(tmp_path, new_zip):
+    # torch.load(weights_only=True) allows collections.Counter, complex and bytearray: files
+    # holding them (a vocabulary's Counter, say) load in ember, and ember's torch-format files
+    # holding them load in torch
+    obj = {"vocab": collections.Counter({"a": 2, "b": 1}), "z": 1.5 - 2j, "ba": bytearray(b"x\xff"),
+           "empty": bytearray(), "t": torch.ones(2)}
+    torch.save(obj, tmp_path / "t.pt", _use_new_zipfile_serialization=new_zip)
+    got = ember.load(tmp_path / "t.pt")
+    for k in ("vocab", "z", "ba", "empty"):
+        assert type(got[k]) is type(obj[k]) and got[k] == obj[k], k
+    mine = {**got, "t": ember.ones(2)}
+    ember.save(mine, tmp_path / "e.pt", format="torch")
+    back = torch.load(tmp_path / "e.pt", weights_only=True)
+    for k in ("vocab", "z", "ba", "empty"):
+        assert type(back[k]) is type(obj[k]) and back[k] == obj[k], k
