@@ -9,6 +9,10 @@ A checkpoint is a zip archive (stored, not compressed) holding::
     tensors/<i>    the raw little-endian C-order bytes of tensor i
     data.pkl       only when kind is "pickle" (an object the JSON structure cannot hold)
 
+Version 2 (written only when it is needed) adds views, as torch.save keeps them: tensors that
+view one array share a ``"kind": "storage"`` entry, and their own entries have no member but
+``"storage": j, "offset": o, "stride": [...]`` (in elements), so they share memory once loaded.
+
 Loading checks every size against data.json and the zip directory, checks CRCs, and never
 executes code from the file unless the caller passes ``weights_only=False``.
 """
@@ -33,7 +37,7 @@ from ember.tensor import Tensor, _wrap
 
 __all__ = ["FORMAT", "VERSION", "CheckpointError", "load", "save"]
 
-FORMAT, VERSION = "ember.checkpoint", 1
+FORMAT, VERSION = "ember.checkpoint", 2  # version 2: tensor entries that view a storage
 _CHUNK = 1 << 24  # read blobs 16 MiB at a time: bounded extra memory, writable arrays
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same object gives the same bytes
 
@@ -49,11 +53,17 @@ class CheckpointError(RuntimeError):
 
 # ----------------------------------------------------------------------------------- save
 class _Blobs:
-    """The tensor table: one entry and one zip member per distinct tensor/array object."""
+    """The tensor table: one entry and one zip member per distinct tensor/array object.
+
+    Tensors that view one NumPy array (``t`` and ``t[1]``, ``t.t()``) are, as in torch.save,
+    stored once: a ``"storage"`` entry holds the array and each tensor entry says where it
+    lies in it (``"storage"``, ``"offset"``, ``"stride"``), so they share memory once loaded.
+    """
 
     def __init__(self):
         # _objs keeps every indexed object alive, so an id is never reused while encoding
         self.meta, self.arrays, self._index, self._objs = [], [], {}, []
+        self._roots = {}  # id(root array) -> [root, [(entry, offset, stride), ...]]
 
     def add(self, obj):
         key = id(obj)
@@ -74,7 +84,42 @@ class _Blobs:
         self._objs.append(obj)
         self.meta.append({"dtype": _dt._NP2DT[arr.dtype].name, "shape": list(arr.shape),
                           "nbytes": int(arr.nbytes), "kind": kind, **extra})
+        if isinstance(obj, Tensor):
+            self._note_view(i, arr)
         return i
+
+    def _note_view(self, i, arr):
+        root = arr
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        if root.dtype != arr.dtype or not root.flags.c_contiguous or not arr.size:
+            return
+        item = arr.itemsize
+        delta = arr.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+        if delta % item or any(st < 0 or st % item for st in arr.strides):
+            return
+        offset, stride = delta // item, [st // item for st in arr.strides]
+        if offset < 0 or offset + sum((n - 1) * st for n, st in zip(arr.shape, stride)) \
+                >= root.size:
+            return
+        self._roots.setdefault(id(root), [root, []])[1].append((i, offset, stride))
+
+    def share_views(self):
+        """Turn the entries of tensors viewing one array into views of one storage entry;
+        returns whether any did (the file is then format version 2)."""
+        shared = False
+        for root, members in self._roots.values():
+            if len(members) < 2:
+                continue
+            shared = True
+            j = len(self.arrays)
+            self.arrays.append(root.reshape(-1))
+            self.meta.append({"dtype": _dt._NP2DT[root.dtype].name, "shape": [root.size],
+                              "nbytes": int(root.nbytes), "kind": "storage"})
+            for i, offset, stride in members:
+                self.arrays[i] = None
+                self.meta[i].update(nbytes=0, storage=j, offset=offset, stride=stride)
+        return shared
 
 
 def _encode(obj, pickle_protocol):
@@ -88,6 +133,8 @@ def _encode(obj, pickle_protocol):
         blobs = _Blobs()
         pkl = _pickle.dumps(obj, pickle_protocol, blobs.add)
         header["kind"] = "pickle"
+    if not blobs.share_views():
+        header["version"] = 1  # readable by embers that predate shared storages
     header["tensors"] = blobs.meta
     data = json.dumps(header, allow_nan=False, separators=(",", ":")).encode("utf-8")
     return data, pkl, blobs.arrays
@@ -99,6 +146,8 @@ def _write_zip(fh, data, pkl, arrays):
         if pkl is not None:
             zf.writestr(zipfile.ZipInfo("data.pkl", _ZIP_TIME), pkl)
         for i, arr in enumerate(arrays):
+            if arr is None:  # a view of a storage entry: no bytes of its own
+                continue
             le = arr.dtype.newbyteorder("<")
             flat = np.ascontiguousarray(arr, dtype=le).reshape(-1).view(np.uint8)
             info = zipfile.ZipInfo(f"tensors/{i}", _ZIP_TIME)
@@ -243,7 +292,12 @@ def _read_archive(zf, name):
     table = header.get("tensors")
     if not isinstance(table, list):
         _fail(name, "is corrupted (data.json has no tensor table)")
-    blobs = [_read_blob(zf, infos, name, i, m) for i, m in enumerate(table)]
+    views = [isinstance(m, dict) and "storage" in m for m in table]
+    blobs = [None if v else _read_blob(zf, infos, name, i, m)
+             for i, (v, m) in enumerate(zip(views, table))]
+    for i, v in enumerate(views):
+        if v:
+            blobs[i] = _view_blob(name, i, table[i], blobs, table)
     kind = header.get("kind")
     if kind == "json":
         if "root" not in header:
@@ -305,6 +359,39 @@ def _read_blob(zf, infos, name, i, m):
             src.read(1)  # reaching the end makes zipfile verify the CRC
     if not arr.dtype.isnative:
         arr = arr.astype(dtype)
+    if kind == "storage":
+        if len(shape) != 1:
+            _fail(name, f"is corrupted (storage {i} has shape {list(shape)})")
+        return arr
+    return _as_kind(name, i, m, kind, arr)
+
+
+def _view_blob(name, i, m, blobs, table):
+    """Tensor entry ``i``: a strided view of the storage entry it names, bounds-checked."""
+    try:
+        j, offset, stride = m["storage"], m["offset"], list(m["stride"])
+        dtype, shape = _dt._NAMES[m["dtype"]].np, list(m["shape"])
+        kind = m.get("kind", "tensor")
+    except (KeyError, TypeError) as e:
+        _fail(name, f"is corrupted (bad entry {i} in the tensor table: {e!r})")
+    if type(j) is not int or not 0 <= j < len(table) or not isinstance(table[j], dict) \
+            or table[j].get("kind") != "storage" or table[j].get("dtype") != m["dtype"] \
+            or kind not in ("tensor", "parameter"):
+        _fail(name, f"is corrupted (tensor {i} views entry {j!r}, not a {m['dtype']} storage)")
+    storage = blobs[j]
+    ints = [offset, *shape, *stride]
+    if len(stride) != len(shape) or any(type(v) is not int or v < 0 for v in ints):
+        _fail(name, f"is corrupted (tensor {i}: offset {offset!r}, shape {shape}, stride "
+                    f"{stride})")
+    last = offset + sum((n - 1) * st for n, st in zip(shape, stride))
+    if 0 in shape or last >= storage.size:
+        _fail(name, f"is corrupted (tensor {i} reaches past the end of storage {j})")
+    item = np.dtype(dtype).itemsize
+    arr = np.lib.stride_tricks.as_strided(storage[offset:], shape, [st * item for st in stride])
+    return _as_kind(name, i, m, kind, arr)
+
+
+def _as_kind(name, i, m, kind, arr):
     if kind == "tensor":
         t = _wrap(arr)
         if m.get("requires_grad"):

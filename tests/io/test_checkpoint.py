@@ -9,6 +9,7 @@ from collections import Counter, OrderedDict
 
 import numpy as np
 import pytest
+import torch
 
 import ember
 from ember.nn import Parameter
@@ -100,7 +101,37 @@ def test_non_contiguous_and_writable():
     views = {"T": base.t(), "step": base[:, ::2], "neg": ember.tensor(np.arange(5)[::-1].copy())}
     out = _round_trip(views)
     _same(views, out)
-    assert all(t.numpy().flags.writeable and t.numpy().flags.owndata for t in out.values())
+    assert all(t.numpy().flags.writeable for t in out.values())
+    # views of one array come back as views of one storage (torch.save's rule), else own data
+    assert np.shares_memory(out["T"].numpy(), out["step"].numpy())
+    assert out["neg"].numpy().flags.owndata
+
+
+def test_views_share_storage_after_loading_as_in_torch():
+    # torch.save docs: "Saving and loading tensors preserves views"
+    base = ember.arange(12.0).reshape(3, 4)
+    p = Parameter(ember.ones(4))
+    obj = {"base": base, "row": base[1], "T": base.t(), "col": base[:, 2], "pv": p[1:], "p": p,
+           "lone": ember.arange(10)[2:5], "other": ember.ones(2, requires_grad=True)}
+    tobj = {k: torch.from_numpy(v.detach().numpy().copy()) for k, v in obj.items()}
+    tb = tobj["base"]
+    tobj.update(row=tb[1], T=tb.t(), col=tb[:, 2])
+    buf = io.BytesIO()
+    torch.save(tobj, buf)
+    buf.seek(0)
+    tout = torch.load(buf)
+    out = _round_trip(obj)
+    _same(obj, out)
+    assert type(out["p"]) is Parameter and out["other"].requires_grad
+    for o in (out, tout):
+        o["base"][1, 2] = 100.0
+        assert o["row"][2].item() == o["T"][2, 1].item() == o["col"][1].item() == 100.0
+    assert np.shares_memory(out["p"].detach().numpy(), out["pv"].detach().numpy())
+    assert out["lone"].tolist() == [2, 3, 4] and out["lone"].numpy().size == 3
+    buf = io.BytesIO()
+    ember.save(obj, buf)
+    names = zipfile.ZipFile(buf).namelist()
+    assert len(names) == 1 + 4  # data.json, lone, other and the two shared storages
 
 
 def test_paths_and_map_location(tmp_path):

@@ -141,6 +141,38 @@ def test_foreign_and_malformed_files(tmp_path, data, msg):
         ember.load(path)
 
 
+def _view_file(**view):
+    """A version-2 file: a 4-float storage (entry 1) and a tensor entry 0 viewing it."""
+    entry = {"dtype": "float32", "shape": [2], "nbytes": 0, "kind": "tensor", "storage": 1,
+             "offset": 0, "stride": [1], **view}
+    storage = {"dtype": "float32", "shape": [4], "nbytes": 16, "kind": "storage"}
+    return _zip({"data.json": json.dumps({"format": "ember.checkpoint", "version": 2,
+                                          "kind": "json", "root": {"$type": "tensor", "id": 0},
+                                          "tensors": [entry, storage]}),
+                 "tensors/1": np.arange(4, dtype="<f4").tobytes()})
+
+
+def test_view_entries_are_bounds_checked(tmp_path):
+    assert ember.load(_write(tmp_path, _view_file(offset=2))).tolist() == [2.0, 3.0]
+    for view, msg in [
+        ({"offset": 3}, "tensor 0 reaches past the end of storage 1"),
+        ({"shape": [3], "stride": [2]}, "reaches past the end"),
+        ({"shape": [1, 0]}, r"offset 0, shape \[1, 0\], stride \[1\]"),
+        ({"shape": [0], "offset": 9}, "reaches past the end"),
+        ({"offset": -1}, "offset -1"),
+        ({"stride": [-1]}, r"stride \[-1\]"),
+        ({"offset": 1.5}, "offset 1.5"),
+        ({"storage": 0}, "tensor 0 views entry 0, not a float32 storage"),
+        ({"storage": 7}, "views entry 7"),
+        ({"storage": "1"}, "views entry '1'"),
+        ({"dtype": "int32"}, "not a int32 storage"),
+        ({"kind": "ndarray"}, "not a float32 storage"),
+        ({"stride": None}, "bad entry 0 in the tensor table"),
+    ]:
+        with pytest.raises(CheckpointError, match=msg):
+            ember.load(_write(tmp_path, _view_file(**view)))
+
+
 def test_torch_checkpoint_is_recognised(tmp_path):
     # Issue 7: torch.save files are read by ember.io.torch_format (tests/io/test_torch_format.py).
     path = tmp_path / "model.pt"
