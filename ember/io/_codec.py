@@ -8,7 +8,7 @@ strings not starting with ``$``. Everything else is an object with a ``"$type"``
     {"$type": "odict", "items": [...], "attrs": {...}}   OrderedDict (+ a state_dict's _metadata)
     {"$type": "tuple" | "size" | "set" | "frozenset" | "counter", "items": [...]}
     {"$type": "float", "value": "nan" | "inf" | "-inf"}, {"$type": "complex", ...},
-    {"$type": "bytes", "base64": ...}, {"$type": "dtype", "name": "float32"},
+    {"$type": "bytes" | "bytearray", "base64": ...}, {"$type": "dtype", "name": "float32"},
     {"$type": "device", "name": "cpu"}, {"$type": "ndarray" | "npscalar", "id": 4}
 
 Decoding builds only these types: no name in the file ever selects code to run.
@@ -68,8 +68,8 @@ class Encoder:
         if t is complex:
             return {"$type": "complex", "real": self.encode(obj.real),
                     "imag": self.encode(obj.imag)}
-        if t is bytes:
-            return {"$type": "bytes", "base64": base64.b64encode(obj).decode("ascii")}
+        if t is bytes or t is bytearray:
+            return {"$type": t.__name__, "base64": base64.b64encode(obj).decode("ascii")}
         if t not in (list, dict, OrderedDict, Counter) and t not in _SEQ_TAGS:
             raise Unencodable(f"{t.__module__}.{t.__qualname__}")
         if id(obj) in self._stack:
@@ -141,6 +141,8 @@ def _decode_tag(tag, node, blobs):
         return complex(decode(node["real"], blobs), decode(node["imag"], blobs))
     if tag == "bytes":
         return base64.b64decode(node["base64"], validate=True)
+    if tag == "bytearray":
+        return bytearray(base64.b64decode(node["base64"], validate=True))
     if tag == "dtype":
         if node["name"] not in _dt._NAMES:
             raise DecodeError(f"unknown dtype {node['name']!r} in data.json")
