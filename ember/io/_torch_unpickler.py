@@ -109,8 +109,10 @@ def _view(storage, offset, size, stride, dtype=None):
     if not numel:
         return np.empty(size, dtype=base.dtype)
     item = base.itemsize
-    # A view, as torch gives: tensors saved from one storage share memory again.
-    return np.lib.stride_tricks.as_strided(base[offset:], size, [st * item for st in stride])
+    # A view, as torch gives: tensors saved from one storage share memory again. Its .base is
+    # the storage array (as_strided's is not), so saving them again keeps them shared.
+    return np.ndarray(size, base.dtype, buffer=base, offset=offset * item,
+                      strides=[st * item for st in stride])
 
 
 def _tensor(arr, requires_grad):

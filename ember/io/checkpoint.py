@@ -386,8 +386,9 @@ def _view_blob(name, i, m, blobs, table):
     last = offset + sum((n - 1) * st for n, st in zip(shape, stride))
     if 0 in shape or last >= storage.size:
         _fail(name, f"is corrupted (tensor {i} reaches past the end of storage {j})")
-    item = np.dtype(dtype).itemsize
-    arr = np.lib.stride_tricks.as_strided(storage[offset:], shape, [st * item for st in stride])
+    item = np.dtype(dtype).itemsize  # .base is the storage: saved again, they stay shared
+    arr = np.ndarray(shape, dtype, buffer=storage, offset=offset * item,
+                     strides=[st * item for st in stride])
     return _as_kind(name, i, m, kind, arr)
 
 

@@ -128,6 +128,9 @@ def test_views_share_storage_after_loading_as_in_torch():
         o["base"][1, 2] = 100.0
         assert o["row"][2].item() == o["T"][2, 1].item() == o["col"][1].item() == 100.0
     assert np.shares_memory(out["p"].detach().numpy(), out["pv"].detach().numpy())
+    again = _round_trip(out)  # loaded views are saved as views again
+    again["base"][0, 2] = -1.0
+    assert again["row"].tolist() == [4.0, 5.0, 100.0, 7.0] and again["col"][0].item() == -1.0
     assert out["lone"].tolist() == [2, 3, 4] and out["lone"].numpy().size == 3
     buf = io.BytesIO()
     ember.save(obj, buf)

@@ -201,3 +201,17 @@ def test_counter_complex_bytearray_round_trip_both_ways(tmp_path, new_zip):
     back = torch.load(tmp_path / "e.pt", weights_only=True)
     for k in ("vocab", "z", "ba", "empty"):
         assert type(back[k]) is type(obj[k]) and back[k] == obj[k], k
+
+
+@pytest.mark.parametrize("fmt", [None, "torch"])
+def test_views_loaded_from_torch_stay_shared_when_saved_again(fmt):
+    x = torch.arange(6.0)
+    buf = io.BytesIO()
+    torch.save({"a": x, "b": x[2:4], "t": x.view(2, 3).t()}, buf)
+    buf.seek(0)
+    out = io.BytesIO()
+    ember.save(ember.load(buf), out, format=fmt)
+    out.seek(0)
+    back = torch.load(out) if fmt else ember.load(out)
+    back["a"][2] = 100.0
+    assert back["b"].tolist() == [100.0, 3.0] and back["t"][2, 0].item() == 100.0
