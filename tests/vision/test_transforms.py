@@ -207,6 +207,22 @@ def test_resize_tensor_nearest_index_rule():
         F.resize(x, [2, 2], interpolation=T.InterpolationMode.BOX)
 
 
+@pytest.mark.parametrize(
+    "box", [(0, 40, 10, 5), (25, 0, 10, 5), (25, 40, 4, 4), (0, 30, 10, 5), (-2, -3, 6, 7),
+            (18, 27, 5, 6), (5, 26, 4, 8)]
+)
+def test_crop_outside_the_image_is_zero_padding(box):
+    # torchvision: the box keeps its size wherever it lies; pixels outside the image are 0
+    # (a box wholly past the right or bottom edge used to grow by its distance from the edge)
+    top, left, h, w = box
+    ref = np.zeros((h, w, 3), np.uint8)
+    rows, cols = np.arange(top, top + h), np.arange(left, left + w)
+    ri, ci = (rows >= 0) & (rows < 20), (cols >= 0) & (cols < 30)
+    ref[np.ix_(ri, ci)] = ARR[np.ix_(rows[ri], cols[ci])]
+    for src in (pil(), chw(), ARR):
+        np.testing.assert_array_equal(as_hwc(F.crop(src, *box)), ref)
+
+
 @pytest.mark.parametrize("size", [10, (7, 9), (20, 30), (24, 35)])
 def test_center_crop_offsets(size):
     th, tw = (size, size) if isinstance(size, int) else size

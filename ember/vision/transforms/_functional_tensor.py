@@ -222,8 +222,8 @@ def crop(x, top, left, height, width):
         ltrb = [
             max(-left + min(0, right), 0),
             max(-top + min(0, bottom), 0),
-            max(right - w, 0),
-            max(bottom - h, 0),
+            max(right - max(w, left), 0),  # a box wholly past the edge is all padding
+            max(bottom - max(h, top), 0),
         ]
         return pad(x[..., max(top, 0) : bottom, max(left, 0) : right], ltrb, 0)
     return x[..., top:bottom, left:right]
