@@ -437,6 +437,11 @@ def test_grayscale():
     assert T.RandomGrayscale(p=1.0)(pil()).mode == "RGB"
     with pytest.raises(ValueError, match="num_output_channels should be either 1 or 3"):
         F.rgb_to_grayscale(chw(), 2)
+    # torchvision's tensor kernel wants (..., C, H, W): a 2-D tensor is a TypeError
+    with pytest.raises(
+        TypeError, match="^Input image tensor should have at least 3 dimensions, but found 2$"
+    ):
+        F.rgb_to_grayscale(ember.ones(4, 4))
 
 
 def test_adjust_hue_tensor_matches_colorsys():

@@ -81,7 +81,10 @@ def _tname(dtype):
 
 
 def rgb_to_grayscale(x, num_output_channels=1):
-    check_image(x)
+    if x.ndim < 3:
+        raise TypeError(
+            f"Input image tensor should have at least 3 dimensions, but found {x.ndim}"
+        )
     check_channels(x, [1, 3])
     if num_output_channels not in (1, 3):
         raise ValueError("num_output_channels should be either 1 or 3")
