@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import inspect
+import sys
 
 __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",
            "is_inference_mode_enabled"]
@@ -39,6 +41,9 @@ class _Mode:
         return False
 
     def __call__(self, fn):
+        if inspect.isgeneratorfunction(fn):
+            return _wrap_generator(self._clone, fn)
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             with self._clone():
@@ -48,6 +53,36 @@ class _Mode:
 
     def _clone(self):
         return type(self)()
+
+
+def _wrap_generator(mode, fn):
+    """As PyTorch: a decorated generator function runs every resumption of its body (each
+    ``next``/``send``/``throw``/``close``) inside the mode, and the caller's code between
+    resumptions outside it."""
+
+    @functools.wraps(fn)
+    def generator_context(*args, **kwargs):
+        gen = fn(*args, **kwargs)
+        try:
+            with mode():
+                response = gen.send(None)
+            while True:
+                try:
+                    request = yield response
+                except GeneratorExit:
+                    with mode():
+                        gen.close()
+                    raise
+                except BaseException:
+                    with mode():
+                        response = gen.throw(*sys.exc_info())
+                else:
+                    with mode():
+                        response = gen.send(request)
+        except StopIteration as e:
+            return e.value
+
+    return generator_context
 
 
 class no_grad(_Mode):

@@ -236,3 +236,34 @@ def test_gradcheck_api():
     with pytest.raises(ember.autograd.GradcheckError, match="Jacobian mismatch"):
         ember.autograd.gradcheck(Wrong.apply, (x,))
     assert ember.autograd.gradcheck(Wrong.apply, (x,), raise_exception=False) is False
+
+
+def test_grad_mode_decorates_generator_functions():
+    # As PyTorch: the body of a decorated generator runs in the mode at every resumption, the
+    # caller's loop outside it (a sampling loop that yields tokens under @no_grad()).
+    def run(t):
+        x = t.tensor([1.0], requires_grad=True)
+        seen = []
+
+        @t.no_grad()
+        def gen():
+            for _ in range(2):
+                seen.append(t.is_grad_enabled())
+                yield x * 2
+
+        @t.enable_grad()
+        def gen2():
+            got = yield (x * 2).requires_grad
+            yield got
+
+        outside = []
+        for y in gen():
+            outside.append((t.is_grad_enabled(), y.requires_grad))
+        with t.no_grad():
+            g = gen2()
+            first = next(g)
+            second = g.send("sent")
+        return seen, outside, first, second, t.is_grad_enabled()
+
+    e, tt = _both(run)
+    assert e == tt == ([False, False], [(True, False), (True, False)], True, "sent", True)
