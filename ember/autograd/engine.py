@@ -110,9 +110,7 @@ def run_backward(roots, retain_graph=False, capture=None, accumulate=True):
                 if oi in buf:
                     g = buf[oi]
                     for h in hooks:
-                        r = h(_wrap(g))
-                        if r is not None:
-                            g = r._data if isinstance(r, Tensor) else np.asarray(r)
+                        g = _run_hook(h, g)
                     buf[oi] = g
         if capture is not None and fn in capture:
             for oi, key in capture[fn]:
@@ -154,15 +152,31 @@ def run_backward(roots, retain_graph=False, capture=None, accumulate=True):
     for key, (t, g) in leaf_buf.items():
         if t._hooks:
             for h in t._hooks:
-                r = h(_wrap(g))
-                if r is not None:
-                    g = r._data if isinstance(r, Tensor) else np.asarray(r)
+                g = _run_hook(h, g)
         if capture is not None and key in capture:
             captured[key] = g
             continue
         if accumulate:
             _accumulate(t, g, handed)
     return captured
+
+
+def _run_hook(hook, g):
+    """``hook(grad)``; a returned Tensor replaces ``g`` and must keep its shape and dtype (PyTorch's
+    checks and wording)."""
+    r = hook(_wrap(g))
+    if r is None:
+        return g
+    if not isinstance(r, Tensor):
+        raise TypeError(f"expected Variable, but hook returned '{type(r).__name__}'")
+    name = getattr(hook, "__name__", repr(hook))
+    a = r._data
+    if a.shape != g.shape:
+        raise RuntimeError(f"hook '{name}' has changed the size of value")
+    if a.dtype != g.dtype:
+        raise RuntimeError(f"hook '{name}' has changed the type of value (was {g.dtype} got "
+                           f"{a.dtype})")
+    return a
 
 
 def _buf_add(buf, oi, g):

@@ -1,6 +1,8 @@
 """The autograd API: backward with and without ``gradient``, accumulation, ``retain_graph``,
 ``autograd.grad``, grad modes as context managers and decorators, detach, hooks, retain_grad."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -267,3 +269,19 @@ def test_grad_mode_decorates_generator_functions():
 
     e, tt = _both(run)
     assert e == tt == ([False, False], [(True, False), (True, False)], True, "sent", True)
+
+
+@pytest.mark.parametrize("leaf", [True, False])
+@pytest.mark.parametrize("ret, exc, msg", [
+    (lambda t: t.ones(3), RuntimeError, "hook '<lambda>' has changed the size of value"),
+    (lambda t: t.ones(2, dtype=t.float64), RuntimeError,
+     "hook '<lambda>' has changed the type of value"),
+    (lambda t: 5, TypeError, "expected Variable, but hook returned 'int'"),
+])
+def test_hook_returning_another_shape_dtype_or_type_is_an_error(leaf, ret, exc, msg):
+    for t in (torch, ember):
+        x = t.ones(2, requires_grad=True)
+        y = x if leaf else x * 2
+        y.register_hook(lambda g: ret(t))
+        with pytest.raises(exc, match=re.escape(msg)):
+            (y * y).sum().backward()
