@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ember.autograd.grad_mode import _State, no_grad
+from ember.backend.kernels import unbroadcast
 from ember.tensor import Tensor, _wrap
 
 __all__ = ["Function", "TensorFunction", "FunctionCtx", "once_differentiable"]
@@ -218,6 +219,8 @@ class TensorFunction(Function):
             for a in args
         )
         ctx._nout = len(outs)
+        ctx._in_meta = [(a._data.shape, a._data.dtype) if isinstance(a, Tensor) else None
+                        for a in args]
         # Unused outputs get zero gradients of their shape (PyTorch's materialize_grads).
         ctx._out_shapes = [o._data.shape if isinstance(o, Tensor) else () for o in outs]
         nondiff = {id(o) for o in ctx._nondiff}
@@ -268,12 +271,38 @@ class TensorFunction(Function):
         if not isinstance(res, tuple):
             res = (res,)
         n = len(self.next)
-        if len(res) < n:
+        if len(res) < n or any(r is not None for r in res[n:]):
             raise RuntimeError(
                 f"function {self.name()} returned an incorrect number of gradients "
                 f"(expected {n}, got {len(res)})"
             )
-        return tuple(r._data if isinstance(r, Tensor) else r for r in res[:n])
+        return tuple(self._check_grad(i, r) for i, r in enumerate(res[:n]))
+
+    def _check_grad(self, i, r):
+        """As PyTorch: a gradient is a Tensor or None; one of a broadcastable shape is summed to
+        its input's shape, then cast to its dtype."""
+        if r is None:
+            return None
+        if not isinstance(r, Tensor):
+            raise RuntimeError(f"expected Variable or None (got {type(r).__name__})")
+        if self.next[i] is None:
+            return None
+        g = r._data
+        shape, dtype = self._in_meta[i]
+        if g.shape != shape:
+            if not _expandable(shape, g.shape):
+                raise RuntimeError(
+                    f"Function {self.name()} returned an invalid gradient at index {i} - got "
+                    f"{list(g.shape)} but expected shape compatible with {list(shape)}")
+            g = unbroadcast(g, shape)
+        return g if g.dtype == dtype else g.astype(dtype)
+
+
+def _expandable(shape, to):
+    try:
+        return np.broadcast_shapes(shape, to) == to
+    except ValueError:
+        return False
 
 
 FunctionCtx = Function

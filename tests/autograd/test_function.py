@@ -141,3 +141,41 @@ def test_array_face_function_for_ops():
     x = ember.tensor([1.0, 2.0], requires_grad=True)
     Cube.apply(x).sum().backward()
     assert x.grad.tolist() == [3.0, 12.0]
+
+
+def _returning(lib, make_grad):
+    class Ret(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return make_grad(lib)
+
+    return Ret
+
+
+@pytest.mark.parametrize("make_grad, error", [
+    (lambda t: t.ones(3, 2), None),                          # broadcastable: summed to (2,)
+    (lambda t: t.ones(2, dtype=t.float64), None),            # cast to the input's float32
+    (lambda t: (t.ones(2), None), None),                     # extra None gradients are fine
+    (lambda t: (t.ones(2), t.ones(2)), "incorrect number of gradients"),
+    (lambda t: t.ones(3), "returned an invalid gradient at index 0 - got \\[3\\] but expected "
+                          "shape compatible with \\[2\\]"),
+    (lambda t: 3.0, "expected Variable or None \\(got float\\)"),
+])
+def test_returned_gradients_checked_as_torch(make_grad, error):
+    def run(lib):
+        x = lib.ones(2, requires_grad=True)
+        (_returning(lib, make_grad).apply(x) * 1).sum().backward()
+        return x.grad
+
+    if error is None:
+        e, t = run(ember), run(torch)
+        assert e.dtype == ember.float32
+        np.testing.assert_array_equal(e.numpy(), t.numpy())
+        return
+    for lib in (torch, ember):
+        with pytest.raises(RuntimeError, match=error):
+            run(lib)
