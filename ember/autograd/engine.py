@@ -195,6 +195,8 @@ def _leaf_add(leaf_buf, t, g):
 
 def _materialize(fn, grads):
     shapes = getattr(fn, "_out_shapes", None)
+    if not getattr(fn, "_materialize", True):  # ctx.set_materialize_grads(False): keep None
+        return grads
     out = []
     for i, g in enumerate(grads):
         if g is None:

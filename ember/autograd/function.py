@@ -16,6 +16,8 @@ Rules for op authors (array face):
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from ember.autograd.grad_mode import _State, no_grad
@@ -196,19 +198,46 @@ class TensorFunction(Function):
 
     _tensor_face = True
 
+    @staticmethod
+    def forward(*args, **kwargs):
+        """``forward(ctx, *args)``, or ``forward(*args)`` with a ``setup_context``."""
+        raise NotImplementedError(
+            "You must implement the forward function for custom autograd.Function.")
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        """Optional: fill ``ctx`` from the ``inputs`` tuple and ``output`` of a ``forward``
+        that takes no ``ctx`` (PyTorch's second style)."""
+        raise NotImplementedError("setup_context is not implemented.")
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError(
+            "You must implement either the backward or vjp method for your custom "
+            "autograd.Function to use it with backward mode AD.")
+
+    vjp = backward  # as in PyTorch, a subclass defines one of the two
+
     @classmethod
     def apply(cls, *args, **kwargs):
-        if kwargs:
-            raise TypeError(f"{cls.__name__}.apply() takes positional arguments only")
         ctx = cls.__new__(cls)
         ctx._saved = None
         ctx._hooks = None
         ctx._nondiff = ()
         ctx._materialize = True
+        separate = cls.setup_context is not TensorFunction.setup_context
+        if separate:  # PyTorch binds keyword and default arguments to forward's signature
+            bound = inspect.signature(cls.forward).bind(*args, **kwargs)
+            bound.apply_defaults()
+            args, kwargs = bound.args, {}
         rec = _State.enabled and any(isinstance(a, Tensor) and a._rg for a in args)
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._rg for a in args)
         with no_grad():
-            out = cls.forward(ctx, *args)
+            if separate:
+                out = cls.forward(*args)
+                cls.setup_context(ctx, args, out)
+            else:
+                out = cls.forward(ctx, *args, **kwargs)
         single = not isinstance(out, tuple)
         outs = (out,) if single else out
         if not rec:
@@ -243,6 +272,10 @@ class TensorFunction(Function):
         return res[0] if single else tuple(res)
 
     def save_for_backward(self, *tensors):
+        for i, t in enumerate(tensors):
+            if t is not None and not isinstance(t, Tensor):
+                raise TypeError("save_for_backward can only save variables, but argument "
+                                f"{i} is of type {type(t).__name__}")
         self._saved = tensors
 
     @property
@@ -266,8 +299,15 @@ class TensorFunction(Function):
 
     def _run_backward(self, grads):
         gs = [None if g is None else _wrap(g) for g in grads]
+        cls = type(self)
+        fn = cls.backward
+        if cls.vjp is not TensorFunction.vjp:
+            if fn is not TensorFunction.backward:
+                raise RuntimeError("Implementing both 'backward' and 'vjp' for a custom Function "
+                                   "is not allowed. You should only implement one of them.")
+            fn = cls.vjp
         with no_grad():
-            res = type(self).backward(self, *gs)
+            res = fn(self, *gs)
         if not isinstance(res, tuple):
             res = (res,)
         n = len(self.next)

@@ -1,6 +1,8 @@
 """Custom ``ember.autograd.Function`` exactly as PyTorch's: save_for_backward/saved_tensors,
 needs_input_grad, mark_non_differentiable, non-tensor arguments, several outputs."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -179,3 +181,77 @@ def test_returned_gradients_checked_as_torch(make_grad, error):
     for lib in (torch, ember):
         with pytest.raises(RuntimeError, match=error):
             run(lib)
+
+
+def test_setup_context_style_and_keyword_arguments():
+    # PyTorch's second style: forward without ctx, setup_context(ctx, inputs, output); apply
+    # binds keyword and default arguments to forward's signature.
+    def run(lib):
+        class Scale(lib.autograd.Function):
+            @staticmethod
+            def forward(x, k=2.0):
+                return x * k
+
+            @staticmethod
+            def setup_context(ctx, inputs, output):
+                ctx.k = inputs[1]
+                ctx.grad_on = lib.is_grad_enabled()
+
+            @staticmethod
+            def backward(ctx, g):
+                return g * ctx.k, None
+
+        class KwFirstStyle(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, k=1.0):
+                return x * k
+
+            @staticmethod
+            def vjp(ctx, g):  # vjp is backward's alias
+                return g * 7, None
+
+        x = lib.ones(2, requires_grad=True)
+        out = []
+        for y in (Scale.apply(x), Scale.apply(x, k=5.0), KwFirstStyle.apply(x, k=3.0)):
+            x.grad = None
+            y.sum().backward()
+            out.append((y.tolist(), x.grad.tolist()))
+        out.append(y.grad_fn.name())
+        return out
+
+    assert run(ember) == run(torch)
+
+
+def test_set_materialize_grads_false_passes_none():
+    def run(lib):
+        class Two(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, a):
+                ctx.set_materialize_grads(False)
+                return a * 2, a * 3
+
+            @staticmethod
+            def backward(ctx, g1, g2):
+                return (g1 * 2 if g1 is not None else 0) + (g2 * 3 if g2 is not None else 100)
+
+        a = lib.ones(2, requires_grad=True)
+        Two.apply(a)[0].sum().backward()
+        return a.grad.tolist()
+
+    assert run(ember) == run(torch) == [102.0, 102.0]
+
+
+@pytest.mark.parametrize("body, exc, msg", [
+    ("save", TypeError, "save_for_backward can only save variables, but argument 1 is of type int"),
+    ("no_backward", NotImplementedError, "You must implement either the backward or vjp"),
+    ("both", RuntimeError, "Implementing both 'backward' and 'vjp'"),
+])
+def test_function_definition_errors(body, exc, msg):
+    for lib in (torch, ember):
+        ns = {"forward": staticmethod(lambda ctx, a: (ctx.save_for_backward(a, 1) if body == "save"
+                                                     else None) or a * 2)}
+        if body == "both":
+            ns["backward"] = ns["vjp"] = staticmethod(lambda ctx, g: g)
+        F = type("F", (lib.autograd.Function,), ns)
+        with pytest.raises(exc, match=re.escape(msg)):
+            F.apply(lib.ones(2, requires_grad=True)).sum().backward()
