@@ -433,7 +433,10 @@ class Tensor:
         return self
 
     def retain_grad(self):
-        if self.grad_fn is None:
+        """Keep this non-leaf's gradient in ``.grad`` after backward (its hooks run first)."""
+        if not self._rg:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is None or self.retains_grad:
             return
         import weakref
 
@@ -468,7 +471,10 @@ class Tensor:
             if fn._hooks is None:
                 fn._hooks = {}
             lst = fn._hooks.setdefault(self._oi, [])
-        lst.append(hook)
+        if lst and getattr(lst[-1], "_retain", False):  # retain_grad's hook stays last, as torch
+            lst.insert(len(lst) - 1, hook)
+        else:
+            lst.append(hook)
         return _HookHandle(lst, hook)
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):

@@ -285,3 +285,20 @@ def test_hook_returning_another_shape_dtype_or_type_is_an_error(leaf, ret, exc, 
         y.register_hook(lambda g: ret(t))
         with pytest.raises(exc, match=re.escape(msg)):
             (y * y).sum().backward()
+
+
+def test_retain_grad_twice_hooks_order_and_error():
+    def run(t):
+        x = t.ones(2, requires_grad=True)
+        y = x * 2
+        y.retain_grad()
+        y.retain_grad()  # idempotent: the gradient is kept once, not summed twice
+        y.register_hook(lambda g: g * 10)  # retain_grad's hook runs after the others
+        (y * y).sum().backward()
+        return y.grad.tolist(), x.grad.tolist(), y.retains_grad
+
+    assert run(ember) == run(torch) == ([40.0, 40.0], [80.0, 80.0], True)
+    for t in (torch, ember):
+        with pytest.raises(RuntimeError, match="can't retain_grad on Tensor that has "
+                                               "requires_grad=False"):
+            t.ones(2).retain_grad()
