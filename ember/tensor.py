@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -13,6 +14,13 @@ from ember.backend.memory import tune_malloc
 __all__ = ["Tensor", "Size"]
 
 _ndarray = np.ndarray
+_NON_LEAF_GRAD = (
+    "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
+    "attribute won't be populated during autograd.backward(). If you indeed want the .grad field "
+    "to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. If you "
+    "access the non-leaf Tensor by mistake, make sure you access the leaf Tensor instead. See "
+    "github.com/pytorch/pytorch/pull/30531 for more informations."
+)
 
 
 class Size(tuple):
@@ -105,7 +113,10 @@ class Tensor:
     @property
     def grad(self):
         """The accumulated gradient (a Tensor of this tensor's shape and dtype) or None."""
-        return self._grad
+        g = self._grad
+        if g is None and self.grad_fn is not None and not self.retains_grad:
+            warnings.warn(_NON_LEAF_GRAD, UserWarning, stacklevel=2)
+        return g
 
     @grad.setter
     def grad(self, g):
@@ -325,8 +336,8 @@ class Tensor:
             )
         t = type(self).__new__(type(self))
         _init_from(t, self._data.copy(), self._rg)
-        if self.grad is not None:
-            t.grad = _wrap(self.grad._data.copy())
+        if self._grad is not None:
+            t.grad = _wrap(self._grad._data.copy())
         if hasattr(self, "__dict__"):
             import copy
 

@@ -215,7 +215,7 @@ def _accumulate(t, g, handed):
         g = g.astype(d.dtype)
     if g.shape != d.shape:
         g = np.broadcast_to(g, d.shape)
-    cur = t.grad
+    cur = t._grad
     if cur is None:
         # Keep the array when nobody else can see it; copy views, read-only and shared arrays.
         if g.base is not None or not g.flags.writeable or id(g) in handed:

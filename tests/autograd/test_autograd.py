@@ -2,6 +2,7 @@
 ``autograd.grad``, grad modes as context managers and decorators, detach, hooks, retain_grad."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -302,3 +303,21 @@ def test_retain_grad_twice_hooks_order_and_error():
         with pytest.raises(RuntimeError, match="can't retain_grad on Tensor that has "
                                                "requires_grad=False"):
             t.ones(2).retain_grad()
+
+
+def test_non_leaf_grad_access_warns_as_torch():
+    def run(t):
+        x = t.ones(2, requires_grad=True)
+        y = x * 2
+        kept = x * 3
+        kept.retain_grad()
+        with t.no_grad():
+            z = x * 2
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            got = [y.grad, kept.grad, x.grad, z.grad]
+        return [g is None for g in got], [str(m.message)[:60] for m in w]
+
+    e, tt = run(ember), run(torch)
+    assert e == tt
+    assert len(e[1]) == 1 and e[1][0].startswith("The .grad attribute of a Tensor that is not a leaf")
