@@ -247,6 +247,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     retain = bool(retain_graph)
     if inputs is not None:
         inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+        if not inputs:
+            raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
         capture, keys = _capture_map(inputs)
         got = run_backward(roots, retain, capture, accumulate=False)
         for t, k in zip(inputs, keys):
@@ -278,6 +280,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         raise NotImplementedError(
             "create_graph=True (higher-order gradients) is not supported by ember's engine"
         )
+    if materialize_grads and allow_unused is False:
+        raise ValueError("Expected allow_unused to be True or not passed when materialize_grads="
+                         "True, but got: allow_unused=False.")
     single_in = isinstance(inputs, Tensor)
     outputs = (outputs,) if isinstance(outputs, Tensor) else tuple(outputs)
     inputs = (inputs,) if single_in else tuple(inputs)
@@ -301,9 +306,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                 continue
             if not allow_unused:
                 raise RuntimeError(
-                    f"One of the differentiated Tensors (input {i}, shape {tuple(t.shape)}) "
-                    "appears to not have been used in the graph. Set allow_unused=True if this "
-                    "is the desired behavior."
+                    f"The differentiated Tensor at index {i} appears to not have been used in "
+                    "the graph. Set allow_unused=True if this is the desired behavior."
                 )
             res.append(None)
         else:

@@ -112,7 +112,10 @@ class set_grad_enabled(_Mode):
     """Set grad mode on or off: as a function call, a context manager or a decorator."""
 
     def __init__(self, mode):
-        self._target = bool(mode)
+        if not isinstance(mode, bool):
+            raise TypeError("set_grad_enabled(): argument 'enabled' (position 1) must be bool, "
+                            f"not {type(mode).__name__}")
+        self._target = mode
         self._prev = _State.enabled
         _State.enabled = self._target
 

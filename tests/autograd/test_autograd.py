@@ -321,3 +321,22 @@ def test_non_leaf_grad_access_warns_as_torch():
     e, tt = run(ember), run(torch)
     assert e == tt
     assert len(e[1]) == 1 and e[1][0].startswith("The .grad attribute of a Tensor that is not a leaf")
+
+
+@pytest.mark.parametrize("call, exc, msg", [
+    (lambda t, x: (x * 2).sum().backward(inputs=[]), RuntimeError,
+     "`inputs` argument to `backward()` cannot be empty."),
+    (lambda t, x: t.autograd.grad((x * 2).sum(), [x, t.ones(2, requires_grad=True)],
+                                  allow_unused=False, materialize_grads=True), ValueError,
+     "Expected allow_unused to be True or not passed when materialize_grads=True"),
+    (lambda t, x: t.autograd.grad((x * 2).sum(), [x, t.ones(2, requires_grad=True)]),
+     RuntimeError, "The differentiated Tensor at index 1 appears to not have been used in the "
+                   "graph. Set allow_unused=True if this is the desired behavior."),
+    (lambda t, x: t.set_grad_enabled("yes"), TypeError,
+     "set_grad_enabled(): argument 'enabled' (position 1) must be bool, not str"),
+])
+def test_autograd_argument_errors_as_torch(call, exc, msg):
+    for t in (torch, ember):
+        with pytest.raises(exc, match=re.escape(msg)):
+            call(t, t.ones(2, requires_grad=True))
+        assert t.is_grad_enabled()
