@@ -22,6 +22,9 @@ from ember.autograd.grad_mode import (  # noqa: E402
     enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
     set_grad_enabled,
 )
+from ember.autograd.anomaly_mode import (  # noqa: E402
+    is_anomaly_check_nan_enabled, is_anomaly_enabled,
+)
 from ember.random import (  # noqa: E402
     Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state,
 )

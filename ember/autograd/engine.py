@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ember.autograd.anomaly_mode import _Anomaly
 from ember.autograd.function import _FREED, _FREED_MSG
 from ember.tensor import Tensor, _wrap
 
@@ -42,6 +43,12 @@ def _root_grads(tensors, grad_tensors, for_grad=False):
                 g = g.astype(t._data.dtype)
         roots.append((t, g))
     return roots
+
+
+def _check_nan(fn, gins):
+    for i, g in enumerate(gins):
+        if g is not None and np.isnan(g).any():
+            raise RuntimeError(f"Function '{fn.name()}' returned nan values in its {i}th output.")
 
 
 def _check_versions(fn):
@@ -128,6 +135,8 @@ def run_backward(roots, retain_graph=False, capture=None, accumulate=True):
         gins = fn._run_backward(grads)
         if type(gins) is not tuple:
             gins = (gins,)
+        if _Anomaly.enabled and _Anomaly.check_nan:
+            _check_nan(fn, gins)
         nxt = fn.next
         if not retain_graph:
             if fn._saved is not None or fn.__dict__:

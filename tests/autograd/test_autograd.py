@@ -340,3 +340,31 @@ def test_autograd_argument_errors_as_torch(call, exc, msg):
         with pytest.raises(exc, match=re.escape(msg)):
             call(t, t.ones(2, requires_grad=True))
         assert t.is_grad_enabled()
+
+
+def test_detect_anomaly_raises_on_nan_gradients():
+    def run(t):
+        out = [t.is_anomaly_enabled()]
+        x = t.tensor([0.0, 1.0], requires_grad=True)
+        with pytest.warns(UserWarning, match="Anomaly Detection has been enabled"):
+            ctx = t.autograd.detect_anomaly()
+        with ctx:
+            out.append(t.is_anomaly_enabled())
+            with pytest.raises(RuntimeError, match=r"Function 'SqrtBackward0' returned nan "
+                                                   r"values in its 0th output\."), \
+                    warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's forward-traceback warning
+                (x.sqrt() * 0).sum().backward()
+        out.append(t.is_anomaly_enabled())
+        (x.sqrt() * 0).sum().backward()  # off again: the NaN gradient is accumulated
+        out.append(bool(t.isnan(x.grad).any()))
+        t.autograd.set_detect_anomaly(True)
+        out.append((t.is_anomaly_enabled(), t.is_anomaly_check_nan_enabled()))
+        with t.autograd.set_detect_anomaly(False, check_nan=False):
+            out.append((t.is_anomaly_enabled(), t.is_anomaly_check_nan_enabled()))
+        out.append((t.is_anomaly_enabled(), t.is_anomaly_check_nan_enabled()))
+        t.autograd.set_detect_anomaly(False)
+        return out
+
+    assert run(ember) == run(torch) == [False, True, False, True, (True, True), (False, False),
+                                        (True, True)]
