@@ -42,6 +42,14 @@ CONFIGS = [
     ("Adadelta", {"lr": 0.5, "rho": 0.8, "weight_decay": 1e-2, "maximize": True}),
     ("Adamax", {}),
     ("Adamax", {"lr": 1e-2, "betas": (0.8, 0.99), "weight_decay": 1e-2, "maximize": True}),
+    ("NAdam", {}),
+    ("NAdam", {"lr": 1e-2, "betas": (0.8, 0.99), "weight_decay": 1e-2, "momentum_decay": 0.1}),
+    ("NAdam", {"lr": 1e-2, "weight_decay": 0.1, "decoupled_weight_decay": True,
+               "maximize": True}),
+    ("RAdam", {"lr": 1e-2}),  # rectified from step 6
+    ("RAdam", {"lr": 1e-2, "betas": (0.8, 0.99), "weight_decay": 1e-2, "maximize": True}),
+    ("RAdam", {"lr": 1e-2, "betas": (0.9, 0.6), "weight_decay": 0.1,  # rho_t never above 5
+               "decoupled_weight_decay": True}),
 ]
 IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'default'}" for n, kw in CONFIGS]
 
@@ -185,8 +193,8 @@ def _run(opt, ps, grads):
         opt.step()
 
 
-@pytest.mark.parametrize("name,kw", [CONFIGS[i] for i in (3, 6, 10, 13, 17, 20, 22)],
-                         ids=[IDS[i] for i in (3, 6, 10, 13, 17, 20, 22)])
+@pytest.mark.parametrize("name,kw", [CONFIGS[i] for i in (3, 6, 10, 13, 17, 20, 22, 24, 27)],
+                         ids=[IDS[i] for i in (3, 6, 10, 13, 17, 20, 22, 24, 27)])
 def test_state_dict_round_trip_continues_trajectory(name, kw):
     params, _, _ = _data()
     rng = np.random.default_rng(3)
@@ -306,6 +314,8 @@ def test_named_parameters_are_accepted():
     (lambda p: eo.Adagrad([p], lr_decay=-1), "Invalid lr_decay value: -1"),
     (lambda p: eo.Adadelta([p], rho=1.5), "Invalid rho value: 1.5"),
     (lambda p: eo.Adamax([p], betas=(0.9, -0.1)), "Invalid beta parameter at index 1: -0.1"),
+    (lambda p: eo.NAdam([p], momentum_decay=-1), "Invalid momentum_decay value: -1"),
+    (lambda p: eo.RAdam([p], betas=(0.9, 1.0)), "Invalid beta parameter at index 1: 1.0"),
     (lambda p: eo.SGD([p * 2], lr=0.1), "can't optimize a non-leaf Tensor"),
     (lambda p: eo.SGD(p, lr=0.1), "should be an iterable of Tensors or dicts"),
     (lambda p: eo.SGD([{"params": {p}}], lr=0.1), "ordered collections"),
@@ -350,8 +360,8 @@ def test_updates_in_place_float32():
             assert v.dtype == ember.float32
 
 
-@pytest.mark.parametrize("name,kw", [CONFIGS[i] for i in (2, 6, 10, 14, 17, 20, 22)],
-                         ids=[IDS[i] for i in (2, 6, 10, 14, 17, 20, 22)])
+@pytest.mark.parametrize("name,kw", [CONFIGS[i] for i in (2, 6, 10, 14, 17, 20, 22, 24, 27)],
+                         ids=[IDS[i] for i in (2, 6, 10, 14, 17, 20, 22, 24, 27)])
 def test_ember_state_dict_loads_into_torch_and_continues(name, kw):
     params, x, y = _data(2)
     tp, topt, ep, eopt = _pair(name, kw, params)
