@@ -320,7 +320,8 @@ def test_non_leaf_grad_access_warns_as_torch():
 
     e, tt = run(ember), run(torch)
     assert e == tt
-    assert len(e[1]) == 1 and e[1][0].startswith("The .grad attribute of a Tensor that is not a leaf")
+    assert len(e[1]) == 1
+    assert e[1][0].startswith("The .grad attribute of a Tensor that is not a leaf")
 
 
 @pytest.mark.parametrize("call, exc, msg", [
