@@ -299,6 +299,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         grad_outputs = (None,) * len(outputs)
     elif isinstance(grad_outputs, Tensor):
         grad_outputs = (grad_outputs,)
+    if is_grads_batched:
+        return _batched_grad(outputs, inputs, tuple(grad_outputs), retain_graph, allow_unused,
+                             materialize_grads)
     roots = _root_grads(outputs, grad_outputs)
     capture, keys = _capture_map(inputs)
     got = run_backward(roots, bool(retain_graph), capture, accumulate=False)
@@ -322,3 +325,19 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         else:
             res.append(_wrap(np.array(g, dtype=t._data.dtype, copy=True)))
     return tuple(res)
+
+
+def _batched_grad(outputs, inputs, grad_outputs, retain_graph, allow_unused, materialize_grads):
+    """``grad(..., is_grads_batched=True)``: the first dimension of every ``grad_outputs`` entry
+    is a batch of vectors; one backward pass per vector (PyTorch vmaps them), results stacked."""
+    if any(not isinstance(g, Tensor) or g.dim() == 0 for g in grad_outputs):
+        raise RuntimeError("is_grads_batched=True needs every grad_output to be a Tensor whose "
+                           "first dimension is the batch")
+    n = grad_outputs[0].shape[0]
+    rows = []
+    for b in range(n):
+        rows.append(grad(outputs, inputs, tuple(g[b] for g in grad_outputs),
+                         retain_graph=True if b < n - 1 else retain_graph,
+                         allow_unused=allow_unused, materialize_grads=materialize_grads))
+    return tuple(None if col[0] is None else _wrap(np.stack([c._data for c in col]))
+                 for col in zip(*rows))

@@ -369,3 +369,25 @@ def test_detect_anomaly_raises_on_nan_gradients():
 
     assert run(ember) == run(torch) == [False, True, False, True, (True, True), (False, False),
                                         (True, True)]
+
+
+def test_grad_is_grads_batched():
+    # Each row of grad_outputs is one vector-Jacobian product (a Jacobian from the identity).
+    def run(t):
+        x = t.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        z = t.ones(2, requires_grad=True)
+        y = x.exp() * x
+        jac = t.autograd.grad(y, x, grad_outputs=t.eye(3), is_grads_batched=True,
+                              retain_graph=True)
+        two = t.autograd.grad([y, (z * 3).sum()], [x, z],
+                              grad_outputs=[t.eye(3)[:2], t.tensor([1.0, 2.0])],
+                              is_grads_batched=True, retain_graph=True)
+        unused = t.autograd.grad(y, [x, z], grad_outputs=t.eye(3), is_grads_batched=True,
+                                 allow_unused=True)
+        return [jac[0], two[0], two[1], unused[0]], unused[1]
+
+    (e, eu), (tt, tu) = _both(run)
+    assert eu is None and tu is None
+    for a, b in zip(e, tt):
+        _close(a, b)
+        assert tuple(a.shape) == tuple(b.shape)
