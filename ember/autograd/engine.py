@@ -33,7 +33,10 @@ def _root_grads(tensors, grad_tensors, for_grad=False):
                 )
             g = np.ones(t._data.shape, dtype=t._data.dtype)
         else:
-            g = g._data if isinstance(g, Tensor) else np.asarray(g, dtype=t._data.dtype)
+            if not isinstance(g, Tensor):
+                raise TypeError(
+                    f"gradients can be either Tensors or None, but got {type(g).__name__}")
+            g = g._data
             if g.shape != t._data.shape:
                 raise RuntimeError(
                     f"Mismatch in shape: grad_output[0] has a shape of {tuple(g.shape)} and "

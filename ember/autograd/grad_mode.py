@@ -136,7 +136,8 @@ class set_grad_enabled(_Mode):
 
 
 class inference_mode(_Mode):
-    """Like ``no_grad`` (ember has no separate inference tensors); ``inference_mode(False)`` is a no-op."""
+    """Like ``no_grad`` (ember has no separate inference tensors); ``inference_mode(False)`` turns
+    grad mode on and inference mode off, as PyTorch's."""
 
     def __init__(self, mode=True):
         self._mode = bool(mode)
@@ -150,8 +151,8 @@ class inference_mode(_Mode):
 
     def __enter__(self):
         self._prev, self._prev_inf = _State.enabled, _State.inference
-        if self._mode:
-            _State.enabled, _State.inference = False, True
+        # As PyTorch's guard: inference_mode(False) turns grad mode on and inference mode off.
+        _State.enabled, _State.inference = not self._mode, self._mode
 
     def __exit__(self, *exc):
         _State.enabled, _State.inference = self._prev, self._prev_inf

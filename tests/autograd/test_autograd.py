@@ -391,3 +391,21 @@ def test_grad_is_grads_batched():
     for a, b in zip(e, tt):
         _close(a, b)
         assert tuple(a.shape) == tuple(b.shape)
+
+
+def test_inference_mode_false_and_non_tensor_gradient():
+    def run(t):
+        x = t.ones(2, requires_grad=True)
+        out = []
+        for outer in (t.inference_mode(), t.no_grad()):
+            with outer:
+                with t.inference_mode(False):
+                    out.append((t.is_grad_enabled(), t.is_inference_mode_enabled(),
+                                (x * 2).requires_grad))
+                out.append((t.is_grad_enabled(), t.is_inference_mode_enabled()))
+        with pytest.raises(TypeError, match="gradients can be either Tensors or None, but got "
+                                            "list"):
+            t.autograd.backward([x * x], [[1.0, 1.0]])
+        return out
+
+    assert run(ember) == run(torch)
