@@ -488,6 +488,24 @@ class Tensor:
             lst.append(hook)
         return _HookHandle(lst, hook)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` on this leaf once backward has accumulated its ``.grad`` (e.g. to
+        step an optimizer per parameter inside backward). Returns a handle with ``remove()``."""
+        if not self._rg:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            raise RuntimeError(
+                "post accumulate grad hooks cannot be registered on non-leaf tensors")
+
+        def post_accumulate(t):
+            hook(t)
+
+        post_accumulate._post_accumulate = True
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(post_accumulate)
+        return _HookHandle(self._hooks, post_accumulate)
+
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         from ember.autograd.engine import backward
 

@@ -162,15 +162,26 @@ def run_backward(roots, retain_graph=False, capture=None, accumulate=True):
                 ready.append(p)
 
     for key, (t, g) in leaf_buf.items():
-        if t._hooks:
-            for h in t._hooks:
-                g = _run_hook(h, g)
+        hooks = t._hooks
+        if hooks:
+            for h in hooks:
+                if not getattr(h, "_post_accumulate", False):
+                    g = _run_hook(h, g)
         if capture is not None and key in capture:
             captured[key] = g
             continue
         if accumulate:
             _accumulate(t, g, handed)
+            if hooks:
+                _run_post_accumulate_hooks(t)
     return captured
+
+
+def _run_post_accumulate_hooks(t):
+    """``Tensor.register_post_accumulate_grad_hook`` hooks: ``hook(t)`` once ``t.grad`` is set."""
+    for h in list(t._hooks):
+        if getattr(h, "_post_accumulate", False):
+            h(t)
 
 
 def _run_hook(hook, g):
@@ -266,6 +277,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         for t, k in zip(inputs, keys):
             if k in got:
                 _accumulate(t, got[k], set())
+                if t._hooks:
+                    _run_post_accumulate_hooks(t)
         return
     run_backward(roots, retain)
 

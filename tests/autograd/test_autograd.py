@@ -409,3 +409,23 @@ def test_inference_mode_false_and_non_tensor_gradient():
         return out
 
     assert run(ember) == run(torch)
+
+
+def test_register_post_accumulate_grad_hook():
+    def run(t):
+        x = t.ones(2, requires_grad=True)
+        w = t.full((2,), 2.0, requires_grad=True)
+        seen = []
+        h = x.register_post_accumulate_grad_hook(lambda p: seen.append(("x", p.grad.tolist())))
+        x.register_hook(lambda g: g * 3)  # a gradient hook runs before accumulation
+        w.register_post_accumulate_grad_hook(lambda p: seen.append(("w", p.grad.tolist())))
+        (x * x * w).sum().backward()
+        t.autograd.grad((x * w).sum(), [x, w])  # .grad is not accumulated: no post hooks
+        (x * w).sum().backward(inputs=[w])
+        h.remove()
+        (x * w).sum().backward()
+        with pytest.raises(RuntimeError, match="non-leaf"):
+            (x * 2).register_post_accumulate_grad_hook(lambda p: None)
+        return sorted(seen[:2]) + seen[2:]
+
+    assert run(ember) == run(torch)
