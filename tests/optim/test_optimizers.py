@@ -383,3 +383,61 @@ def test_ember_state_dict_loads_into_torch_and_continues(name, kw):
     _step_both(topt, eopt, tp, ep, x, y, 10)
     for a, b in zip(ep, tp):
         assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def _lbfgs_run(lib, kw, steps=2, opt=None, ps=None):
+    params, x, y = _data()
+    if ps is None:
+        ps = [lib.tensor(a.copy(), requires_grad=True) for a in params]
+    if opt is None:
+        opt = lib.optim.LBFGS(ps, **kw)
+    xt, yt = lib.tensor(x), lib.tensor(y)
+
+    def closure():
+        opt.zero_grad()
+        loss = _loss(lib, ps, xt, yt)
+        loss.backward()
+        return loss
+
+    losses = [float(opt.step(closure).detach()) for _ in range(steps)]
+    return losses, ps, opt
+
+
+@pytest.mark.parametrize("kw", [
+    {"max_iter": 5, "history_size": 3},
+    {"line_search_fn": "strong_wolfe", "max_iter": 6},
+    {"line_search_fn": "strong_wolfe", "max_iter": 4, "history_size": 2, "lr": 0.3},
+])
+def test_lbfgs_follows_torch(kw):
+    el, ep, eopt = _lbfgs_run(ember, kw)
+    tl, tp, topt = _lbfgs_run(torch, kw)
+    np.testing.assert_allclose(el, tl, rtol=1e-5)
+    for a, b in zip(ep, tp):
+        assert_close(a, b, rtol=1e-4, atol=1e-5)
+    es, ts = eopt.state[ep[0]], topt.state[tp[0]]
+    assert (es["func_evals"], es["n_iter"]) == (ts["func_evals"], ts["n_iter"])
+    assert set(es) == set(ts)
+
+
+def test_lbfgs_state_dict_round_trip_and_errors():
+    kw = {"line_search_fn": "strong_wolfe", "max_iter": 4, "history_size": 3}
+    _, ref, _ = _lbfgs_run(ember, kw, steps=4)
+    _, ps, opt = _lbfgs_run(ember, kw, steps=2)
+    buf = io.BytesIO()
+    ember.save({"model": [p.detach() for p in ps], "optim": opt.state_dict()}, buf)
+    buf.seek(0)
+    ck = ember.load(buf)
+    ps2 = [t.requires_grad_() for t in ck["model"]]
+    opt2 = eo.LBFGS(ps2, **kw)
+    opt2.load_state_dict(ck["optim"])
+    _lbfgs_run(ember, kw, opt=opt2, ps=ps2)
+    for a, b in zip(ps2, ref):
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+    p = Parameter(ember.ones(2))
+    with pytest.raises(ValueError, match="LBFGS doesn't support per-parameter options"):
+        eo.LBFGS([{"params": [p]}, {"params": [Parameter(ember.ones(2))]}])
+    with pytest.raises(ValueError, match="Invalid learning rate: -1"):
+        eo.LBFGS([p], lr=-1)
+    with pytest.raises(RuntimeError, match="only 'strong_wolfe' is supported"):
+        opt = eo.LBFGS([p], line_search_fn="armijo")
+        opt.step(lambda: (p * p).sum().backward() or (p * p).sum())
