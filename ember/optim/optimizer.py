@@ -250,7 +250,10 @@ class Optimizer:
         with enable_grad():
             return closure()
 
-    def _params_with_grad(self, group):
+    def _params_with_grad(self, group, with_state=True):
+        """(param, grad array, state) for each parameter with a gradient; ``state`` is None
+        without ``with_state`` (SGD without momentum keeps none, as PyTorch's)."""
+        state = self.state
         for p in group["params"]:
             if p.grad is None:
                 continue
@@ -263,7 +266,7 @@ class Optimizer:
                 p._data = p._data.copy()
             if p._vc is not None:  # an in-place update, as autograd's saved-tensor checks see it
                 p._vc[0] += 1
-            yield p, p.grad._data, self.state[p]
+            yield p, p.grad._data, state[p] if with_state else None
 
     # ------------------------------------------------------------------ hooks
     def register_step_pre_hook(self, hook):

@@ -53,7 +53,7 @@ class SGD(Optimizer):
             lr, momentum = float(group["lr"]), float(group["momentum"])
             dampening, nesterov = float(group["dampening"]), group["nesterov"]
             wd, maximize = float(group["weight_decay"]), group["maximize"]
-            for p, g, state in self._params_with_grad(group):
+            for p, g, state in self._params_with_grad(group, momentum != 0):
                 w = p._data
                 d = _grad(g, w, maximize, wd)
                 b = None

@@ -102,6 +102,7 @@ def test_trajectory_with_torch_grads(name, kw):
         assert_close(a, b, rtol=1e-4, atol=1e-6, what=f"{name} param {i}")
     esd, tsd = eopt.state_dict(), topt.state_dict()
     assert esd["param_groups"] == tsd["param_groups"]
+    assert set(esd["state"]) == set(tsd["state"])  # SGD without momentum keeps no state
     for k in tsd["state"]:
         assert set(esd["state"][k]) == set(tsd["state"][k])
         for key, tv in tsd["state"][k].items():
