@@ -50,8 +50,15 @@ CONFIGS = [
     ("RAdam", {"lr": 1e-2, "betas": (0.8, 0.99), "weight_decay": 1e-2, "maximize": True}),
     ("RAdam", {"lr": 1e-2, "betas": (0.9, 0.6), "weight_decay": 0.1,  # rho_t never above 5
                "decoupled_weight_decay": True}),
+    ("Rprop", {}),
+    ("Rprop", {"lr": 0.05, "etas": (0.3, 1.5), "step_sizes": (1e-3, 0.2), "maximize": True}),
+    ("ASGD", {}),
+    ("ASGD", {"lr": 0.05, "lambd": 1e-2, "alpha": 0.5, "t0": 10, "weight_decay": 1e-2}),
+    ("ASGD", {"lr": 0.01, "t0": 0, "maximize": True}),
 ]
 IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'default'}" for n, kw in CONFIGS]
+_ROUND_TRIP = (3, 6, 10, 13, 17, 20, 22, 24, 27, 30, 32)  # one or two configs of each optimizer
+_TO_TORCH = (2, 6, 10, 14, 17, 20, 22, 24, 27, 30, 32)
 
 
 def _data(seed=0):
@@ -194,8 +201,8 @@ def _run(opt, ps, grads):
         opt.step()
 
 
-@pytest.mark.parametrize("name,kw", [CONFIGS[i] for i in (3, 6, 10, 13, 17, 20, 22, 24, 27)],
-                         ids=[IDS[i] for i in (3, 6, 10, 13, 17, 20, 22, 24, 27)])
+@pytest.mark.parametrize("name,kw", [CONFIGS[i] for i in _ROUND_TRIP],
+                         ids=[IDS[i] for i in _ROUND_TRIP])
 def test_state_dict_round_trip_continues_trajectory(name, kw):
     params, _, _ = _data()
     rng = np.random.default_rng(3)
@@ -317,6 +324,8 @@ def test_named_parameters_are_accepted():
     (lambda p: eo.Adamax([p], betas=(0.9, -0.1)), "Invalid beta parameter at index 1: -0.1"),
     (lambda p: eo.NAdam([p], momentum_decay=-1), "Invalid momentum_decay value: -1"),
     (lambda p: eo.RAdam([p], betas=(0.9, 1.0)), "Invalid beta parameter at index 1: 1.0"),
+    (lambda p: eo.Rprop([p], etas=(1.1, 1.2)), "Invalid eta values: 1.1, 1.2"),
+    (lambda p: eo.ASGD([p], weight_decay=-1), "Invalid weight_decay value: -1"),
     (lambda p: eo.SGD([p * 2], lr=0.1), "can't optimize a non-leaf Tensor"),
     (lambda p: eo.SGD(p, lr=0.1), "should be an iterable of Tensors or dicts"),
     (lambda p: eo.SGD([{"params": {p}}], lr=0.1), "ordered collections"),
@@ -361,8 +370,8 @@ def test_updates_in_place_float32():
             assert v.dtype == ember.float32
 
 
-@pytest.mark.parametrize("name,kw", [CONFIGS[i] for i in (2, 6, 10, 14, 17, 20, 22, 24, 27)],
-                         ids=[IDS[i] for i in (2, 6, 10, 14, 17, 20, 22, 24, 27)])
+@pytest.mark.parametrize("name,kw", [CONFIGS[i] for i in _TO_TORCH],
+                         ids=[IDS[i] for i in _TO_TORCH])
 def test_ember_state_dict_loads_into_torch_and_continues(name, kw):
     params, x, y = _data(2)
     tp, topt, ep, eopt = _pair(name, kw, params)
