@@ -436,3 +436,21 @@ def test_register_post_accumulate_grad_hook():
         return sorted(seen[:2]) + seen[2:]
 
     assert run(ember) == run(torch)
+
+
+def test_legacy_variable():
+    def run(t):
+        base = t.ones(2)
+        v = t.autograd.Variable(base, requires_grad=True)
+        (v * 3).sum().backward()
+        y = t.ones(2, requires_grad=True) * 2
+        out = [v.requires_grad, v.is_leaf, v.grad.tolist(), base.grad is None,
+               base.requires_grad, isinstance(base, t.autograd.Variable),
+               type(t.autograd.Variable(t.nn.Parameter(t.ones(2)))) is t.Tensor,
+               t.autograd.Variable(y).requires_grad, t.autograd.Variable(y).is_leaf]
+        with pytest.raises(TypeError, match="Variable data has to be a tensor, but got list"):
+            t.autograd.Variable([1.0])
+        return out
+
+    assert run(ember) == run(torch) == [True, True, [3.0, 3.0], True, False, True, True, False,
+                                        True]
