@@ -11,16 +11,24 @@ __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_g
 
 
 class _State:
-    # One flag read by every op: a class attribute is the cheapest global to look up.
+    # One flag read by every op: a class attribute is the cheapest global to look up. ``enabled``
+    # (record graphs) is grad mode and not inference mode: as in PyTorch, enable_grad inside
+    # inference_mode turns grad mode on but records nothing.
     enabled = True
+    grad = True
     inference = False
 
 
 state = _State
 
 
+def _set(grad, inference):
+    _State.grad, _State.inference = grad, inference
+    _State.enabled = grad and not inference
+
+
 def is_grad_enabled():
-    return _State.enabled
+    return _State.grad
 
 
 def is_inference_mode_enabled():
@@ -33,11 +41,11 @@ class _Mode:
     _target = True
 
     def __enter__(self):
-        self._prev = _State.enabled
-        _State.enabled = self._target
+        self._prev = (_State.grad, _State.inference)
+        _set(self._target, _State.inference)
 
     def __exit__(self, *exc):
-        _State.enabled = self._prev
+        _set(*self._prev)
         return False
 
     def __call__(self, fn):
@@ -116,19 +124,19 @@ class set_grad_enabled(_Mode):
             raise TypeError("set_grad_enabled(): argument 'enabled' (position 1) must be bool, "
                             f"not {type(mode).__name__}")
         self._target = mode
-        self._prev = _State.enabled
-        _State.enabled = self._target
+        self._prev = (_State.grad, _State.inference)
+        _set(mode, _State.inference)
 
     def __enter__(self):
         pass
 
     def __exit__(self, *exc):
-        _State.enabled = self._prev
+        _set(*self._prev)
         return False
 
     def __call__(self, fn):
         # As a decorator the mode applies only inside ``fn``: undo the switch made by __init__.
-        _State.enabled = self._prev
+        _set(*self._prev)
         return super().__call__(fn)
 
     def _clone(self):
@@ -150,12 +158,12 @@ class inference_mode(_Mode):
         return self
 
     def __enter__(self):
-        self._prev, self._prev_inf = _State.enabled, _State.inference
+        self._prev = (_State.grad, _State.inference)
         # As PyTorch's guard: inference_mode(False) turns grad mode on and inference mode off.
-        _State.enabled, _State.inference = not self._mode, self._mode
+        _set(not self._mode, self._mode)
 
     def __exit__(self, *exc):
-        _State.enabled, _State.inference = self._prev, self._prev_inf
+        _set(*self._prev)
         return False
 
     def _clone(self):

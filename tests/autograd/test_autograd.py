@@ -454,3 +454,20 @@ def test_legacy_variable():
 
     assert run(ember) == run(torch) == [True, True, [3.0, 3.0], True, False, True, True, False,
                                         True]
+
+
+def test_grad_mode_inside_inference_mode_records_nothing():
+    def run(t):
+        x = t.ones(2, requires_grad=True)
+        out = []
+        with t.inference_mode():
+            with t.enable_grad():
+                out.append((t.is_grad_enabled(), t.is_inference_mode_enabled(),
+                            (x * 2).requires_grad))
+            with t.set_grad_enabled(True):
+                out.append((t.is_grad_enabled(), (x * 2).requires_grad))
+            out.append((t.is_grad_enabled(), (x * 2).requires_grad))
+        out.append((t.is_grad_enabled(), t.is_inference_mode_enabled(), (x * 2).requires_grad))
+        return out
+
+    assert run(ember) == run(torch)
