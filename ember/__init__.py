@@ -80,7 +80,27 @@ def set_num_interop_threads(n):
 
 
 def use_deterministic_algorithms(mode, *, warn_only=False):
-    pass
+    """``True``: runs repeat bit for bit whatever else the machine is doing. ember's ops give the
+    same bits for the same thread count, and ember otherwise drops to one thread while other
+    processes keep the cores busy (``ember.backend.threads``); this keeps the count fixed."""
+    if not isinstance(mode, _builtins.bool):
+        raise TypeError("_set_deterministic_algorithms(): argument 'mode' (position 1) must be "
+                        f"bool, not {type(mode).__name__}")
+    from ember.backend import threads
+
+    threads.set_deterministic(mode, warn_only)
+
+
+def are_deterministic_algorithms_enabled():
+    from ember.backend import threads
+
+    return threads.deterministic()[0]
+
+
+def is_deterministic_algorithms_warn_only_enabled():
+    from ember.backend import threads
+
+    return threads.deterministic()[1]
 
 
 def compile(model=None, **kwargs):

@@ -10,7 +10,9 @@ OpenMP's ``OMP_DYNAMIC`` does, and on the threads it was given otherwise.
 ``machine_busy`` samples ``/proc/stat`` (all CPUs' busy time) and ``os.times`` (this process's
 own time) at most every half second: the cores in use by others are the difference. Elsewhere it
 falls back to the load average. ``EMBER_DYNAMIC_THREADS=0`` (or ``set_dynamic(False)``) turns
-the check off.
+the check off, and so does ``ember.use_deterministic_algorithms(True)``: the rounding of a split
+product or sum can change with the thread count, so with the check a run's last bits depend on
+the machine's load.
 
 Example::
 
@@ -24,7 +26,8 @@ from __future__ import annotations
 import os
 import time
 
-__all__ = ["machine_busy", "set_dynamic", "get_dynamic", "cpu_count"]
+__all__ = ["machine_busy", "set_dynamic", "get_dynamic", "cpu_count", "set_deterministic",
+           "deterministic"]
 
 _WINDOW = 0.5  # seconds between samples
 _FREE_FOR_PARALLEL = 1.5  # cores not used by other processes needed for a second thread
@@ -39,6 +42,8 @@ def cpu_count():
 
 
 _dynamic = os.environ.get("EMBER_DYNAMIC_THREADS", "1") not in ("0", "false", "False", "")
+_deterministic = (False, False)  # ember.use_deterministic_algorithms: (mode, warn_only)
+_watch = _dynamic  # whether machine_busy looks at the machine: dynamic and not deterministic
 _ncpu = cpu_count()
 _tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 # [time of last sample, all CPUs' busy seconds, this process's seconds, busy verdict]
@@ -47,8 +52,23 @@ _last = [0.0, None, 0.0, False]
 
 def set_dynamic(flag):
     """Let ember drop to one BLAS thread while other processes keep the other cores busy."""
-    global _dynamic
+    global _dynamic, _watch
     _dynamic = bool(flag)
+    _watch = _dynamic and not _deterministic[0]
+
+
+def set_deterministic(mode, warn_only=False):
+    """``ember.use_deterministic_algorithms``: a run's numbers must not depend on the machine's
+    load. A product split over two threads can round differently from one on one thread (and
+    ember's split kernels sum their parts), so the thread count stops following the load."""
+    global _deterministic, _watch
+    _deterministic = (bool(mode), bool(warn_only))
+    _watch = _dynamic and not _deterministic[0]
+
+
+def deterministic():
+    """(mode, warn_only) as ``ember.use_deterministic_algorithms`` last set them."""
+    return _deterministic
 
 
 def get_dynamic():
@@ -69,7 +89,7 @@ def _own_seconds():
 
 def machine_busy():
     """True when other processes use so many cores that a second BLAS thread would wait."""
-    if not _dynamic or _ncpu < 2:
+    if not _watch or _ncpu < 2:
         return _ncpu < 2
     now = time.monotonic()
     last = _last

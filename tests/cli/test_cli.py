@@ -99,8 +99,11 @@ def _start(out, *args):
     """``ember train`` in a process of its own, as a user starts it. Each run the resume tests
     compare runs so: a process that imported torch before ember (as this one) sets its BLAS
     threads otherwise, and NumPy's OpenBLAS on one thread rounds some products differently
-    from two (seen on an AMD EPYC: 1-ulp differences)."""
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    from two (seen on an AMD EPYC: 1-ulp differences). For the same reason the runs keep their
+    thread count when other processes load the machine (EMBER_DYNAMIC_THREADS=0, as
+    ``use_deterministic_algorithms(True)``): under a parallel test run's load, runs compared
+    without it differed in the last bits."""
+    env = dict(os.environ, PYTHONPATH=ROOT, EMBER_DYNAMIC_THREADS="0")
     cmd = [sys.executable, "-m", "ember.cli", "train", *(args or (*FAST, "--out", str(out)))]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)

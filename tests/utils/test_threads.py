@@ -44,6 +44,42 @@ def test_set_dynamic_off_never_busy_on_multicore():
         threads.set_dynamic(was)
 
 
+def test_deterministic_algorithms_keep_the_thread_count_whatever_the_load(monkeypatch):
+    """use_deterministic_algorithms(True): the busy check (which changes the thread count, so
+    the rounding) stops looking at the machine; False gives it back. The flags and the error
+    for a non-bool are PyTorch's."""
+    import torch
+
+    monkeypatch.setattr(bt, "_ncpu", 2)
+    monkeypatch.setattr(bt, "_dynamic", True)
+    monkeypatch.setattr(bt, "_watch", True)
+    clock = iter(range(0, 10 ** 6, 100))  # other processes take 100 s of CPU every sample
+    monkeypatch.setattr(bt, "_busy_seconds", lambda: next(clock))
+
+    def busy():
+        bt._last[0] = time.monotonic() - 1.0
+        return bt.machine_busy()
+
+    busy()
+    assert busy() is True
+    try:
+        for lib in (ember, torch):
+            assert lib.are_deterministic_algorithms_enabled() is False
+            lib.use_deterministic_algorithms(True, warn_only=True)
+            assert lib.are_deterministic_algorithms_enabled() is True
+            assert lib.is_deterministic_algorithms_warn_only_enabled() is True
+        assert busy() is False
+    finally:
+        for lib in (ember, torch):
+            lib.use_deterministic_algorithms(False)
+            assert lib.are_deterministic_algorithms_enabled() is False
+    busy()
+    assert busy() is True
+    for lib in (ember, torch):
+        with pytest.raises(TypeError, match="argument 'mode' .* must be bool, not int"):
+            lib.use_deterministic_algorithms(1)
+
+
 def test_serial_blas_restores_thread_count():
     before = threads.get_num_threads()
     a = np.ones((256, 256), np.float32)
