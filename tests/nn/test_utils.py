@@ -97,3 +97,16 @@ def test_pack_sequence_and_errors():
         ember.nn.utils.rnn.pack_padded_sequence(ember.ones(3, 2, 1), [1, 3])
     with pytest.raises(ValueError, match="Expected padding_side to be one of left or right"):
         ember.nn.utils.rnn.pad_sequence(seqs, padding_side="up")
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_pack_padded_sequence_rejects_wrong_number_of_lengths(batch_first):
+    # torch: one length per sequence of the batch, else RuntimeError (ember dropped the rest)
+    x = np.zeros((3, 5, 2) if batch_first else (5, 3, 2), np.float32)
+    msgs = []
+    for lib in (torch, ember):
+        with pytest.raises(RuntimeError) as info:
+            lib.nn.utils.rnn.pack_padded_sequence(lib.tensor(x), [5, 4],
+                                                  batch_first=batch_first)
+        msgs.append(str(info.value))
+    assert msgs[1] == msgs[0]

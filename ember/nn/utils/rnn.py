@@ -116,6 +116,10 @@ def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True)
                 "You can pass `enforce_sorted=False` to pack_padded_sequence and/or "
                 "pack_sequence to sidestep this requirement if you do not need ONNX "
                 "exportability.")
+        batch = input.shape[0 if batch_first else 1]
+        if len(lens) != batch:
+            raise RuntimeError("Expected `len(lengths)` to be equal to batch_size, but got "
+                               f"{len(lens)} (batch_size={batch})")
         sorted_idx = None
         order = np.arange(len(lens))
     else:
