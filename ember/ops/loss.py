@@ -118,6 +118,8 @@ class CrossEntropy(Function):
             dx -= (eps / c) * valid[:, None] * (weight if weight is not None else 1)
         scale = _grad_scale(g, reduction, denom)
         dx *= scale.reshape(-1, 1) if reduction == "none" else scale
+        if reduction == "mean" and not denom:  # g / 0: ignored rows still get 0, as in torch
+            dx[~valid] = 0
         return _unflat_classes(dx, shape), None, None, None, None, None
 
 
@@ -189,16 +191,19 @@ class NLL(Function):
         w = (weight[tt] if weight is not None else np.ones(t.shape, x.dtype)) * valid
         loss = -np.take_along_axis(x2, tt[:, None], 1)[:, 0] * w
         denom = w.sum(dtype=x.dtype)
-        ctx.meta = (x.shape, x2.shape, tt, w, reduction, denom)
+        ctx.meta = (x.shape, x2.shape, tt, valid, w, reduction, denom)
         out = _reduce(loss, reduction, denom)
         return out.reshape(target.shape) if reduction == "none" else out
 
     @staticmethod
     def backward(ctx, g):
-        shape, shape2, tt, w, reduction, denom = ctx.meta
+        shape, shape2, tt, valid, w, reduction, denom = ctx.meta
         dx = np.zeros(shape2, dtype=w.dtype)
         scale = _grad_scale(g, reduction, denom)
-        dx[np.arange(len(tt)), tt] = -w * (scale.reshape(-1) if reduction == "none" else scale)
+        rows = np.arange(len(tt))
+        dx[rows, tt] = -w * (scale.reshape(-1) if reduction == "none" else scale)
+        if reduction == "mean" and not denom:  # g / 0: ignored rows still get 0, as in torch
+            dx[rows[~valid], tt[~valid]] = 0
         return _unflat_classes(dx, shape), None, None, None, None
 
 

@@ -62,6 +62,22 @@ def test_cross_entropy_unbatched_and_all_ignored():
     assert np.isnan(out.item())  # as torch: 0 / 0
 
 
+@pytest.mark.parametrize("fn_name", ["cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("kw", [{}, {"label_smoothing": 0.1}, {"weight": W10[:5]}])
+def test_all_ignored_mean_gives_zero_gradient(fn_name, kw):
+    # a batch whose targets are all ignore_index: the loss is nan (0 / 0) but torch's gradient
+    # is 0 (ignored rows are skipped); ember's was nan, which poisoned the weights
+    if fn_name == "nll_loss" and "label_smoothing" in kw:
+        return
+
+    def fn(t, x, y):
+        k = dict(kw, weight=w(t, kw["weight"], x)) if "weight" in kw else kw
+        return getattr(F(t), fn_name)(x, y, ignore_index=2, **k)
+
+    check_op([(4, 5), np.full(4, 2, np.int64)], fn)
+    check_op([(2, 5, 3), np.full((2, 3), 2, np.int64)], fn)
+
+
 @pytest.mark.parametrize("kw", [{}, {"label_smoothing": 0.2}, {"reduction": "none"},
                                 {"reduction": "sum", "weight": W10}])
 def test_cross_entropy_probabilities(kw):
