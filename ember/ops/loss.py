@@ -20,6 +20,7 @@ import numpy as np
 from ember.autograd.function import Function
 from ember.backend import unbroadcast
 from ember.ops.activation import _sig
+from ember.ops.elementwise import _broadcast_error
 from ember.tensor import Tensor
 
 __all__ = [
@@ -398,6 +399,10 @@ def _pointwise_loss(input, target, kind, params=(), weight=None, reduction="mean
         if strict:
             raise ValueError(_size_msg(target, input, strict))
         warnings.warn(_size_msg(target, input, strict), UserWarning, stacklevel=3)
+        try:
+            np.broadcast_shapes(tuple(input.shape), tuple(target.shape))
+        except ValueError:
+            _broadcast_error(input, target)
     if input._data.dtype.kind != "f":
         raise RuntimeError(f"{name}(): expected a floating point input, got {input.dtype}")
     if target._data.dtype != input._data.dtype:

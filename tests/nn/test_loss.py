@@ -1,6 +1,8 @@
 """Losses: every functional vs torch (forward + every input grad), float64 gradcheck, modules
 (options, state_dict keys, reprs) and the bad-input errors."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -259,6 +261,17 @@ def test_other_loss_errors():
     _err(lambda: Fe.huber_loss(ember.rand(3), ember.rand(3), delta=0), RuntimeError,
          "non-positive values for delta")
     _err(lambda: ember.nn.TripletMarginLoss(margin=0), ValueError, "expected margin to be greater")
+
+
+@pytest.mark.parametrize("name", ["mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss",
+                                  "kl_div", "soft_margin_loss"])
+def test_unbroadcastable_target_raises_torch_error(name):
+    # torch raises its broadcast RuntimeError; ember's was NumPy's raw ValueError
+    for lib in (torch, ember):
+        with warnings.catch_warnings(), pytest.raises(
+                RuntimeError, match=r"The size of tensor a \(\d\) must match the size of tensor b"):
+            warnings.simplefilter("ignore")
+            getattr(lib.nn.functional, name)(lib.rand(2, 3), lib.rand(3, 3))
 
 
 WEIGHTED = [(n, r) for n in ("mse_loss", "l1_loss", "huber_loss") for r in ("mean", "sum", "none")]
