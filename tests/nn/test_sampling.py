@@ -94,6 +94,20 @@ def test_unfold_fold(each_kernels):
     check_gradcheck([(1, 2, 4, 5)], lambda t, x: F(t).unfold(x, 2, padding=1))
 
 
+def test_unfold_fold_layers():
+    from ember.nn.modules.fold import Fold, Unfold  # torch.nn.modules.fold's path
+
+    assert (Fold, Unfold) == (nn.Fold, nn.Unfold)
+    kw = dict(dilation=(1, 2), padding=1, stride=2)
+    check_module(torch.nn.Unfold((3, 2), **kw), nn.Unfold((3, 2), **kw), [(2, 3, 7, 6)])
+    check_module(torch.nn.Unfold(2), nn.Unfold(2), [(3, 5, 5)])
+    check_module(torch.nn.Fold((5, 5), 2, padding=1, stride=2),
+                 nn.Fold((5, 5), 2, padding=1, stride=2), [(2, 12, 9)])
+    check_module(torch.nn.Fold(4, 2), nn.Fold(4, 2), [(8, 9)])
+    assert repr(nn.Unfold((3, 2), **kw)) == repr(torch.nn.Unfold((3, 2), **kw))
+    assert repr(nn.Fold((5, 5), 2)) == repr(torch.nn.Fold((5, 5), 2))
+
+
 def _msg(fn, lib):
     with pytest.raises(Exception) as ei:
         fn(lib)

@@ -15,6 +15,7 @@ from ember.nn.modules.normalization import *  # noqa: F401,F403
 from ember.nn.modules.padding import *  # noqa: F401,F403
 from ember.nn.modules.upsampling import *  # noqa: F401,F403
 from ember.nn.modules.pixelshuffle import *  # noqa: F401,F403
+from ember.nn.modules.fold import *  # noqa: F401,F403
 from ember.nn.modules.distance import *  # noqa: F401,F403
 from ember.nn.modules.rnn import *  # noqa: F401,F403
 from ember.nn.modules.attention import *  # noqa: F401,F403
