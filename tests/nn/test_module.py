@@ -103,6 +103,32 @@ def test_forward_hooks_match_torch():
     np.testing.assert_allclose(de, dt)
 
 
+def test_forward_hook_always_call_runs_when_forward_raises():
+    # torch runs the forward hooks registered with always_call=True (output None) when the
+    # forward or a later hook raises, silencing their own errors with a warning; ember ignored it
+    def run(n, lib):
+        log = []
+        m = n.Linear(2, 2)
+        m.register_forward_hook(lambda mod, args, out: log.append(("always", out)),
+                                always_call=True)
+        m.register_forward_hook(lambda mod, args, kw, out: log.append(("kw", out, kw)),
+                                with_kwargs=True, always_call=True)
+        m.register_forward_hook(lambda mod, args, out: log.append("plain"))
+        m.register_forward_hook(lambda mod, args, out: 1 / 0, always_call=True)
+        with pytest.warns(UserWarning, match="raised an exception that was silenced"):
+            with pytest.raises(RuntimeError):
+                m(lib.ones(1, 3))
+        m2 = n.Linear(2, 2)
+        m2.register_forward_hook(lambda mod, args, out: log.append("ran"), always_call=True)
+        m2.register_forward_hook(lambda mod, args, out: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            m2(lib.ones(1, 2))  # the always_call hook already ran: not run twice
+        return log
+
+    assert run(ember.nn, ember) == run(torch.nn, torch) == [
+        ("always", None), ("kw", None, {}), "ran"]
+
+
 def _hooked(n, lib, input_grad=True):
     lib.manual_seed(0)
     m = n.Sequential(n.Linear(3, 4), n.ReLU(), n.Linear(4, 2))

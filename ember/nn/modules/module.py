@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import warnings
 import weakref
 from collections import OrderedDict, namedtuple
 
@@ -116,6 +117,34 @@ class Module:
         return self._call_with_hooks(args, kwargs)
 
     def _call_with_hooks(self, args, kwargs):
+        always = self.__dict__.get("_forward_hooks_always_called")
+        if not always:
+            return self._run_with_hooks(args, kwargs, set())
+        called = set()
+        try:
+            return self._run_with_hooks(args, kwargs, called)
+        except Exception:
+            # as torch: the forward hooks registered with always_call=True that have not run yet
+            # run now (with output None; an error of theirs only warns), then the error re-raises
+            result = None
+            for hid, hook in list(self._forward_hooks.items()):
+                if hid not in always or hid in called:
+                    continue
+                try:
+                    if self._forward_hooks_with_kwargs.get(hid):
+                        r = hook(self, args, kwargs, result)
+                    else:
+                        r = hook(self, args, result)
+                except Exception as e:  # noqa: BLE001 - silenced as torch does
+                    warnings.warn("module forward hook with ``always_call=True`` raised an "
+                                  "exception that was silenced as another error was raised in "
+                                  f"forward: {e}")
+                    continue
+                if r is not None:
+                    result = r
+            raise
+
+    def _run_with_hooks(self, args, kwargs, called):
         for hid, hook in itertools.chain(_global_forward_pre_hooks.items(),
                                          self._forward_pre_hooks.items()):
             if self._forward_pre_hooks_with_kwargs.get(hid):
@@ -140,6 +169,7 @@ class Module:
                 r = hook(self, args, kwargs, out)
             else:
                 r = hook(self, args, out)
+            called.add(hid)
             if r is not None:
                 out = r
         if bw:
@@ -637,6 +667,8 @@ class Module:
         h = self._add_hook(self._forward_hooks, hook, prepend)
         if with_kwargs:
             self._forward_hooks_with_kwargs[h.id] = True
+        if always_call:
+            self.__dict__.setdefault("_forward_hooks_always_called", {})[h.id] = True
         return h
 
     def register_full_backward_hook(self, hook, prepend=False):
