@@ -165,7 +165,7 @@ Hardtanh = _pointwise(
     lambda x, y, lo, hi: ((x > lo) & (x < hi)).astype(x.dtype))
 Hardswish = _pointwise(
     "Hardswish", lambda x: x * np.clip(x + 3, 0, 6) / 6,
-    lambda x, y: np.where(x < -3, 0, np.where(x > 3, 1, x / 3 + 0.5)).astype(x.dtype))
+    lambda x, y: np.where(x <= -3, 0, np.where(x >= 3, 1, x / 3 + 0.5)).astype(x.dtype))
 Hardsigmoid = _pointwise(
     "Hardsigmoid", lambda x: np.clip(x / 6 + 0.5, 0, 1).astype(x.dtype, copy=False),
     lambda x, y: ((x > -3) & (x < 3)).astype(x.dtype) / 6)

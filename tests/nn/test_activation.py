@@ -149,6 +149,16 @@ def test_bad_arguments():
         ember.nn.Softmax2d()(ember.randn(2, 3))
 
 
+@pytest.mark.parametrize("name", ["relu", "relu6", "hardtanh", "hardswish", "hardsigmoid",
+                                  "elu", "softshrink", "hardshrink"])
+def test_gradient_at_the_kinks_matches_torch(name):
+    # torch's subgradient at each breakpoint (hardswish: 0 at -3 and 1 at 3; ember's was
+    # -0.5 and 1.5)
+    x = np.array([-6, -3, -1, -0.5, 0, 0.5, 1, 3, 6, 6.5], np.float32)
+    ge, gt = input_grads(name, x, np.ones_like(x))
+    np.testing.assert_allclose(ge, gt, rtol=1e-6, atol=1e-7)
+
+
 def test_float32_stays_float32():
     x = ember.randn(4, 5, requires_grad=True)
     F = ember.nn.functional
