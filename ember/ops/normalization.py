@@ -18,7 +18,8 @@ from ember.autograd.function import Function
 from ember.backend import jit
 from ember.backend.parallel import parallel_for
 
-__all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "local_response_norm"]
+__all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "local_response_norm",
+           "rms_norm"]
 
 
 def _row_sums(a3, out=None):
@@ -416,6 +417,28 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     for s in shape:
         d *= s
     return LayerNormOp.apply(input, weight, bias, d, eps)
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """Root-mean-square normalisation over the trailing ``normalized_shape`` dimensions:
+    ``x / sqrt(mean(x ** 2) + eps) * weight``; ``eps=None`` is the dtype's machine epsilon.
+    A composite of ops (autograd through them)."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else \
+        tuple(int(s) for s in normalized_shape)
+    nd = len(shape)
+    if input.ndim < nd or tuple(input.shape[input.ndim - nd:]) != shape:
+        raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
+                           f"[*{', '.join(map(str, shape))}], but got input of size"
+                           f"{_size(input.shape)}")
+    if weight is not None and tuple(weight.shape) != shape:
+        raise RuntimeError(f"Expected weight to be of same shape as normalized_shape, but got "
+                           f"weight of shape {_size(weight.shape)} and normalized_shape = "
+                           f"{_size(shape)}")
+    if eps is None:
+        eps = float(np.finfo(input._data.dtype).eps)
+    dims = tuple(range(input.ndim - nd, input.ndim))
+    y = input * ((input * input).mean(dims, keepdim=True) + eps).rsqrt()
+    return y if weight is None else y * weight
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):

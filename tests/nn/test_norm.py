@@ -163,6 +163,35 @@ def test_local_response_norm():
     assert repr(t) == repr(e)
 
 
+@pytest.mark.parametrize("ns,kw,shape", [
+    (5, {}, (2, 3, 5)),
+    ((3, 5), {"eps": 1e-3}, (2, 3, 5)),
+    (4, {"elementwise_affine": False}, (3, 4)),
+])
+def test_rmsnorm(ns, kw, shape):
+    from ember.nn.modules.normalization import RMSNorm  # torch.nn.modules.normalization's path
+
+    assert RMSNorm is nn.RMSNorm
+    t, e = torch.nn.RMSNorm(ns, **kw), nn.RMSNorm(ns, **kw)
+    with torch.no_grad():  # weights other than ones
+        for p in t.parameters():
+            p.uniform_(0.5, 1.5)
+    assert list(e.state_dict()) == list(t.state_dict())
+    check_module(t, e, [shape], **TOL)
+    assert repr(t) == repr(e)
+
+
+def test_rms_norm_functional():
+    check_op([(2, 3, 4), (4,)], lambda t, x, w: t.nn.functional.rms_norm(x, (4,), w), **TOL)
+    # eps=None is the dtype's epsilon, which dominates for tiny inputs
+    check_op([(3, 4)], lambda t, x: t.nn.functional.rms_norm(x * 1e-4, [3, 4]), **TOL)
+    check_op([(3, 4)], lambda t, x: t.nn.functional.rms_norm(x * 1e-4, (4,), eps=1e-6), **TOL)
+    check_gradcheck([(2, 3, 4), (3, 4)], lambda t, x, w: t.nn.functional.rms_norm(x, (3, 4), w))
+    for case in (lambda L: L.nn.functional.rms_norm(L.zeros(2, 3), (4,)),
+                 lambda L: L.nn.functional.rms_norm(L.zeros(2, 3), (3,), L.ones(2))):
+        assert _msg(case, ember) == _msg(case, torch)
+
+
 def test_functional_vs_torch_and_gradcheck():
     for tr in (True, False):
         def bn(t, x, w, b, tr=tr):

@@ -1,4 +1,4 @@
-"""``LayerNorm``, ``GroupNorm``, ``InstanceNorm1d/2d``, ``LocalResponseNorm``.
+"""``LayerNorm``, ``RMSNorm``, ``GroupNorm``, ``InstanceNorm1d/2d``, ``LocalResponseNorm``.
 
 Example::
 
@@ -18,7 +18,8 @@ from ember.nn.parameter import Parameter
 from ember.ops import normalization as F
 from ember.ops.creation import ones, zeros
 
-__all__ = ["LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "LocalResponseNorm"]
+__all__ = ["LayerNorm", "RMSNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
+           "LocalResponseNorm"]
 
 
 class LayerNorm(Module):
@@ -58,6 +59,34 @@ class LayerNorm(Module):
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, "
                 f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
+
+
+class RMSNorm(Module):
+    """Root-mean-square normalisation over the trailing ``normalized_shape`` dimensions, then an
+    elementwise scale (no bias); ``eps=None`` uses the input dtype's machine epsilon."""
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None,
+                 dtype=None):
+        super().__init__()
+        if isinstance(normalized_shape, numbers.Integral):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        if elementwise_affine:
+            self.weight = Parameter(ones(self.normalized_shape, device=device, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+
+    def reset_parameters(self):
+        if self.elementwise_affine:
+            self.weight._data[...] = 1
+
+    def forward(self, x):
+        return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
 
 
 class GroupNorm(Module):
