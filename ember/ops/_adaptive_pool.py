@@ -77,7 +77,8 @@ class AdaptiveMaxPool2dOp(Function):
         idx = np.empty(lead + (oh, ow), dtype=np.int64)
         for i in range(oh):
             for j in range(ow):
-                flat = x[..., hs[i]:he[i], ws[j]:we[j]].reshape(lead + (-1,))
+                cell = (he[i] - hs[i]) * (we[j] - ws[j])  # not -1: an empty batch reshapes too
+                flat = x[..., hs[i]:he[i], ws[j]:we[j]].reshape(lead + (cell,))
                 a = np.argmax(flat, axis=-1)
                 y[..., i, j] = np.take_along_axis(flat, a[..., None], -1)[..., 0]
                 rw = we[j] - ws[j]
@@ -98,8 +99,9 @@ def _scatter_planes(g, idx, shape):
     time, so no index repeats inside one fancy-index update)."""
     plane = shape[-2] * shape[-1]
     gx = np.zeros((int(np.prod(shape[:-2], dtype=np.int64)), plane), dtype=g.dtype)
-    g2 = g.reshape(gx.shape[0], -1)
-    i2 = idx.reshape(gx.shape[0], -1)
+    cells = g.shape[-2] * g.shape[-1]
+    g2 = g.reshape(gx.shape[0], cells)
+    i2 = idx.reshape(gx.shape[0], cells)
     rows = np.arange(gx.shape[0])
     for c in range(g2.shape[1]):
         gx[rows, i2[:, c]] += g2[:, c]
@@ -163,12 +165,12 @@ class MaxUnpoolOp(Function):
     def forward(ctx, x, idx, out_shape):
         b = int(np.prod(x.shape[:-2], dtype=np.int64))
         out = np.zeros((b, out_shape[-2] * out_shape[-1]), dtype=x.dtype)
-        i2 = idx.reshape(b, -1)
+        i2 = idx.reshape(b, x.shape[-2] * x.shape[-1])
         if i2.size and (i2.min() < 0 or i2.max() >= out.shape[1]):
             raise RuntimeError(f"Found an invalid max index: {int(i2.max())} (output volumes are "
                                f"of size {out_shape[-2]}x{out_shape[-1]})")
         rows = np.arange(b)[:, None]
-        out[rows, i2] = x.reshape(b, -1)
+        out[rows, i2] = x.reshape(i2.shape)
         ctx.save_for_backward(idx)
         ctx.xshape = x.shape
         return out.reshape(x.shape[:-2] + tuple(out_shape[-2:]))
@@ -176,8 +178,9 @@ class MaxUnpoolOp(Function):
     @staticmethod
     def backward(ctx, g):
         (idx,) = ctx.saved_tensors
-        b = idx.size // (idx.shape[-2] * idx.shape[-1])
-        gx = g.reshape(b, -1)[np.arange(b)[:, None], idx.reshape(b, -1)]
+        cells = idx.shape[-2] * idx.shape[-1]
+        b = idx.size // cells if cells else 0
+        gx = g.reshape(b, g.shape[-2] * g.shape[-1])[np.arange(b)[:, None], idx.reshape(b, cells)]
         return gx.reshape(ctx.xshape), None, None
 
 

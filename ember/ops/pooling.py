@@ -228,7 +228,7 @@ def _flat_indices(idx, kernel, stride, padding, dilation, width):
 def _pool_args(x, kernel_size, stride, padding, dilation, nd, name, ndims=(3, 4)):
     if not isinstance(x, Tensor):
         raise TypeError(f"{name}(): argument 'input' must be Tensor, not {type(x).__name__}")
-    if x.ndim not in ndims or x.numel() == 0:
+    if x.ndim not in ndims or 0 in x.shape[x.ndim - ndims[0]:]:  # an empty batch is fine
         raise RuntimeError(f"{name}: Expected {ndims[0]}D or {ndims[1]}D (batch mode) tensor with "
                            f"optional 0 dim batch size for input, but got:{list(x.shape)}")
     k = _ntuple(kernel_size, nd, "kernel_size")

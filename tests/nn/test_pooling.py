@@ -174,6 +174,28 @@ def test_errors_match_torch(case):
     assert _msg(case, ember) == _msg(case, torch)
 
 
+@pytest.mark.parametrize("fn", [
+    lambda L, x: L.nn.functional.max_pool2d(x, 2),
+    lambda L, x: L.nn.functional.max_pool2d(x, 3, 2, 1, return_indices=True),
+    lambda L, x: L.nn.functional.avg_pool2d(x, 3, 2, 1, ceil_mode=True),
+    lambda L, x: L.nn.functional.max_pool1d(x[:, :, 0], 2),
+    lambda L, x: L.nn.functional.avg_pool1d(x[:, :, 0], 2),
+    lambda L, x: L.nn.functional.adaptive_max_pool2d(x, (2, 3), return_indices=True),
+    lambda L, x: L.nn.functional.adaptive_max_pool1d(x[:, :, 0], 3),
+    lambda L, x: L.nn.functional.adaptive_avg_pool2d(x, 3),
+    lambda L, x: L.nn.functional.max_unpool2d(*L.nn.functional.max_pool2d(
+        x, 2, return_indices=True), 2),
+])
+def test_empty_batch_matches_torch(fn):
+    # torch pools a batch of 0 samples ("optional 0 dim batch size"); ember raised or crashed
+    check_op([(0, 3, 6, 5)], fn)
+
+
+def test_empty_non_batch_dim_still_raises():
+    case = lambda L: L.nn.functional.max_pool2d(L.zeros(2, 0, 4, 4), 2)  # noqa: E731
+    assert _msg(case, ember)[0] == _msg(case, torch)[0] == "RuntimeError"
+
+
 def test_maxpool_inference_path():
     x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
     with ember.no_grad():
