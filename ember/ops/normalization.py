@@ -353,6 +353,16 @@ def _size(shape):
     return "[" + ", ".join(str(s) for s in shape) + "]"
 
 
+def _empty_batch(input, *params):
+    """torch's result for an input with no elements (an empty batch): the empty output, the
+    running statistics untouched and zero gradients for the affine parameters."""
+    out = input * 1
+    for p in params:
+        if p is not None:
+            out = out + p.sum() * 0
+    return out
+
+
 def _check_vec(name, t, c):
     if t is not None and t.numel() != c:
         raise RuntimeError(f"{name} should contain {c} elements not {t.numel()}")
@@ -383,6 +393,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                              f"size ember.Size({list(input.shape)})")
     elif running_mean is None or running_var is None:
         raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
+    if input.numel() == 0:
+        return _empty_batch(input, weight, bias)
     rm = None if running_mean is None else running_mean._data
     rv = None if running_var is None else running_var._data
     out = BatchNormOp.apply(input, weight, bias, rm, rv, bool(training),
@@ -457,6 +469,8 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
             raise RuntimeError(f"Expected {name} to be a vector of size equal to the number of "
                                f"channels in input, but got {name} of shape {_size(t.shape)} and "
                                f"input of shape {_size(input.shape)}")
+    if input.numel() == 0:
+        return _empty_batch(input, weight, bias)
     return GroupNormOp.apply(input, weight, bias, int(num_groups), eps)
 
 
@@ -467,6 +481,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     if input.ndim < 3:
         raise ValueError(f"instance_norm expected at least 3D input (got {input.ndim}D input)")
     c = input.shape[1]
+    if input.numel() == 0:
+        return _empty_batch(input, weight, bias)
     if not use_input_stats:
         return batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
     if running_mean is not None and running_var is not None:

@@ -192,6 +192,24 @@ def test_rms_norm_functional():
         assert _msg(case, ember) == _msg(case, torch)
 
 
+@pytest.mark.parametrize("make,shape", [
+    (lambda n: n.BatchNorm2d(3), (0, 3, 4, 4)),
+    (lambda n: n.BatchNorm1d(3, momentum=None), (0, 3)),
+    (lambda n: n.BatchNorm1d(3, track_running_stats=False), (0, 3, 5)),
+    (lambda n: n.GroupNorm(1, 3), (0, 3, 4)),
+    (lambda n: n.InstanceNorm1d(3), (0, 3, 4)),  # (with affine=True torch itself fails)
+])
+@pytest.mark.parametrize("train", [True, False])
+def test_empty_batch_matches_torch(make, shape, train):
+    # torch: an empty output, running statistics untouched (num_batches_tracked still counts),
+    # zero affine gradients; ember crashed in NumPy's reshape(-1) of a size-0 array
+    t, e = make(torch.nn), make(nn)
+    check_module(t, e, [shape], train=train)
+    for (k, tv), (ke, ev) in zip(t.state_dict().items(), e.state_dict().items()):
+        assert k == ke
+        assert_close(ev, tv, what=k)
+
+
 def test_functional_vs_torch_and_gradcheck():
     for tr in (True, False):
         def bn(t, x, w, b, tr=tr):
