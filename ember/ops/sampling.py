@@ -191,10 +191,12 @@ def _apply_mats(x, mats, transpose):
         m = m.T if transpose else m
         ax = x.ndim - nd + k
         pre, post = x.shape[:ax], x.shape[ax + 1:]
-        if not post:
-            x = (x.reshape(-1, x.shape[-1]) @ m.T).reshape(pre + (m.shape[0],))
+        if not post:  # explicit sizes, not -1: an empty batch reshapes too
+            rows = int(np.prod(pre, dtype=np.int64))
+            x = (x.reshape(rows, x.shape[-1]) @ m.T).reshape(pre + (m.shape[0],))
         else:
-            x = np.matmul(m, x.reshape(pre + (x.shape[ax], -1))).reshape(pre + (m.shape[0],) + post)
+            cols = int(np.prod(post, dtype=np.int64))
+            x = np.matmul(m, x.reshape(pre + (x.shape[ax], cols))).reshape(pre + (m.shape[0],) + post)
     return np.ascontiguousarray(x)
 
 
@@ -235,6 +237,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         raise ValueError("only one of size or scale_factor should be defined" if size is not None
                          else "either size or scale_factor should be defined")
     spatial = tuple(input.shape[2:])
+    if input.shape[1] == 0:  # an empty batch is fine, no channels is not
+        raise RuntimeError(f"Non-empty {input.ndim}D data tensor expected but got a tensor with "
+                           f"sizes {list(input.shape)}")
     if size is not None:
         out = tuple(size) if isinstance(size, (tuple, list)) else (size,) * nd
         if len(out) != nd:
@@ -256,7 +261,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                 "and scale_factor in (s1, s2, ...,sK) format.")
         out = tuple(int(math.floor(n * float(f))) for n, f in zip(spatial, sf))
         scales = (None,) * nd if recompute_scale_factor else tuple(1.0 / float(f) for f in sf)
-    if any(o <= 0 for o in out):
+    if any(o <= 0 for o in out) or 0 in spatial:
         raise RuntimeError(f"Input and output sizes should be greater than 0, but got input "
                            f"({', '.join(map(str, spatial))}) and output "
                            f"({', '.join(map(str, out))})")

@@ -131,9 +131,28 @@ def _msg(fn, lib):
     lambda L: L.nn.functional.pixel_shuffle(L.zeros(1, 3, 4, 4), 2),
     lambda L: L.nn.functional.pixel_unshuffle(L.zeros(1, 3, 5, 4), 2),
     lambda L: L.nn.functional.fold(L.zeros(1, 12, 4), (4, 4), 2),
+    lambda L: L.nn.functional.interpolate(L.zeros(2, 0, 4, 4), size=(3, 3)),
 ])
 def test_errors_match_torch(case):
     assert _msg(case, ember) == _msg(case, torch)
+
+
+@pytest.mark.parametrize("kw", [dict(scale_factor=2), dict(size=(3, 5), mode="bilinear"),
+                                dict(size=(3, 5), mode="bicubic", align_corners=True),
+                                dict(size=(3, 5), mode="area"),
+                                dict(scale_factor=1.5, mode="nearest-exact")])
+def test_interpolate_empty_batch(kw):
+    # torch resizes a batch of 0 samples; ember crashed in NumPy's reshape(-1) of a size-0 array
+    check_op([(0, 3, 4, 4)], lambda t, x: t.nn.functional.interpolate(x, **kw))
+
+
+@pytest.mark.parametrize("shape,kw", [((2, 3, 0), dict(size=3, mode="linear")),
+                                      ((2, 3, 0, 4), dict(size=(2, 2)))])
+def test_interpolate_empty_spatial_input_raises(shape, kw):
+    # torch: RuntimeError 'Input and output sizes should be greater than 0'; ember: IndexError
+    for lib in (torch, ember):
+        with pytest.raises(RuntimeError, match="Input and output sizes should be greater than 0"):
+            lib.nn.functional.interpolate(lib.zeros(*shape), **kw)
 
 
 def test_interpolate_keeps_float32():
