@@ -368,3 +368,18 @@ def test_errors():
             lambda: nn.GRUCell(4, 6)(ember.randn(2, 4), ember.zeros(3, 6)))
     _raises(RuntimeError, r"input has inconsistent input_size: got 5 expected 4",
             lambda: nn.RNNCell(4, 6)(ember.randn(2, 5)))
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda n: n.LSTM(3, 4), (0, 2, 3)),
+    (lambda n: n.GRU(3, 4, batch_first=True), (2, 0, 3)),
+    (lambda n: n.RNN(3, 4), (0, 3)),
+    (lambda n: n.LSTM(3, 4, batch_first=True, bidirectional=True), (0, 3)),
+])
+def test_empty_sequence_raises_torch_error(make, shape):
+    # torch: RuntimeError 'Expected sequence length to be larger than 0 in RNN'; ember raised a
+    # raw IndexError from inside the layer
+    for lib in (torch, ember):
+        with pytest.raises(RuntimeError, match="Expected sequence length to be larger than 0"):
+            make(lib.nn)(lib.zeros(*shape))
+

@@ -145,6 +145,8 @@ class RNNBase(Module):
         if input.size(-1) != self.input_size:
             raise RuntimeError("input.size(-1) must be equal to input_size. Expected "
                                f"{self.input_size}, got {input.size(-1)}")
+        if input.shape[1 if self.batch_first and input.dim() == 3 else 0] == 0:
+            raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
 
     def _expected(self, batch, size):
         return (self.num_layers * (2 if self.bidirectional else 1), batch, size)
