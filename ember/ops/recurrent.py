@@ -422,7 +422,7 @@ class LSTMLayer(Function):
         dx = None
         if nig[0]:
             wi = _blocks(w_ih, _LSTM_PERM, 4)
-            dx = _flip(matmul(dG.reshape(T * B, 4 * H), wi).reshape(T, B, -1), ctx.reverse)
+            dx = _flip(matmul(dG.reshape(T * B, 4 * H), wi).reshape(T, B, wi.shape[1]), ctx.reverse)
         dwi, dwh, db = _weight_grads(dG, x2, out, h0, (nig[3], nig[4], nig[5] or nig[6]), _LSTM_INV)
         dwr = None
         if w_hr is not None and nig[7]:
@@ -590,7 +590,8 @@ class GRULayer(Function):
                         dh_rec[n:] = tail_dh
         dx = None
         if nig[0]:
-            dx = _flip(matmul(dGx.reshape(T * B, 3 * H), w_ih).reshape(T, B, -1), ctx.reverse)
+            dx = _flip(matmul(dGx.reshape(T * B, 3 * H), w_ih).reshape(T, B, w_ih.shape[1]),
+                       ctx.reverse)
         dwi, _, dbi = _weight_grads(dGx, x2, None, None, (nig[2], False, nig[4]))
         _, dwh, dbh = _weight_grads(dGh, None, out, h0, (False, nig[3], nig[5]))
         return dx, dh_rec if need_h0 else None, dwi, dwh, dbi, dbh, None, None
@@ -690,7 +691,7 @@ class RNNLayer(Function):
                         dh_rec[n:] = tail_dh
         dx = None
         if nig[0]:
-            dx = _flip(matmul(dG.reshape(T * B, H), w_ih).reshape(T, B, -1), ctx.reverse)
+            dx = _flip(matmul(dG.reshape(T * B, H), w_ih).reshape(T, B, w_ih.shape[1]), ctx.reverse)
         dwi, dwh, db = _weight_grads(dG, x2, out, h0, (nig[2], nig[3], nig[4] or nig[5]))
         return (dx, dh_rec if need_h0 else None, dwi, dwh, db if nig[4] else None,
                 db if nig[5] else None, None, None, None)

@@ -383,3 +383,14 @@ def test_empty_sequence_raises_torch_error(make, shape):
         with pytest.raises(RuntimeError, match="Expected sequence length to be larger than 0"):
             make(lib.nn)(lib.zeros(*shape))
 
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda n: n.LSTM(3, 4), (5, 0, 3)),
+    (lambda n: n.GRU(3, 4, batch_first=True), (0, 5, 3)),
+    (lambda n: n.RNN(3, 4, num_layers=2), (5, 0, 3)),
+    (lambda n: n.LSTM(3, 4, batch_first=True, bidirectional=True, proj_size=2), (0, 5, 3)),
+])
+def test_empty_batch_matches_torch(make, shape):
+    # torch runs a batch of 0 sequences (zero weight gradients); ember's backward crashed in
+    # NumPy's reshape(-1) of a size-0 array
+    check_module(make(torch.nn), make(nn), [shape])
