@@ -337,7 +337,8 @@ def pixel_unshuffle(input, downscale_factor):
 def _unfold_arr(x, k, d, p, s, out_hw):
     n, c = x.shape[:2]
     cols = im2col(pad_cn(x, (p[0], p[0], p[1], p[1])), k, s, d, out_hw)
-    return np.ascontiguousarray(cols.reshape(c * k[0] * k[1], n, -1).transpose(1, 0, 2))
+    blocks = out_hw[0] * out_hw[1]  # not -1: an empty batch reshapes too
+    return np.ascontiguousarray(cols.reshape(c * k[0] * k[1], n, blocks).transpose(1, 0, 2))
 
 
 def _fold_arr(cols, shape, k, d, p, s, out_hw):

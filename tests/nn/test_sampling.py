@@ -94,6 +94,12 @@ def test_unfold_fold(each_kernels):
     check_gradcheck([(1, 2, 4, 5)], lambda t, x: F(t).unfold(x, 2, padding=1))
 
 
+def test_unfold_fold_empty_batch(each_kernels):
+    # torch unfolds/folds a batch of 0 samples; ember's unfold crashed in NumPy's reshape(-1)
+    check_op([(0, 3, 4, 4)], lambda t, x: t.nn.functional.unfold(x, 2, padding=1))
+    check_op([(0, 12, 25)], lambda t, x: t.nn.functional.fold(x, (4, 4), 2, padding=1))
+
+
 def test_unfold_fold_layers():
     from ember.nn.modules.fold import Fold, Unfold  # torch.nn.modules.fold's path
 
