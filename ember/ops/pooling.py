@@ -326,6 +326,8 @@ class AvgPool2dOp(Function):
             acc += window(xp, p // kernel[1], p % kernel[1], stride, (1, 1), out_hw)
         div = div.astype(x.dtype)
         ctx.geom = (x.shape, xp.shape, kernel, stride, padding, out_hw, div)
+        if x.dtype.kind == "i":  # int64, as torch: the quotient truncated toward zero
+            return np.sign(acc) * (np.abs(acc) // div)
         acc /= div
         return acc
 
@@ -350,6 +352,8 @@ class AvgPool2dOp(Function):
 def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
               nd, name):
     k, s, p, _ = _pool_args(input, kernel_size, stride, padding, 1, nd, name, (nd + 1, nd + 2))
+    if input._data.dtype.kind not in "fc" and input._data.dtype != np.int64:
+        raise NotImplementedError(f'"{name}" not implemented for \'{input.dtype.name}\'')
     for pv, kv in zip(p, k):
         if pv > kv // 2:
             raise RuntimeError(f"pad should be at most half of effective kernel size, but got "

@@ -191,6 +191,23 @@ def test_empty_batch_matches_torch(fn):
     check_op([(0, 3, 6, 5)], fn)
 
 
+def test_avg_pool_of_int64_truncates_like_torch():
+    # torch averages int64 input (quotient truncated toward zero) and refuses other integer
+    # types; ember crashed in NumPy's in-place true division of an integer array
+    x = np.array([[[[200, 250, 3, 4], [100, 100, 0, 1]]]], np.int64) - 175
+    for fn in (lambda L, x: L.nn.functional.avg_pool2d(x, 2),
+               lambda L, x: L.nn.functional.avg_pool2d(x, 2, divisor_override=3),
+               lambda L, x: L.nn.functional.avg_pool2d(x, 3, 2, 1, ceil_mode=True,
+                                                       count_include_pad=False),
+               lambda L, x: L.nn.functional.avg_pool1d(x[0], 2)):
+        check_op([x], fn)
+    for dt in ("int32", "uint8"):
+        def case(L):
+            return L.nn.functional.avg_pool2d(L.zeros(1, 1, 4, 4, dtype=getattr(L, dt)), 2)
+
+        assert _msg(case, ember)[0] == _msg(case, torch)[0] == "NotImplementedError"
+
+
 def test_empty_non_batch_dim_still_raises():
     case = lambda L: L.nn.functional.max_pool2d(L.zeros(2, 0, 4, 4), 2)  # noqa: E731
     assert _msg(case, ember)[0] == _msg(case, torch)[0] == "RuntimeError"
