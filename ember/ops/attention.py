@@ -306,8 +306,29 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                            f"{_dt(query)} instead.")
     if scale is None:
         scale = 1.0 / math.sqrt(query.shape[-1])
-    return Attention.apply(query, key, value, attn_mask, float(dropout_p), bool(is_causal),
-                           float(scale), groups, False)
+    try:
+        return Attention.apply(query, key, value, attn_mask, float(dropout_p), bool(is_causal),
+                               float(scale), groups, False)
+    except ValueError:
+        if attn_mask is not None:
+            _mask_broadcast_check(query, key, attn_mask)
+        raise
+
+
+def _mask_broadcast_check(query, key, attn_mask):
+    """Raise torch's broadcast error when ``attn_mask`` does not broadcast to the scores
+    ``(..., L, S)`` (called only after NumPy refused, so it costs nothing otherwise)."""
+    from ember.ops.elementwise import _mismatch
+
+    try:
+        lead = np.broadcast_shapes(tuple(query.shape[:-2]), tuple(key.shape[:-2]))
+    except ValueError:
+        lead = tuple(query.shape[:-2])
+    scores = tuple(lead) + (query.shape[-2], key.shape[-2])
+    a, b, dim = _mismatch(scores, tuple(attn_mask.shape))
+    if a != b:
+        raise RuntimeError(f"The size of tensor a ({a}) must match the size of tensor b ({b}) at "
+                           f"non-singleton dimension {dim}") from None
 
 
 # ---------------------------------------------------------------- multi-head attention

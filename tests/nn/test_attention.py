@@ -104,6 +104,23 @@ def test_sdpa_errors():
         fn(q, q, q, attn_mask=ember.zeros(4, 4, dtype=ember.int64))
 
 
+@pytest.mark.parametrize("q,k,m,dtype", [
+    ((1, 2, 3, 4), (1, 2, 3, 4), (4, 4), "float32"),
+    ((1, 2, 3, 4), (1, 2, 3, 4), (4, 4), "bool"),
+    ((2, 3, 4), (2, 5, 4), (3, 3, 5), "float32"),
+])
+def test_sdpa_mask_that_does_not_broadcast_raises_torch_error(q, k, m, dtype):
+    # torch: RuntimeError 'The size of tensor a (3) must match the size of tensor b (4) at
+    # non-singleton dimension 3'; ember raised NumPy's raw ValueError
+    msgs = []
+    for lib in (torch, ember):
+        with pytest.raises(RuntimeError) as info:
+            F(lib).scaled_dot_product_attention(lib.zeros(*q), lib.zeros(*k), lib.zeros(*k),
+                                                attn_mask=lib.ones(*m, dtype=getattr(lib, dtype)))
+        msgs.append(str(info.value))
+    assert msgs[1] == msgs[0]
+
+
 # ---------------------------------------------------------------- MultiheadAttention
 def _pair(*args, **kw):
     torch.manual_seed(0)
