@@ -25,10 +25,10 @@ from ember.ops.elementwise import relu as _relu
 from ember.tensor import Tensor, _wrap, _wrap_dim
 
 __all__ = [
-    "softmax", "log_softmax", "softmin", "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_",
-    "elu", "elu_", "selu", "celu", "gelu", "silu", "mish", "softplus", "hardtanh", "hardtanh_",
-    "prelu", "rrelu", "hardswish", "hardsigmoid", "logsigmoid", "tanhshrink", "softsign",
-    "softshrink", "hardshrink", "threshold", "threshold_", "glu", "sigmoid", "tanh",
+    "softmax", "log_softmax", "softmin", "gumbel_softmax", "relu", "relu_", "relu6", "leaky_relu",
+    "leaky_relu_", "elu", "elu_", "selu", "celu", "gelu", "silu", "mish", "softplus", "hardtanh",
+    "hardtanh_", "prelu", "rrelu", "hardswish", "hardsigmoid", "logsigmoid", "tanhshrink",
+    "softsign", "softshrink", "hardshrink", "threshold", "threshold_", "glu", "sigmoid", "tanh",
 ]
 
 _SQRT_2_PI = math.sqrt(2.0 / math.pi)
@@ -114,6 +114,21 @@ def softmin(input, dim=None, _stacklevel=3, dtype=None):
     if dim is None:
         dim = _softmax_dim(input.ndim, "softmin")
     return softmax(-input, dim, dtype=dtype)
+
+
+def gumbel_softmax(logits, tau=1, hard=False, eps=1e-10, dim=-1):
+    """Samples from the Gumbel-Softmax distribution: ``softmax((logits + g) / tau)`` with
+    Gumbel noise ``g = -log(Exponential(1))``; ``hard=True`` returns one-hot samples whose
+    gradient is the soft sample's (straight-through). ``eps`` is unused, as in PyTorch."""
+    from ember.ops.creation import empty_like, zeros_like
+
+    gumbels = -empty_like(logits).exponential_().log()
+    y_soft = softmax((logits + gumbels) / tau, dim)
+    if not hard:
+        return y_soft
+    index = y_soft.max(dim, keepdim=True)[1]
+    y_hard = zeros_like(logits).scatter_(dim, index, 1.0)
+    return y_hard - y_soft.detach() + y_soft
 
 
 # ---------------------------------------------------------------------------- pointwise

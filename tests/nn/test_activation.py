@@ -159,6 +159,32 @@ def test_gradient_at_the_kinks_matches_torch(name):
     np.testing.assert_allclose(ge, gt, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.parametrize("dim", [-1, 0])
+def test_gumbel_softmax_matches_torch_for_the_same_noise(hard, dim):
+    # F.gumbel_softmax was missing; ember's noise is drawn as torch's (-log of Exponential(1)),
+    # so with that noise replayed, torch's formula gives the same samples and gradients
+    x = np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)
+    g = np.random.default_rng(1).standard_normal((4, 6)).astype(np.float32)
+    ember.manual_seed(3)
+    xe = ember.tensor(x, requires_grad=True)
+    ye = ember.nn.functional.gumbel_softmax(xe, tau=0.7, hard=hard, dim=dim)
+    (ye * ember.tensor(g)).sum().backward()
+    ember.manual_seed(3)
+    noise = -ember.empty(4, 6).exponential_().log()
+    xt = torch.tensor(x, requires_grad=True)
+    soft = ((xt + torch.tensor(noise.numpy())) / 0.7).softmax(dim)
+    yt = soft
+    if hard:
+        one_hot = torch.zeros_like(xt).scatter_(dim, soft.max(dim, keepdim=True)[1], 1.0)
+        yt = one_hot - soft.detach() + soft
+        rows = ye.detach().numpy().sum(dim)
+        np.testing.assert_array_equal(rows, np.ones_like(rows))
+    (yt * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(ye.detach().numpy(), yt.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(xe.grad.numpy(), xt.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_float32_stays_float32():
     x = ember.randn(4, 5, requires_grad=True)
     F = ember.nn.functional
