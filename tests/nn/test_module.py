@@ -129,6 +129,27 @@ def test_forward_hook_always_call_runs_when_forward_raises():
         ("always", None), ("kw", None, {}), "ran"]
 
 
+@pytest.mark.parametrize("case", [
+    lambda L: L.nn.Linear(1, 1).register_buffer("weight", L.ones(1)),
+    lambda L: L.nn.Sequential(L.nn.Linear(1, 1)).register_buffer("0", L.ones(1)),
+    lambda L: L.nn.Sequential(L.nn.Linear(1, 1)).register_parameter("0", None),
+    lambda L: L.nn.Linear(1, 1).add_module("weight", L.nn.ReLU()),
+    lambda L: L.nn.BatchNorm1d(2).register_parameter("running_mean", None),
+    lambda L: L.nn.Linear(1, 1).register_buffer("a.b", None),
+    lambda L: L.nn.Linear(1, 1).register_parameter("a.b", None),
+    lambda L: L.nn.Linear(1, 1).add_module("a.b", None),
+])
+def test_register_name_taken_by_another_kind_raises_like_torch(case):
+    # torch: KeyError "attribute 'weight' already exists" when a buffer would take a
+    # parameter's name (or any other kind's); ember registered both, and state_dict kept one
+    msgs = []
+    for lib in (torch, ember):
+        with pytest.raises(KeyError) as info:
+            case(lib)
+        msgs.append(str(info.value))
+    assert msgs[1] == msgs[0]
+
+
 def _hooked(n, lib, input_grad=True):
     lib.manual_seed(0)
     m = n.Sequential(n.Linear(3, 4), n.ReLU(), n.Linear(4, 2))

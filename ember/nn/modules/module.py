@@ -700,11 +700,12 @@ def _check_name(module, name, kind):
     if not isinstance(name, str):
         raise TypeError(f"{kind} name should be a string. Got {type(name).__name__}")
     if "." in name:
-        raise KeyError(f'{kind} name can\'t contain ".", got: {name}')
+        got = f", got: {name}" if kind == "module" else ""  # torch's wording for each kind
+        raise KeyError(f'{kind} name can\'t contain "."{got}')
     if name == "":
         raise KeyError(f'{kind} name can\'t be empty string ""')
-    if hasattr(module, name) and name not in module._parameters and name not in module._buffers \
-            and name not in module._modules:
+    # as torch: a name taken by any other attribute (a parameter when registering a buffer, ...)
+    if hasattr(module, name) and name not in module.__dict__[f"_{kind}s"]:
         raise KeyError(f"attribute '{name}' already exists")
 
 
