@@ -23,7 +23,8 @@ from ember.tensor import Tensor, _wrap
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool1d_with_indices", "max_pool2d_with_indices",
            "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-           "adaptive_max_pool1d", "adaptive_max_pool2d", "max_unpool1d", "max_unpool2d"]
+           "adaptive_max_pool1d", "adaptive_max_pool2d", "max_unpool1d", "max_unpool2d",
+           "lp_pool1d", "lp_pool2d"]
 
 
 def _out_len(size, k, s, p, d, ceil):
@@ -391,6 +392,33 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     """1-D average pooling over ``(N, C, L)`` or ``(C, L)``."""
     return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, None, 1,
                      "avg_pool1d")
+
+
+def _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, nd):
+    """PyTorch's composite: ``(sum over the window of x ** p) ** (1 / p)`` through avg pooling
+    (negative window sums of odd powers give 0); p = +-inf is the max of ``|x|`` (min for -inf)."""
+    from ember.ops.elementwise import relu
+
+    pool, avg = (max_pool1d, avg_pool1d) if nd == 1 else (max_pool2d, avg_pool2d)
+    if norm_type == float("inf"):
+        return pool(input.abs(), kernel_size, stride, 0, 1, ceil_mode)
+    if norm_type == -float("inf"):
+        return -pool(-input.abs(), kernel_size, stride, 0, 1, ceil_mode)
+    k = _ntuple(kernel_size, nd, "kernel_size")
+    out = avg(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
+    cells = k[0] if nd == 1 else k[0] * k[1]
+    return (out.sign() * relu(out.abs())).mul(cells).pow(1.0 / norm_type)
+
+
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """Power-average pooling over ``(N, C, L)`` or ``(C, L)``: ``(sum x ** p) ** (1 / p)``."""
+    return _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, 1)
+
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """Power-average pooling over ``(N, C, H, W)`` or ``(C, H, W)``: ``(sum x ** p) ** (1 / p)``
+    over each window."""
+    return _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, 2)
 
 
 from ember.ops._adaptive_pool import (  # noqa: E402

@@ -191,6 +191,23 @@ def test_empty_batch_matches_torch(fn):
     check_op([(0, 3, 6, 5)], fn)
 
 
+@pytest.mark.parametrize("p", [2, 1, 3, float("inf")])
+def test_lp_pool_layers_match_torch(p):
+    # nn.LPPool1d/2d and F.lp_pool1d/2d were missing
+    from ember.nn.modules.pooling import LPPool1d, LPPool2d  # torch.nn.modules.pooling's path
+
+    assert (LPPool1d, LPPool2d) == (nn.LPPool1d, nn.LPPool2d)
+    for args, kw, shape in [((p, 2), {}, (2, 3, 6, 5)),
+                            ((p, (3, 2)), dict(stride=(2, 1), ceil_mode=True), (3, 7, 6))]:
+        t, e = torch.nn.LPPool2d(*args, **kw), nn.LPPool2d(*args, **kw)
+        check_module(t, e, [shape])
+        assert repr(e) == repr(t)
+    t, e = torch.nn.LPPool1d(p, 3, stride=2), nn.LPPool1d(p, 3, stride=2)
+    check_module(t, e, [(2, 3, 8)])
+    assert repr(e) == repr(t)
+    check_op([(1, 2, 4, 4)], lambda L, x: L.nn.functional.lp_pool2d(x, -p, 2))
+
+
 def test_avg_pool_of_int64_truncates_like_torch():
     # torch averages int64 input (quotient truncated toward zero) and refuses other integer
     # types; ember crashed in NumPy's in-place true division of an integer array

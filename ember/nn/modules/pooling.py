@@ -1,4 +1,4 @@
-"""Pooling layers: max/avg (1-D, 2-D), adaptive avg/max, max-unpooling.
+"""Pooling layers: max/avg/power-average (1-D, 2-D), adaptive avg/max, max-unpooling.
 
 Example::
 
@@ -14,7 +14,7 @@ from ember.ops.conv import _ntuple
 
 __all__ = ["MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
            "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "MaxUnpool1d",
-           "MaxUnpool2d"]
+           "MaxUnpool2d", "LPPool1d", "LPPool2d"]
 
 
 class _MaxPoolNd(Module):
@@ -156,3 +156,30 @@ class MaxUnpool1d(_MaxUnpoolNd):
     def forward(self, input, indices, output_size=None):
         return F.max_unpool1d(input, indices, self.kernel_size, self.stride, self.padding,
                               output_size)
+
+
+class _LPPoolNd(Module):
+    def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False):
+        super().__init__()
+        self.norm_type, self.kernel_size = norm_type, kernel_size
+        self.stride, self.ceil_mode = stride, ceil_mode
+
+    def extra_repr(self):
+        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, ceil_mode={self.ceil_mode}")
+
+
+class LPPool2d(_LPPoolNd):
+    """``(sum of x ** norm_type over each window) ** (1 / norm_type)`` of ``(N, C, H, W)``."""
+
+    def forward(self, input):
+        return F.lp_pool2d(input, float(self.norm_type), self.kernel_size, self.stride,
+                           self.ceil_mode)
+
+
+class LPPool1d(_LPPoolNd):
+    """``(sum of x ** norm_type over each window) ** (1 / norm_type)`` of ``(N, C, L)``."""
+
+    def forward(self, input):
+        return F.lp_pool1d(input, float(self.norm_type), self.kernel_size, self.stride,
+                           self.ceil_mode)
