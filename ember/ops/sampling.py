@@ -113,6 +113,8 @@ def pad(input, pad, mode="constant", value=None):
         return PadOp.apply(input, pairs, mode, 0.0 if value is None else value)
     if mode not in ("reflect", "replicate", "circular"):
         raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    if value:  # torch accepts None or 0 here, nothing else
+        raise RuntimeError(f'Padding mode "{mode}" doesn\'t take in value argument')
     if not (input.ndim - 1 <= nd + 1 <= input.ndim) or nd > 3:
         raise NotImplementedError(
             f"Padding size {len(pad)} is not supported for {input.ndim}D input tensor.\n"

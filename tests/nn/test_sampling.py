@@ -138,6 +138,8 @@ def _msg(fn, lib):
     lambda L: L.nn.functional.pixel_unshuffle(L.zeros(1, 3, 5, 4), 2),
     lambda L: L.nn.functional.fold(L.zeros(1, 12, 4), (4, 4), 2),
     lambda L: L.nn.functional.interpolate(L.zeros(2, 0, 4, 4), size=(3, 3)),
+    lambda L: L.nn.functional.pad(L.zeros(1, 1, 4), (1, 1), mode="reflect", value=1.0),
+    lambda L: L.nn.functional.pad(L.zeros(1, 1, 4), (1, 1), mode="circular", value=-0.5),
 ])
 def test_errors_match_torch(case):
     assert _msg(case, ember) == _msg(case, torch)
@@ -159,6 +161,12 @@ def test_interpolate_empty_spatial_input_raises(shape, kw):
     for lib in (torch, ember):
         with pytest.raises(RuntimeError, match="Input and output sizes should be greater than 0"):
             lib.nn.functional.interpolate(lib.zeros(*shape), **kw)
+
+
+def test_non_constant_pad_takes_value_none_or_zero():
+    # torch accepts value=None or 0 with reflect/replicate/circular (ignored) and raises otherwise
+    for mode in ("reflect", "replicate", "circular"):
+        check_op([(1, 2, 4)], lambda t, x: t.nn.functional.pad(x, (1, 2), mode=mode, value=0.0))
 
 
 def test_interpolate_keeps_float32():
