@@ -237,7 +237,17 @@ def _pool_args(x, kernel_size, stride, padding, dilation, nd, name, ndims=(3, 4)
         _ntuple(stride, nd, "stride")
     if any(v == 0 for v in s):
         raise RuntimeError("stride should not be zero")
-    return k, s, _ntuple(padding, nd, "padding"), _ntuple(dilation, nd, "dilation")
+    p, d = _ntuple(padding, nd, "padding"), _ntuple(dilation, nd, "dilation")
+    if min(p) < 0:  # torch's wordings
+        raise RuntimeError(f"max_pool1d() padding must be non-negative, but got {p[0]}"
+                           if name == "max_pool1d" else
+                           f"pad must be non-negative, but got pad: {min(p)}")
+    if min(d) <= 0:
+        raise RuntimeError(f"max_pool1d() dilation must be greater than zero, but got {d[0]}"
+                           if name == "max_pool1d" else
+                           "dilation should be greater than zero, but got dilationH: "
+                           f"{d[0]} dilationW: {d[-1]}")
+    return k, s, p, d
 
 
 def _check_out(x, out_hw, nd):

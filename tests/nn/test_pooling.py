@@ -169,6 +169,11 @@ def _msg(fn, lib):
     lambda L: L.nn.functional.max_pool1d(L.zeros(8), 3),
     lambda L: L.nn.functional.adaptive_avg_pool2d(L.zeros(8, 8), 3),
     lambda L: L.nn.functional.adaptive_avg_pool2d(L.zeros(1, 1, 8, 8), (3,)),
+    lambda L: L.nn.functional.max_pool2d(L.zeros(1, 1, 4, 4), 2, dilation=(1, 0)),
+    lambda L: L.nn.functional.max_pool1d(L.zeros(1, 1, 4), 2, dilation=0),
+    lambda L: L.nn.functional.max_pool2d(L.zeros(1, 1, 4, 4), 2, padding=(0, -1)),
+    lambda L: L.nn.functional.max_pool1d(L.zeros(1, 1, 4), 2, padding=-1),
+    lambda L: L.nn.functional.avg_pool2d(L.zeros(1, 1, 4, 4), 2, padding=-1),
 ])
 def test_errors_match_torch(case):
     assert _msg(case, ember) == _msg(case, torch)
