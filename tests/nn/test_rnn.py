@@ -370,6 +370,23 @@ def test_errors():
             lambda: nn.RNNCell(4, 6)(ember.randn(2, 5)))
 
 
+@pytest.mark.parametrize("hx", [
+    lambda L: (L.ones(2, 4),),
+    lambda L: L.ones(2, 4),
+    lambda L: L.ones(4, 4),  # unbound into rows of (4,), ember took them as (h, c)
+])
+def test_lstm_cell_hx_must_be_a_pair(hx):
+    # torch: TypeError for a tensor hx, RuntimeError 'lstm_cell expects two hidden states' for a
+    # tuple of another length; ember iterated a tensor hx and took its rows as h and c
+    msgs = []
+    for lib in (torch, ember):
+        batch = hx(lib).shape[0] if isinstance(hx(lib), lib.Tensor) else 2
+        with pytest.raises((TypeError, RuntimeError)) as info:
+            lib.nn.LSTMCell(3, 4)(lib.ones(batch, 3), hx(lib))
+        msgs.append((type(info.value), str(info.value)))
+    assert msgs[1] == msgs[0]
+
+
 @pytest.mark.parametrize("make,shape", [
     (lambda n: n.LSTM(3, 4), (0, 2, 3)),
     (lambda n: n.GRU(3, 4, batch_first=True), (2, 0, 3)),

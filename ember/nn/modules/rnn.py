@@ -378,6 +378,12 @@ class RNNCellBase(Module):
         if input.size(-1) != self.input_size:
             raise RuntimeError(f"input has inconsistent input_size: got {input.size(-1)} "
                                f"expected {self.input_size}")
+        if what == "hx" and hx is not None:  # LSTMCell's (h, c)
+            if isinstance(hx, Tensor):
+                raise TypeError("lstm_cell(): argument 'hx' (position 2) must be tuple of "
+                                "Tensors, not Tensor")
+            if len(hx) != 2:
+                raise RuntimeError("lstm_cell expects two hidden states")
         hs = () if hx is None else (tuple(hx) if what == "hx" else (hx,))
         for i, h in enumerate(hs):
             if h.dim() not in (1, 2):
