@@ -304,6 +304,8 @@ def upsample_bilinear(input, size=None, scale_factor=None):
 def pixel_shuffle(input, upscale_factor):
     """``(*, C*r*r, H, W)`` -> ``(*, C, H*r, W*r)`` (a reshape/permute composite)."""
     r = int(upscale_factor)
+    if r <= 0:
+        raise RuntimeError(f"pixel_shuffle expects a positive upscale_factor, but got {r}")
     if input.ndim < 3:
         raise RuntimeError(f"pixel_shuffle expects input to have at least 3 dimensions, but got "
                            f"input with {input.ndim} dimension(s)")
@@ -321,6 +323,8 @@ def pixel_shuffle(input, upscale_factor):
 def pixel_unshuffle(input, downscale_factor):
     """``(*, C, H*r, W*r)`` -> ``(*, C*r*r, H, W)``, the inverse of ``pixel_shuffle``."""
     r = int(downscale_factor)
+    if r <= 0:
+        raise RuntimeError(f"pixel_unshuffle expects a positive downscale_factor, but got {r}")
     if input.ndim < 3:
         raise RuntimeError(f"pixel_unshuffle expects input to have at least 3 dimensions, but got "
                            f"input with {input.ndim} dimension(s)")

@@ -139,6 +139,8 @@ def _msg(fn, lib):
     lambda L: L.nn.functional.fold(L.zeros(1, 12, 4), (4, 4), 2),
     lambda L: L.nn.functional.interpolate(L.zeros(2, 0, 4, 4), size=(3, 3)),
     lambda L: L.nn.functional.pad(L.zeros(1, 1, 4), (1, 1), mode="reflect", value=1.0),
+    lambda L: L.nn.functional.pixel_shuffle(L.zeros(1, 4, 2, 2), 0),
+    lambda L: L.nn.functional.pixel_unshuffle(L.zeros(1, 1, 4, 4), -2),
     lambda L: L.nn.functional.pad(L.zeros(1, 1, 4), (1, 1), mode="circular", value=-0.5),
 ])
 def test_errors_match_torch(case):
