@@ -135,6 +135,14 @@ def test_embedding_from_pretrained_and_errors():
         ember.nn.Embedding(10, 3, padding_idx=10)
 
 
+@pytest.mark.parametrize("shape", [(3,), (2, 3, 4)])
+def test_embedding_weight_must_be_2d(shape):
+    # torch: RuntimeError "'weight' must be 2-D"; ember looked up entries of any weight
+    for lib in (torch, ember):
+        with pytest.raises(RuntimeError, match="'weight' must be 2-D"):
+            lib.nn.functional.embedding(lib.tensor([1]), lib.ones(*shape))
+
+
 def test_one_hot():
     x = np.array([[0, 3], [1, 2]])
     out = F.one_hot(ember.tensor(x), 5)
