@@ -360,7 +360,7 @@ def scatter_add(input, dim, index, src):
 
 
 def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
-    if reduce == "sum":
+    if reduce == "sum" and include_self:
         return scatter_add(input, dim, index, src)
     axis = _wrap_dim(dim, input._data.ndim)
     idx = _index_arr(index, "scatter_reduce")
@@ -369,10 +369,10 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
     full[axis] = idx
     full = tuple(full)
     s = src._data[tuple(slice(0, k) for k in idx.shape)]
-    ufunc = {"prod": np.multiply, "amax": np.maximum, "amin": np.minimum}.get(reduce)
+    ufunc = {"sum": np.add, "prod": np.multiply, "amax": np.maximum, "amin": np.minimum}.get(reduce)
     if ufunc is not None:
-        if not include_self:
-            out[full] = s
+        if not include_self:  # the scattered-to places start from the reduction's identity
+            out[full] = ufunc.identity if ufunc.identity is not None else s
         ufunc.at(out, full, s)
         return _wrap(out)
     if reduce == "mean":

@@ -179,3 +179,18 @@ def test_gather_scatter_refuse_negative_indices_like_torch():
             x.scatter(0, lib.tensor([[-1]]), lib.ones(1, 1))
         with pytest.raises(IndexError, match="index out of range in self"):
             x.index_select(0, lib.tensor([-1]))
+
+
+@pytest.mark.parametrize("reduce", ["sum", "prod", "mean", "amax", "amin"])
+@pytest.mark.parametrize("include_self", [True, False])
+def test_scatter_reduce_include_self(reduce, include_self):
+    """include_self=False leaves the input out of the places scattered to (sum ignored the flag;
+    prod multiplied each first source value in twice)."""
+    src = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], np.float32)
+    index = np.array([[0, 0, 2], [2, 2, 1]])
+    out = []
+    for lib in (ember, torch):
+        x = lib.full((2, 3), 3.0)
+        out.append(x.scatter_reduce(1, lib.tensor(index), lib.tensor(src), reduce,
+                                    include_self=include_self).tolist())
+    assert out[0] == out[1]
