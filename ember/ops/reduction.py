@@ -289,6 +289,26 @@ class Var(Function):
         return (ge * d * d.dtype.type(2.0 / denom if denom else np.nan)), None, None, None
 
 
+class Std(Function):
+    """sqrt(var); where the std is 0 (a constant line) the gradient is 0, as in PyTorch (the
+    chain through sqrt would give 0 * inf = nan there)."""
+
+    @staticmethod
+    def forward(ctx, x, axes, correction, keepdim):
+        v = Var.forward(ctx, x, axes, correction, keepdim)
+        y = np.sqrt(v)
+        ctx.save_for_backward(ctx.saved_tensors[0], y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        d, y = ctx.saved_tensors
+        axes, keepdim, denom = ctx.info
+        ge = _expand_back(g, d.shape, axes, keepdim)
+        ye = _expand_back(y, d.shape, axes, keepdim)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gx = ge * d / (ye * d.dtype.type(denom if denom else np.nan))
+        return np.where(ye == 0, d.dtype.type(0), gx).astype(d.dtype, copy=False), None, None, None
 
 
 def _correction(unbiased, correction):
@@ -299,21 +319,27 @@ def _correction(unbiased, correction):
     return 1 if unbiased else 0
 
 
-def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+def _check_var_dtype(input):
     if input._data.dtype.kind != "f":
         raise RuntimeError(
             f"std and var only support floating point and complex dtypes (got {input.dtype}); "
             f"convert first, e.g. x.float().var()"
         )
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    _check_var_dtype(input)
     if isinstance(dim, bool):
         unbiased, dim = dim, None
     return Var.apply(input, _axes(dim, input._data.ndim), _correction(unbiased, correction), keepdim)
 
 
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    from ember.ops.elementwise import sqrt
-
-    return sqrt(var(input, dim, unbiased, keepdim, correction=correction))
+    _check_var_dtype(input)
+    if isinstance(dim, bool):
+        unbiased, dim = dim, None
+    axes = _axes(dim, input._data.ndim)
+    return Std.apply(input, axes, _correction(unbiased, correction), keepdim)
 
 
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):

@@ -132,3 +132,11 @@ def test_var_std_of_integers_raise_like_torch():
         for fn in (lambda x: x.std(), lambda x: x.var(0), lambda x, lib=lib: lib.std_mean(x)):
             with pytest.raises(RuntimeError, match="only support floating point"):
                 fn(lib.tensor([1, 2]))
+
+
+def test_std_of_a_constant_line_has_zero_gradient():
+    """Where the std is 0 PyTorch's gradient is 0; sqrt(var) gave 0 * inf = nan there."""
+    x = np.array([[4.0, 2.0, 1.0], [3.0, 3.0, 3.0]], np.float32)
+    check_op([x], lambda t, x: x.std(1))
+    check_op([x], lambda t, x: t.std(x, 1, keepdim=True, correction=0))
+    check_op([np.full((2, 3), 5.0, np.float32)], lambda t, x: x.std())
