@@ -33,8 +33,8 @@ _SAME = {
        "addcmul addcdiv erf isclose allclose nan_to_num hypot xlogy signbit deg2rad rad2deg "
        "logaddexp",
     R: "sum mean prod max min amax amin argmax argmin var std logsumexp norm cumsum cumprod all "
-       "any count_nonzero nansum nanmean median mode aminmax cummax cummin diff dist softmax "
-       "log_softmax",
+       "any count_nonzero nansum nanmean median nanmedian mode aminmax cummax cummin diff dist "
+       "softmax log_softmax",
     S: "reshape view t flatten unflatten permute transpose swapaxes swapdims movedim moveaxis "
        "squeeze unsqueeze expand expand_as broadcast_to repeat tile flip fliplr flipud roll split "
        "chunk unbind narrow contiguous clone view_as reshape_as repeat_interleave ravel "

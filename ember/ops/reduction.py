@@ -15,15 +15,18 @@ from ember.tensor import Tensor, _wrap, _wrap_dim
 __all__ = [
     "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var", "std",
     "var_mean", "std_mean", "logsumexp", "norm", "cumsum", "cumprod", "all", "any", "count_nonzero",
-    "nansum", "nanmean", "median", "mode", "aminmax", "cummax", "cummin", "diff", "dist",
-    "softmax", "log_softmax",
+    "nansum", "nanmean", "median", "nanmedian", "mode", "aminmax", "cummax", "cummin", "diff",
+    "dist", "softmax", "log_softmax",
 ]
 
 _ndarray = np.ndarray
 return_types_max = collections.namedtuple("max", ["values", "indices"])
 return_types_min = collections.namedtuple("min", ["values", "indices"])
 return_types_median = collections.namedtuple("median", ["values", "indices"])
+return_types_nanmedian = collections.namedtuple("nanmedian", ["values", "indices"])
 return_types_mode = collections.namedtuple("mode", ["values", "indices"])
+return_types_cummax = collections.namedtuple("cummax", ["values", "indices"])
+return_types_cummin = collections.namedtuple("cummin", ["values", "indices"])
 return_types_aminmax = collections.namedtuple("aminmax", ["min", "max"])
 
 
@@ -520,12 +523,12 @@ def _cumext(input, dim, is_max):
     vals = f.accumulate(x, axis=axis)
     n = x.shape[axis]
     ar = np.arange(n).reshape([-1 if i == axis else 1 for i in range(x.ndim)])
-    hit = np.where(x == vals, ar, 0)
+    hit = np.where((x == vals) | (x != x), ar, 0)  # a NaN propagates: its index is kept
     idx = np.maximum.accumulate(hit, axis=axis).astype(np.int64)
     from ember.ops.indexing import gather
 
     v = gather(input, axis, _wrap(idx))
-    return v, _wrap(idx)
+    return (return_types_cummax if is_max else return_types_cummin)(v, _wrap(idx))
 
 
 def cummax(input, dim):
@@ -549,20 +552,43 @@ def count_nonzero(input, dim=None):
                             dtype=np.int64))
 
 
-def median(input, dim=None, keepdim=False):
+def _median_index(x, axis, ignore_nan):
+    """Index along ``axis`` of the lower median; a line with a NaN gives its first NaN (NaN
+    propagates, as in PyTorch) unless ``ignore_nan`` (nanmedian: the median of the rest)."""
+    order = np.argsort(x, axis=axis, kind="stable")  # NaNs sort last, in order
+    nan = np.isnan(x) if x.dtype.kind == "f" else None
+    if ignore_nan and nan is not None:
+        k = np.maximum((x.shape[axis] - nan.sum(axis=axis, keepdims=True) - 1) // 2, 0)
+        return np.take_along_axis(order, k, axis).squeeze(axis)
+    idx = np.take(order, (x.shape[axis] - 1) // 2, axis=axis)
+    if nan is not None:
+        idx = np.where(nan.any(axis=axis), np.argmax(nan, axis=axis), idx)
+    return idx
+
+
+def _median(input, dim, keepdim, ignore_nan, rt):
     x = input._data
     if dim is None:
-        flat = x.reshape(-1)
-        k = (flat.size - 1) // 2
-        i = int(np.argsort(flat, kind="stable")[k])
+        i = int(_median_index(x.reshape(-1), 0, ignore_nan))
         from ember.ops.indexing import take
 
         return take(input, _wrap(np.array(i)))
     axis = _wrap_dim(dim, x.ndim)
-    k = (x.shape[axis] - 1) // 2
-    idx = np.take(np.argsort(x, axis=axis, kind="stable"), k, axis=axis)
+    if x.ndim == 0:
+        from ember.ops.shape import clone
+
+        return rt(clone(input), _wrap(np.zeros((), dtype=np.int64)))
+    idx = _median_index(x, axis, ignore_nan)
     vals = _ExtremeDim.apply(input, axis, keepdim, idx)
-    return return_types_median(vals, _wrap(np.expand_dims(idx, axis) if keepdim else idx))
+    return rt(vals, _wrap(np.expand_dims(idx, axis) if keepdim else idx))
+
+
+def median(input, dim=None, keepdim=False):
+    return _median(input, dim, keepdim, False, return_types_median)
+
+
+def nanmedian(input, dim=None, keepdim=False):
+    return _median(input, dim, keepdim, True, return_types_nanmedian)
 
 
 def mode(input, dim=-1, keepdim=False):

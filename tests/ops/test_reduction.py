@@ -140,3 +140,25 @@ def test_std_of_a_constant_line_has_zero_gradient():
     check_op([x], lambda t, x: x.std(1))
     check_op([x], lambda t, x: t.std(x, 1, keepdim=True, correction=0))
     check_op([np.full((2, 3), 5.0, np.float32)], lambda t, x: x.std())
+
+
+def test_median_cummax_with_nan_like_torch():
+    """A NaN propagates through median (value NaN, index of the line's first NaN) and through
+    cummax/cummin (NaN from there on, index of the latest NaN); nanmedian takes the lower
+    median of the rest. median gave the median of the numbers; cummax/cummin ignored the NaN
+    (and returned a plain tuple, without .values/.indices)."""
+    nan = float("nan")
+    x = np.array([[1.0, nan, 3.0, nan, 0.0], [2.0, 1.0, 0.0, 5.0, 4.0], [nan] * 5], np.float32)
+    fns = [lambda t, x: x.median(), lambda t, x: x.median(1), lambda t, x: t.median(x, 0, True),
+           lambda t, x: x.nanmedian(), lambda t, x: t.nanmedian(x[:2], 1),
+           lambda t, x: x[:2].nanmedian(), lambda t, x: x[:2].nanmedian(-1, keepdim=True),
+           lambda t, x: x.nanmedian(1).values,  # an all-NaN line's index differs by size in torch
+           lambda t, x: x.cummax(1), lambda t, x: t.cummin(x, 1), lambda t, x: x.cummax(0)]
+    for fn in fns:
+        out = [fn(lib, lib.tensor(x)) for lib in (ember, torch)]
+        out = [o if isinstance(o, tuple) else (o,) for o in out]
+        for e, t in zip(*out):
+            np.testing.assert_array_equal(e.numpy(), t.numpy())
+    for lib in (ember, torch):
+        r = lib.tensor(x).cummax(1)
+        assert r.values.shape == r.indices.shape == (3, 5)
