@@ -57,7 +57,7 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, x, axes, keepdim):
         ctx.info = (x.shape, axes, keepdim)
-        return np.asarray(x.sum(axis=axes, keepdims=keepdim))
+        return np.asarray(x.sum(axis=axes, keepdims=keepdim, dtype=x.dtype))  # int32 stays
 
     @staticmethod
     def backward(ctx, g):
@@ -122,7 +122,7 @@ def nanmean(input, dim=None, keepdim=False, *, dtype=None):
 class Prod(Function):
     @staticmethod
     def forward(ctx, x, axis, keepdim):
-        y = np.asarray(x.prod(axis=axis, keepdims=keepdim))
+        y = np.asarray(x.prod(axis=axis, keepdims=keepdim, dtype=x.dtype))
         ctx.save_for_backward(x)
         ctx.info = (axis, keepdim)
         return y

@@ -162,3 +162,17 @@ def test_median_cummax_with_nan_like_torch():
     for lib in (ember, torch):
         r = lib.tensor(x).cummax(1)
         assert r.values.shape == r.indices.shape == (3, 5)
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int16", "uint8", "bool", "float64"])
+def test_sum_prod_cumsum_dtype_argument(dtype):
+    """sum/prod(dtype=...) return that dtype (NumPy widened int32 to int64); bool gives any/all."""
+    x = np.array([[1, 5, 2], [3, 0, 1]], np.int64)
+    for fn in (lambda x, d: x.sum(dtype=d), lambda x, d: x.sum(1, dtype=d),
+               lambda x, d: x.prod(dtype=d), lambda x, d: x.prod(0, keepdim=True, dtype=d),
+               lambda x, d: x.float().sum(0, dtype=d), lambda x, d: x.cumsum(1, dtype=d)):
+        if dtype == "bool" and fn.__code__.co_names[-1] == "cumsum":
+            continue  # torch has no bool cumsum
+        e, t = (fn(lib.tensor(x), getattr(lib, dtype)) for lib in (ember, torch))
+        assert str(e.dtype).split(".")[-1] == str(t.dtype).split(".")[-1] == dtype
+        np.testing.assert_array_equal(e.numpy(), t.numpy())
