@@ -37,8 +37,10 @@ def _axes(dim, ndim):
     if isinstance(dim, (tuple, list)):
         if len(dim) == 0:
             return None
-        return tuple(sorted(_wrap_dim(d, ndim) for d in dim))
-    return (_wrap_dim(dim, ndim),)
+        axes = tuple(sorted(_wrap_dim(d, ndim) for d in dim))
+    else:
+        axes = (_wrap_dim(dim, ndim),)
+    return axes if ndim else ()  # a 0-d tensor takes dim 0 or -1 and has no axis to reduce
 
 
 def _expand_back(g, in_shape, axes, keepdim):
@@ -150,7 +152,7 @@ class Prod(Function):
 def prod(input, dim=None, keepdim=False, *, dtype=None):
     input = _int_sum_dtype(input, dtype)
     axis = None if dim is None else _wrap_dim(dim, input._data.ndim)
-    return Prod.apply(input, axis, keepdim)
+    return Prod.apply(input, axis if input._data.ndim else None, keepdim)
 
 
 class _Extreme(Function):
@@ -475,12 +477,26 @@ class CumSum(Function):
         return np.flip(np.cumsum(np.flip(g, a), axis=a), a), None
 
 
+def _on_1d(fn, input, dim, *args, **kw):
+    """``fn`` of a 0-d tensor along dim 0/-1: the same op on its 1-element 1-d view, its
+    results reshaped back to 0-d (as PyTorch gives)."""
+    _wrap_dim(dim, 0)
+    out = fn(input.reshape(1), 0, *args, **kw)
+    if isinstance(out, tuple):
+        return type(out)(*(o.reshape(()) for o in out))
+    return out.reshape(())
+
+
 def cumsum(input, dim, *, dtype=None):
+    if input._data.ndim == 0:
+        return _on_1d(cumsum, input, dim, dtype=dtype)
     input = _int_sum_dtype(input, dtype)
     return CumSum.apply(input, _wrap_dim(dim, input._data.ndim))
 
 
 def cumprod(input, dim, *, dtype=None):
+    if input._data.ndim == 0:
+        return _on_1d(cumprod, input, dim, dtype=dtype)
     input = _int_sum_dtype(input, dtype)
     axis = _wrap_dim(dim, input._data.ndim)
     return _CumProd.apply(input, axis)
@@ -517,6 +533,8 @@ class _CumProd(Function):
 
 
 def _cumext(input, dim, is_max):
+    if input._data.ndim == 0:
+        return _on_1d(cummax if is_max else cummin, input, dim)
     x = input._data
     axis = _wrap_dim(dim, x.ndim)
     f = np.maximum if is_max else np.minimum
@@ -592,22 +610,20 @@ def nanmedian(input, dim=None, keepdim=False):
 
 
 def mode(input, dim=-1, keepdim=False):
+    if input._data.ndim == 0:
+        return _on_1d(mode, input, dim)
     x = input._data
     axis = _wrap_dim(dim, x.ndim)
     xm = np.moveaxis(x, axis, -1)
     flat = xm.reshape(-1, xm.shape[-1])
-    vals, idxs = [], []
+    idxs = []
     for row in flat:
         u, c = np.unique(row, return_counts=True)
         v = u[np.argmax(c)]
-        vals.append(v)
         idxs.append(np.nonzero(row == v)[0][-1])
-    shp = xm.shape[:-1]
-    v = np.array(vals, dtype=x.dtype).reshape(shp)
-    i = np.array(idxs, dtype=np.int64).reshape(shp)
-    if keepdim:
-        v, i = np.expand_dims(v, axis), np.expand_dims(i, axis)
-    return return_types_mode(_wrap(v), _wrap(i))
+    i = np.array(idxs, dtype=np.int64).reshape(xm.shape[:-1])
+    v = _ExtremeDim.apply(input, axis, keepdim, i)  # the gradient goes to the indexed element
+    return return_types_mode(v, _wrap(np.expand_dims(i, axis) if keepdim else i))
 
 
 def diff(input, n=1, dim=-1):

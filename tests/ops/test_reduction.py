@@ -176,3 +176,29 @@ def test_sum_prod_cumsum_dtype_argument(dtype):
         e, t = (fn(lib.tensor(x), getattr(lib, dtype)) for lib in (ember, torch))
         assert str(e.dtype).split(".")[-1] == str(t.dtype).split(".")[-1] == dtype
         np.testing.assert_array_equal(e.numpy(), t.numpy())
+
+
+ZERO_DIM = {
+    "sum": lambda t, x: x.sum(0), "mean": lambda t, x: t.mean(x, -1, keepdim=True),
+    "prod": lambda t, x: x.prod(0), "amax": lambda t, x: x.amax(0), "max": lambda t, x: x.max(0),
+    "var": lambda t, x: x.var(0, correction=0), "std": lambda t, x: x.std(-1, unbiased=False),
+    "logsumexp": lambda t, x: x.logsumexp(0), "norm": lambda t, x: x.norm(dim=0),
+    "cumsum": lambda t, x: x.cumsum(0), "cumprod": lambda t, x: t.cumprod(x, -1),
+    "cummax": lambda t, x: x.cummax(0), "cummin": lambda t, x: t.cummin(x, 0),
+    "mode": lambda t, x: x.mode(0), "median": lambda t, x: x.median(0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ZERO_DIM))
+def test_reductions_of_a_zero_dim_tensor_take_dim_0(name):
+    """A 0-d tensor takes dim 0 or -1 and keeps its shape (): sum(0) raised NumPy's AxisError,
+    cumsum(0) gave shape (1,)."""
+    check_op([np.array(2.5, np.float32)], ZERO_DIM[name])
+
+
+def test_mode_values_carry_a_gradient():
+    """mode's values were built outside autograd (no grad_fn); in torch the gradient goes to the
+    element at the returned index."""
+    x = np.array([[1.0, 2.0, 2.0, 3.0], [4.0, 4.0, 0.0, 0.0]], np.float32)
+    check_op([x], lambda t, x: x.mode(1))
+    check_op([x], lambda t, x: t.mode(x, 0, keepdim=True))
