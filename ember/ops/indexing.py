@@ -163,9 +163,11 @@ class SetItem(Function):
         if nx:
             gx = g.copy()
             gx[idx] = 0
-        if nv:
+        if nv and vshape is not None:
             gsel = g[idx]
-            gv = unbroadcast(gsel, vshape) if vshape is not None else None
+            if len(vshape) > gsel.ndim:  # a value with extra leading 1s: x[1] = v of (1, n)
+                gsel = gsel.reshape((1,) * (len(vshape) - gsel.ndim) + gsel.shape)
+            gv = unbroadcast(gsel, vshape)
         return gx, None, gv, None
 
 
@@ -175,6 +177,8 @@ def _shape(v):
 
 def setitem(input, idx, value):
     index, basic = _convert_index(idx, input._data.shape)
+    if basic and Ellipsis not in index:
+        index += (Ellipsis,)  # x[0, 0] = a 1-element tensor: NumPy takes a 0-d view, not a scalar
     if isinstance(value, Tensor):
         if value._data.dtype != input._data.dtype:
             value = value.to(input.dtype)

@@ -61,6 +61,11 @@ SETITEM = {
     "scalar": lambda x, v: x.__setitem__((0, 1), 7.0),
     "int_tensor": lambda x, v: x.__setitem__(IDX[:2], v[:2]),
     "broadcast": lambda x, v: x.__setitem__((slice(None), 0), v[0, 0]),
+    # a value with leading 1s (torch strips them): into a scalar place, a row, an advanced index
+    "one_elem_to_scalar": lambda x, v: x.__setitem__((0, 1), v[0, :1]),
+    "lead_ones_row": lambda x, v: x.__setitem__(2, v[:1]),
+    "lead_ones_scalar_row": lambda x, v: x.__setitem__(2, v[:1, :1]),
+    "lead_ones_advanced": lambda x, v: x.__setitem__((slice(None), IDX[:2]), v[None, :1, :2]),
 }
 
 
