@@ -17,7 +17,7 @@ __all__ = [
     "tile", "flip", "fliplr", "flipud", "roll", "cat", "concat", "concatenate", "stack", "hstack",
     "vstack", "split", "chunk", "unbind", "narrow", "contiguous", "clone", "view_as", "reshape_as",
     "atleast_1d", "atleast_2d", "broadcast_tensors", "repeat_interleave", "ravel", "dsplit",
-    "tensor_split", "column_stack", "meshgrid", "rot90",
+    "tensor_split", "column_stack", "meshgrid", "rot90", "select",
 ]
 
 
@@ -557,6 +557,55 @@ def narrow(input, dim, start, length):
             f"start ({start}) + length ({length}) exceeds dimension size ({n})."
         )
     return _view_of(input, _Slice.apply(input, axis, start, start + length, False))
+
+
+def select(input, dim, index):
+    """``input[..., index, ...]`` at ``dim`` (a view without that dimension)."""
+    x = input._data
+    if x.ndim == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
+    axis = _wrap_dim(dim, x.ndim)
+    n = x.shape[axis]
+    if not -n <= index < n:
+        raise IndexError(f"select(): index {index} out of range for tensor of size "
+                         f"{list(x.shape)} at dimension {axis}")
+    from ember.ops.indexing import getitem
+
+    return getitem(input, (slice(None),) * axis + (int(index),))
+
+
+class Unfold(Function):
+    """Tensor.unfold: every window of ``size`` along ``axis``, ``step`` apart, as a new last
+    dimension (a copy; torch's is a view of overlapping windows)."""
+
+    @staticmethod
+    def forward(ctx, x, axis, size, step):
+        w = np.lib.stride_tricks.sliding_window_view(x, size, axis=axis)
+        w = w[(slice(None),) * axis + (slice(None, None, step),)]
+        ctx.info = (x.shape, axis, size, step, w.shape[axis])
+        return np.ascontiguousarray(w)
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, axis, size, step, n = ctx.info
+        out = np.zeros(shape, dtype=g.dtype)
+        for k in range(size):  # window offset k: distinct places k, k + step, ... (no clashes)
+            idx = (slice(None),) * axis + (slice(k, k + step * (n - 1) + 1, step),)
+            out[idx] += g[..., k]
+        return out, None, None, None
+
+
+def unfold(input, dimension, size, step):
+    x = input._data
+    if x.ndim == 0:
+        return reshape(unfold(reshape(input, 1), 0, size, step), -1)
+    axis = _wrap_dim(dimension, x.ndim)
+    if size > x.shape[axis]:
+        raise RuntimeError(f"maximum size for tensor at dimension {axis} is {x.shape[axis]} but "
+                           f"size is {size}")
+    if step <= 0:
+        raise RuntimeError(f"step is {step} but must be > 0")
+    return Unfold.apply(input, axis, int(size), int(step))
 
 
 class Clone(Function):

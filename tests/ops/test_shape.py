@@ -2,6 +2,7 @@
 view semantics that PyTorch promises: shared memory and a shared version counter."""
 
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -46,6 +47,11 @@ SHAPE = {
     "movedim": ((2, 3, 4), lambda t, x: t.movedim(x, 0, -1)),
     "clone": ((3, 4), lambda t, x: x.clone()),
     "repeat_interleave": ((3, 2), lambda t, x: x.repeat_interleave(2, dim=0)),
+    "select": ((3, 4), lambda t, x: x.select(1, -1)),
+    "select_fn": ((2, 3, 4), lambda t, x: t.select(x, 0, 1)),
+    "unfold": ((7, 3), lambda t, x: x.unfold(0, 3, 2)),  # overlapping windows
+    "unfold_gap": ((3, 8), lambda t, x: x.unfold(1, 2, 3)),  # step > size
+    "unfold_twice": ((6, 5), lambda t, x: x.unfold(0, 2, 1).unfold(1, 3, 1)),  # 2-D patches
 }
 
 
@@ -104,6 +110,19 @@ def test_copying_ops_do_not_alias():
     for c in (x.flip(0), x.clone(), x.repeat(1, 1), x.roll(1), x[[0, 1]], x.contiguous() + 0):
         c.add_(1)
     assert x.sum().item() == 0.0
+
+
+def test_select_unfold_errors_like_torch():
+    for lib in (ember, torch):
+        x = lib.zeros(2, 3)
+        with pytest.raises(IndexError, match=r"select\(\): index 3 out of range for tensor of "
+                                             r"size \[2, 3\] at dimension 1"):
+            x.select(1, 3)
+        with pytest.raises(RuntimeError, match="maximum size for tensor at dimension 1 is 3 but "
+                                               "size is 4"):
+            x.unfold(1, 4, 1)
+        with pytest.raises(RuntimeError, match="step is 0 but must be > 0"):
+            x.unfold(1, 2, 0)
 
 
 def test_shape_errors():
