@@ -10,7 +10,7 @@ import numpy as np
 from ember import dtypes as _dt
 from ember.autograd.function import Function
 from ember.ops.activation import LogSoftmax, Softmax
-from ember.tensor import Tensor, _wrap, _wrap_dim
+from ember.tensor import Tensor, _scalar_name, _wrap, _wrap_dim
 
 __all__ = [
     "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var", "std",
@@ -100,6 +100,8 @@ def sum(input, dim=None, keepdim=False, *, dtype=None):
 def nansum(input, dim=None, keepdim=False, *, dtype=None):
     from ember.ops.elementwise import where, isnan
 
+    if input._data.dtype.kind != "f":  # no NaN to drop; integers sum to int64 as in sum
+        return sum(input, dim, keepdim, dtype=dtype)
     return sum(where(isnan(input), 0.0, input), dim, keepdim, dtype=dtype)
 
 
@@ -109,7 +111,7 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
     if input._data.dtype.kind != "f":
         raise RuntimeError(
             f"mean(): could not infer output dtype. Input dtype must be either a floating point "
-            f"or complex dtype. Got: {input.dtype.name.capitalize()}"
+            f"or complex dtype. Got: {_scalar_name(input._data.dtype)}"
         )
     return Mean.apply(input, _axes(dim, input._data.ndim), keepdim)
 
@@ -117,6 +119,11 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
 def nanmean(input, dim=None, keepdim=False, *, dtype=None):
     from ember.ops.elementwise import isnan, logical_not
 
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype "
+                           f"but got {_scalar_name(input._data.dtype)}")
+    if dtype is not None:
+        input = input.to(dtype)
     keep = logical_not(isnan(input))
     return nansum(input, dim, keepdim) / sum(keep, dim, keepdim).to(input.dtype)
 

@@ -202,3 +202,21 @@ def test_mode_values_carry_a_gradient():
     x = np.array([[1.0, 2.0, 2.0, 3.0], [4.0, 4.0, 0.0, 0.0]], np.float32)
     check_op([x], lambda t, x: x.mode(1))
     check_op([x], lambda t, x: t.mode(x, 0, keepdim=True))
+
+
+def test_nansum_nanmean_of_integers_like_torch():
+    """nansum of an integer tensor is int64 (it was float32); nanmean and mean of one raise
+    torch's RuntimeError (nanmean returned a float)."""
+    x = np.array([[1, 5, 2], [3, 0, -1]], np.int64)
+    for fn in (lambda t, x: x.nansum(), lambda t, x: t.nansum(x, 1, keepdim=True),
+               lambda t, x: x.bool().nansum(0), lambda t, x: x.float().nanmean(1, dtype=t.float64)):
+        e, t = fn(ember, ember.tensor(x)), fn(torch, torch.tensor(x))
+        assert str(e.dtype).split(".")[-1] == str(t.dtype).split(".")[-1]
+        np.testing.assert_allclose(e.numpy(), t.numpy())
+    for lib in (ember, torch):
+        with pytest.raises(RuntimeError, match="nanmean\\(\\): expected input to have floating "
+                                               "point or complex dtype but got Long"):
+            lib.tensor(x).nanmean(0)
+        with pytest.raises(RuntimeError, match="Input dtype must be either a floating point or "
+                                               "complex dtype. Got: Long"):
+            lib.tensor(x).mean()
