@@ -202,13 +202,18 @@ class _ExtremeDim(Function):
 
 
 def _check_nonempty(input, name, axes):
-    if input._data.size == 0:
-        raise IndexError(
+    """A reduction without identity refuses an empty reduced dimension (an empty tensor reduced
+    along a dimension that is not empty gives an empty result, as in PyTorch)."""
+    x = input._data
+    if x.size:
+        return
+    if axes is None:
+        raise RuntimeError(
             f"{name}(): Expected reduction dim to be specified for input.numel() == 0. Specify "
-            "the reduction dim with the 'dim' argument."
-            if axes is None else
-            f"{name}(): Expected reduction dim {axes[0]} to have non-zero size."
-        )
+            "the reduction dim with the 'dim' argument.")
+    for a in axes:
+        if x.ndim and x.shape[a] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {a} to have non-zero size.")
 
 
 def _max_min(input, dim, keepdim, is_max, other=None):
@@ -262,7 +267,9 @@ def aminmax(input, *, dim=None, keepdim=False):
 def _arg(input, dim, keepdim, f, name):
     x = input._data
     if dim is None:
-        _check_nonempty(input, name, None)
+        if x.size == 0:
+            raise IndexError(
+                f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
         r = np.asarray(f(x.reshape(-1)))
         return _wrap(r.reshape((1,) * x.ndim) if keepdim else r.astype(np.int64))
     axis = _wrap_dim(dim, x.ndim)
@@ -365,10 +372,11 @@ def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 class LogSumExp(Function):
     @staticmethod
     def forward(ctx, x, axes, keepdim):
-        m = np.max(x, axis=axes, keepdims=True)
+        m = np.max(x, axis=axes, keepdims=True, initial=-np.inf)  # empty: log(0) = -inf
         m = np.where(np.isfinite(m), m, 0).astype(x.dtype, copy=False)
         s = np.exp(x - m).sum(axis=axes, keepdims=True)
-        y = np.log(s) + m
+        with np.errstate(divide="ignore"):
+            y = np.log(s) + m
         ctx.save_for_backward(x, y)
         ctx.info = (axes, keepdim)
         return y if keepdim else np.asarray(np.squeeze(y, axis=axes))
@@ -594,6 +602,8 @@ def _median_index(x, axis, ignore_nan):
 def _median(input, dim, keepdim, ignore_nan, rt):
     x = input._data
     if dim is None:
+        if x.size == 0:
+            return _wrap(np.array(np.nan, x.dtype))
         i = int(_median_index(x.reshape(-1), 0, ignore_nan))
         from ember.ops.indexing import take
 
@@ -603,6 +613,7 @@ def _median(input, dim, keepdim, ignore_nan, rt):
         from ember.ops.shape import clone
 
         return rt(clone(input), _wrap(np.zeros((), dtype=np.int64)))
+    _check_nonempty(input, rt.__name__, (axis,))
     idx = _median_index(x, axis, ignore_nan)
     vals = _ExtremeDim.apply(input, axis, keepdim, idx)
     return rt(vals, _wrap(np.expand_dims(idx, axis) if keepdim else idx))
@@ -621,6 +632,7 @@ def mode(input, dim=-1, keepdim=False):
         return _on_1d(mode, input, dim)
     x = input._data
     axis = _wrap_dim(dim, x.ndim)
+    _check_nonempty(input, "mode", (axis,))
     xm = np.moveaxis(x, axis, -1)
     flat = xm.reshape(-1, xm.shape[-1])
     idxs = []

@@ -104,7 +104,7 @@ def test_integer_sum_and_mean_errors():
 
 
 def test_empty_reduction_errors():
-    with pytest.raises(IndexError, match="numel\\(\\) == 0"):
+    with pytest.raises(RuntimeError, match="numel\\(\\) == 0"):  # torch: RuntimeError
         ember.zeros(0).max()
     with pytest.raises(IndexError, match="Dimension out of range"):
         ember.zeros(2, 3).sum(2)
@@ -220,3 +220,35 @@ def test_nansum_nanmean_of_integers_like_torch():
         with pytest.raises(RuntimeError, match="Input dtype must be either a floating point or "
                                                "complex dtype. Got: Long"):
             lib.tensor(x).mean()
+
+
+EMPTY = {
+    "max_dim": lambda t, x: x.max(1), "min_keep": lambda t, x: t.min(x, -1, keepdim=True),
+    "amax": lambda t, x: x.amax(1), "argmax": lambda t, x: x.argmax(1),
+    "argmin_keep": lambda t, x: t.argmin(x, 1, keepdim=True),
+    "aminmax": lambda t, x: t.aminmax(x, dim=1), "logsumexp": lambda t, x: x.logsumexp(0),
+    "logsumexp_all": lambda t, x: t.logsumexp(x, (0, 1)), "median_all": lambda t, x: x.median(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY))
+def test_reductions_of_an_empty_tensor_like_torch(name):
+    """(0, 3) reduced along its non-empty dim 1 is empty, not an error; logsumexp of nothing is
+    -inf and median of nothing NaN (both raised NumPy errors)."""
+    check_op([np.zeros((0, 3), np.float32)], EMPTY[name], grad=False)
+
+
+def test_reductions_over_an_empty_dim_raise_like_torch():
+    for lib in (ember, torch):
+        x = lib.zeros(0, 3)
+        for fn in (lambda: x.max(), lambda: x.amin()):
+            with pytest.raises(RuntimeError, match="Expected reduction dim to be specified for "
+                                                   "input.numel\\(\\) == 0"):
+                fn()
+        with pytest.raises(IndexError, match="input.numel\\(\\) == 0"):
+            x.argmax()
+        for fn in (lambda: x.max(0), lambda: x.argmin(0), lambda: x.median(0),
+                   lambda: x.mode(0)):
+            with pytest.raises(IndexError, match="Expected reduction dim 0 to have non-zero "
+                                                 "size"):
+                fn()
