@@ -110,12 +110,28 @@ _T.__and__ = lambda a, b: E.logical_and(a, b) if a._data.dtype == np.bool_ else 
 _T.__or__ = lambda a, b: E.logical_or(a, b) if a._data.dtype == np.bool_ else E.bitwise_or(a, b)
 _T.__xor__ = lambda a, b: E.logical_xor(a, b) if a._data.dtype == np.bool_ else E.bitwise_xor(a, b)
 _T.__rand__, _T.__ror__, _T.__rxor__ = _T.__and__, _T.__or__, _T.__xor__
-_T.__eq__ = E.eq
-_T.__ne__ = E.ne
-_T.__lt__ = E.lt
-_T.__le__ = E.le
-_T.__gt__ = E.gt
-_T.__ge__ = E.ge
+
+
+def _comparison(fn):
+    """A comparison dunder: a tensor, a number or an array compares elementwise; anything else
+    (None, a list, a string) is NotImplemented, so that ``x == None`` is False and ``x < None``
+    a TypeError, as in PyTorch."""
+    def op(a, b):
+        if isinstance(b, _COMPARABLE):
+            return fn(a, b)
+        return NotImplemented
+
+    op.__name__ = fn.__name__
+    return op
+
+
+_COMPARABLE = (_T, int, float, np.ndarray, np.generic)  # bool is an int
+_T.__eq__ = _comparison(E.eq)
+_T.__ne__ = _comparison(E.ne)
+_T.__lt__ = _comparison(E.lt)
+_T.__le__ = _comparison(E.le)
+_T.__gt__ = _comparison(E.gt)
+_T.__ge__ = _comparison(E.ge)
 _T.__getitem__ = I.getitem
 _T.__setitem__ = I.setitem
 _T.__hash__ = lambda self: id(self)

@@ -196,3 +196,17 @@ def test_legacy_constructor_and_array_protocol():
     x = ember.tensor([1.0, 2.0])
     assert np.array(x).tolist() == [1.0, 2.0] and np.array(x, dtype=np.float64).dtype == np.float64
     assert (np.ones(2, np.float32) + x).__class__ is ember.Tensor
+
+
+def test_comparison_with_none_or_a_non_number_like_torch():
+    """``x == None`` is False and ``x != None`` True (ember raised a TypeError from building a
+    tensor of None); ``x < None`` is Python's TypeError; a list is not compared elementwise."""
+    for lib in (ember, torch):
+        x = lib.tensor([1.0, 2.0])
+        assert (x == None) is False and (x != None) is True  # noqa: E711
+        assert (None == x) is False and (x == "a") is False and (x == [1.0, 2.0]) is False  # noqa
+        assert x not in [None, "a"]
+        with pytest.raises(TypeError, match="'<' not supported between instances of 'Tensor' "
+                                            "and 'NoneType'"):
+            x < None  # noqa: B015
+        assert (x == 2).tolist() == [False, True] and (x >= lib.tensor(1.5)).tolist() == [0, 1]
