@@ -169,17 +169,31 @@ def _dtype(dtype, default=None):
     return _dt.to_dtype(dtype).np
 
 
-def zeros(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False):
-    return _finish(np.zeros(_size(size), dtype=_dtype(dtype)), requires_grad, device)
+def _size_arg(args, size, fn):
+    """The shape from ``zeros(2, 3)``, ``zeros((2, 3))`` or ``zeros(size=(2, 3))``."""
+    if size is not None:
+        if args:
+            raise TypeError(f"{fn}() got multiple values for argument 'size'")
+        args = (size,)
+    return _size(args)
 
 
-def ones(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False):
-    return _finish(np.ones(_size(size), dtype=_dtype(dtype)), requires_grad, device)
+def zeros(*args, size=None, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+          pin_memory=False):
+    shape = _size_arg(args, size, "zeros")
+    return _finish(np.zeros(shape, dtype=_dtype(dtype)), requires_grad, device)
 
 
-def empty(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+def ones(*args, size=None, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+         pin_memory=False):
+    shape = _size_arg(args, size, "ones")
+    return _finish(np.ones(shape, dtype=_dtype(dtype)), requires_grad, device)
+
+
+def empty(*args, size=None, out=None, dtype=None, layout=None, device=None, requires_grad=False,
           pin_memory=False, memory_format=None):
-    return _finish(np.empty(_size(size), dtype=_dtype(dtype)), requires_grad, device)
+    shape = _size_arg(args, size, "empty")
+    return _finish(np.empty(shape, dtype=_dtype(dtype)), requires_grad, device)
 
 
 def empty_strided(size, stride, *, dtype=None, device=None, requires_grad=False):
@@ -263,17 +277,19 @@ def _float_dtype(dtype, fn):
     return d
 
 
-def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None,
+def rand(*args, size=None, generator=None, out=None, dtype=None, layout=None, device=None,
          requires_grad=False, pin_memory=False):
     d = _float_dtype(dtype, "check_uniform_bounds")
-    arr = _gen(generator).random(_size(size), dtype=np.float64 if d == np.float16 else d)
+    shape = _size_arg(args, size, "rand")
+    arr = _gen(generator).random(shape, dtype=np.float64 if d == np.float16 else d)
     return _finish(arr.astype(d, copy=False), requires_grad, device)
 
 
-def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
+def randn(*args, size=None, generator=None, out=None, dtype=None, layout=None, device=None,
           requires_grad=False, pin_memory=False):
     d = _float_dtype(dtype, "normal_kernel_cpu")
-    arr = _gen(generator).standard_normal(_size(size), dtype=np.float64 if d == np.float16 else d)
+    shape = _size_arg(args, size, "randn")
+    arr = _gen(generator).standard_normal(shape, dtype=np.float64 if d == np.float16 else d)
     return _finish(arr.astype(d, copy=False), requires_grad, device)
 
 

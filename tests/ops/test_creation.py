@@ -118,3 +118,15 @@ def test_python_floats_keep_float64_precision_when_a_dtype_is_given(data):
         assert e.tolist() == t.tolist()
     assert ember.tensor(data, dtype=ember.float32).tolist() == \
         torch.tensor(data, dtype=torch.float32).tolist()
+
+
+@pytest.mark.parametrize("name", ["zeros", "ones", "empty", "rand", "randn"])
+def test_size_keyword(name):
+    """torch.zeros(size=(2, 3)) and its kin take the shape as a keyword (ember: TypeError)."""
+    for lib in (ember, torch):
+        f = getattr(lib, name)
+        assert f(size=(2, 3)).shape == f(size=[2, 3]).shape == f((2, 3)).shape == (2, 3)
+        x = f(size=(4,), dtype=lib.float64, requires_grad=True)
+        assert x.shape == (4,) and str(x.dtype).endswith("float64") and x.requires_grad
+        with pytest.raises(TypeError):
+            f(2, size=(2, 3))
