@@ -350,13 +350,32 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
         raise RuntimeError(
             f"scatter(): Expected self.dtype to be equal to src.dtype ({input.dtype} vs {src.dtype})"
         )
-    n = input._data.shape[axis]
+    _check_scatter_index(input._data, axis, idx, src)
+    return Scatter.apply(input, axis, idx, src, reduce)
+
+
+def _check_scatter_index(x, axis, idx, src):
+    _check_scatter_shapes(x, axis, idx, src)
+    n = x.shape[axis]
     if idx.size and (idx.max() >= n or idx.min() < 0):
         raise RuntimeError(
             f"index {int(idx.max() if idx.max() >= n else idx.min())} is out of bounds for "
             f"dimension {axis} with size {n}"
         )
-    return Scatter.apply(input, axis, idx, src, reduce)
+
+
+def _check_scatter_shapes(x, axis, idx, src):
+    """As PyTorch: index has self's number of dimensions, and is no larger than self (apart
+    from ``axis``) nor than a tensor src anywhere (src is read only where index reaches)."""
+    if idx.ndim != x.ndim and idx.size:
+        raise RuntimeError("Index tensor must have the same number of dimensions as self tensor")
+    s = src._data.shape if isinstance(src, Tensor) else None
+    if (any(idx.shape[d] > x.shape[d] for d in range(x.ndim) if d != axis)
+            or s is not None and (len(s) != idx.ndim or any(map(int.__gt__, idx.shape, s)))):
+        raise RuntimeError(
+            f"Expected index {list(idx.shape)} to be no larger than self {list(x.shape)} apart "
+            f"from dimension {axis}" + ("" if s is None else
+                                          f" and to be no larger size than src {list(s)}"))
 
 
 def scatter_add(input, dim, index, src):
@@ -368,6 +387,7 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
         return scatter_add(input, dim, index, src)
     axis = _wrap_dim(dim, input._data.ndim)
     idx = _index_arr(index, "scatter_reduce")
+    _check_scatter_index(input._data, axis, idx, src)
     out = input._data.copy()
     full = list(np.indices(idx.shape, sparse=True))
     full[axis] = idx
@@ -515,6 +535,8 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
 def kthvalue(input, k, dim=-1, keepdim=False):
     x = input._data
     axis = _wrap_dim(dim, x.ndim)
+    if not 1 <= k <= (x.shape[axis] if x.ndim else 1):
+        raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {axis}")
     idx = np.take(np.argsort(x, axis=axis, kind="stable"), [k - 1], axis=axis)
     v = gather(input, axis, _wrap(idx))
     if not keepdim:
@@ -547,11 +569,31 @@ def triu(input, diagonal=0):
     return _Tri.apply(input, diagonal, True)
 
 
+def _check_index_source(input, axis, idx, source, name):
+    """index_add/index_copy: a vector index, one per source slice along ``axis``, and source
+    shaped as input apart from ``axis`` (PyTorch's errors)."""
+    if idx.ndim > 1:
+        raise IndexError(f"{name}(): Index is supposed to be a vector, but got dim: {idx.ndim} "
+                         f"with type: Long and size: {list(idx.shape)}")
+    x, s = input._data.shape, source._data.shape
+    if len(s) != len(x) or any(a != b for d, (a, b) in enumerate(zip(x, s)) if d != axis):
+        raise RuntimeError(
+            "source tensor shape must match self tensor shape, excluding the specified "
+            f"dimension. Got self.shape = {list(x)} source.shape = {list(s)}")
+    if idx.size != s[axis] and name == "index_copy_":
+        raise IndexError(f"index_copy_(): Number of indices ({idx.size}) should be equal to "
+                         f"source.size(dim) ({s[axis]})")
+    if idx.size != s[axis]:
+        raise RuntimeError(f"{name}(): Number of indices ({idx.size}) should be equal to "
+                           f"source.size(dim): ({s[axis]}), for dim: {axis}")
+
+
 def index_add(input, dim, index, source, *, alpha=1):
     from ember.ops.elementwise import mul
 
     axis = _wrap_dim(dim, input._data.ndim)
     idx = _index_arr(index, "index_add")
+    _check_index_source(input, axis, idx, source, "index_add_")
     shape = [1] * input._data.ndim
     shape[axis] = -1
     full_idx = np.broadcast_to(idx.reshape(shape), source._data.shape)
@@ -572,6 +614,7 @@ def index_fill(input, dim, index, value):
 def index_copy(input, dim, index, source):
     axis = _wrap_dim(dim, input._data.ndim)
     idx = _index_arr(index, "index_copy")
+    _check_index_source(input, axis, idx, source, "index_copy_")
     shape = [1] * input._data.ndim
     shape[axis] = -1
     full_idx = np.broadcast_to(idx.reshape(shape), source._data.shape)

@@ -199,3 +199,43 @@ def test_scatter_reduce_include_self(reduce, include_self):
         out.append(x.scatter_reduce(1, lib.tensor(index), lib.tensor(src), reduce,
                                     include_self=include_self).tolist())
     assert out[0] == out[1]
+
+
+def test_scatter_index_add_shape_errors_like_torch():
+    """Index/source shapes that torch refuses: scatter with a src smaller than index filled
+    places from a broadcast src silently; scatter_add/scatter_reduce with an index wider than
+    self, index_add/index_copy with a mismatched source and kthvalue with k out of range raised
+    raw NumPy errors."""
+    cases = [
+        (RuntimeError, r"Expected index \[1, 2\] to be no larger than self \[2, 3\] apart from "
+                       r"dimension 1 and to be no larger size than src \[1, 1\]",
+         lambda t, x: x.scatter(1, t.tensor([[0, 1]]), t.ones(1, 1))),
+        (RuntimeError, r"Expected index \[3, 1\] to be no larger than self",
+         lambda t, x: x.scatter_add(1, t.tensor([[0], [1], [1]]), t.ones(3, 1))),
+        (RuntimeError, "Index tensor must have the same number of dimensions as self tensor",
+         lambda t, x: x.scatter(1, t.tensor([0, 1]), t.ones(1, 2))),
+        (RuntimeError, "index 3 is out of bounds for dimension 1 with size 3",
+         lambda t, x: x.scatter_reduce(1, t.tensor([[2, 3]]), t.ones(1, 2), "amax")),
+        (RuntimeError, r"source tensor shape must match self tensor shape, excluding the "
+                       r"specified dimension. Got self.shape = \[2, 3\] source.shape = \[2, 4\]",
+         lambda t, x: x.index_add(0, t.tensor([1, 1]), t.ones(2, 4))),
+        (RuntimeError, r"index_add_\(\): Number of indices \(2\) should be equal to "
+                       r"source.size\(dim\): \(3\), for dim: 0",
+         lambda t, x: x.index_add(0, t.tensor([1, 1]), t.ones(3, 3))),
+        (IndexError, r"index_copy_\(\): Number of indices \(2\) should be equal to "
+                     r"source.size\(dim\) \(3\)",
+         lambda t, x: x.index_copy(0, t.tensor([1, 0]), t.ones(3, 3))),
+        (IndexError, r"index_add_\(\): Index is supposed to be a vector",
+         lambda t, x: x.index_add(0, t.tensor([[1]]), t.ones(1, 3))),
+        (RuntimeError, r"kthvalue\(\): selected number k out of range for dimension 1",
+         lambda t, x: x.kthvalue(4, 1)),
+    ]
+    for exc, msg, fn in cases:
+        for lib in (ember, torch):
+            with pytest.raises(exc, match=msg):
+                fn(lib, lib.zeros(2, 3))
+    # what torch accepts still works: a scalar value scattered by an index wider than self
+    # along dim, a source no larger than index anywhere
+    check_op([(2, 3)], lambda t, x: x.scatter(1, t.tensor([[0, 1, 2, 0]]), 1.5), grad=False)
+    check_op([(2, 3), (1, 3)], lambda t, x, s: x.scatter(0, t.tensor([[1, 0, 1]]), s))
+    check_op([(2, 3), (2, 2)], lambda t, x, s: x.index_add(1, t.tensor([0, 2]), s, alpha=3))
