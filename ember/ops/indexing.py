@@ -382,31 +382,75 @@ def scatter_add(input, dim, index, src):
     return scatter(input, dim, index, src, reduce="add")
 
 
+class ScatterReduce(Function):
+    """scatter_reduce for prod/mean/amax/amin (sum without include_self too); the gradient of
+    amax/amin is shared evenly between the elements equal to the result, as in PyTorch."""
+
+    @staticmethod
+    def forward(ctx, x, src, axis, idx, reduce, include_self):
+        full = list(np.indices(idx.shape, sparse=True))
+        full[axis] = idx
+        full = tuple(full)
+        s = src[tuple(slice(0, k) for k in idx.shape)]
+        out = x.copy()
+        hit = np.zeros(x.shape, bool)
+        hit[full] = True
+        if reduce == "mean":
+            cnt = np.where(hit & (not include_self), 0, 1).astype(x.dtype)  # the terms
+            if not include_self:
+                out[full] = 0
+            np.add.at(out, full, s)
+            np.add.at(cnt, full, 1)
+            out = out // cnt if x.dtype.kind in "biu" else (out / cnt).astype(x.dtype)
+        else:
+            ufunc = {"sum": np.add, "prod": np.multiply, "amax": np.maximum,
+                     "amin": np.minimum}[reduce]
+            if not include_self:  # the scattered-to places start from the identity
+                out[full] = ufunc.identity if ufunc.identity is not None else s
+            ufunc.at(out, full, s)
+            cnt = None
+        ctx.save_for_backward(x, s, out)
+        ctx.info = (full, reduce, include_self, hit, cnt, src.shape)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, s, y = ctx.saved_tensors
+        full, reduce, include_self, hit, cnt, sshape = ctx.info
+        keep_x = ~hit | include_self  # the places where x took part in the result
+        if reduce == "sum":
+            gx, gs = np.where(keep_x, g, 0), g[full]
+        elif reduce == "mean":
+            gx, gs = np.where(keep_x, g / cnt, 0), (g / cnt)[full]
+        elif reduce == "prod":
+            if (x[hit & keep_x] == 0).any() or (s == 0).any():
+                raise RuntimeError("scatter_reduce(reduce='prod') backward through zeros is "
+                                   "not supported in ember")
+            gx = np.where(hit & keep_x, g * y / np.where(x == 0, 1, x), np.where(keep_x, g, 0))
+            gs = (g * y)[full] / s
+        else:  # amax / amin: shared between the elements equal to the result
+            mx = x == y  # PyTorch counts an equal x even where include_self=False left it out
+            ms = s == y[full]
+            n = mx.astype(g.dtype)
+            np.add.at(n, full, ms)
+            share = g / np.maximum(n, 1)
+            gx = np.where(hit, np.where(mx & keep_x, share, 0), g)
+            gs = np.where(ms, share[full], 0)
+        gsrc = np.zeros(sshape, g.dtype)
+        gsrc[tuple(slice(0, k) for k in s.shape)] = gs
+        return gx.astype(g.dtype, copy=False), gsrc, None, None, None, None
+
+
 def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
     if reduce == "sum" and include_self:
         return scatter_add(input, dim, index, src)
+    if reduce not in ("sum", "prod", "mean", "amax", "amin"):
+        raise RuntimeError(
+            f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
     axis = _wrap_dim(dim, input._data.ndim)
     idx = _index_arr(index, "scatter_reduce")
     _check_scatter_index(input._data, axis, idx, src)
-    out = input._data.copy()
-    full = list(np.indices(idx.shape, sparse=True))
-    full[axis] = idx
-    full = tuple(full)
-    s = src._data[tuple(slice(0, k) for k in idx.shape)]
-    ufunc = {"sum": np.add, "prod": np.multiply, "amax": np.maximum, "amin": np.minimum}.get(reduce)
-    if ufunc is not None:
-        if not include_self:  # the scattered-to places start from the reduction's identity
-            out[full] = ufunc.identity if ufunc.identity is not None else s
-        ufunc.at(out, full, s)
-        return _wrap(out)
-    if reduce == "mean":
-        cnt = np.zeros_like(out) + (1 if include_self else 0)
-        if not include_self:
-            out[full] = 0
-        np.add.at(out, full, s)
-        np.add.at(cnt, full, 1)
-        return _wrap((out / np.maximum(cnt, 1)).astype(out.dtype))
-    raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
+    return ScatterReduce.apply(input, src, axis, idx, reduce, include_self)
 
 
 class MaskedFill(Function):

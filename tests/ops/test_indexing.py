@@ -239,3 +239,24 @@ def test_scatter_index_add_shape_errors_like_torch():
     check_op([(2, 3)], lambda t, x: x.scatter(1, t.tensor([[0, 1, 2, 0]]), 1.5), grad=False)
     check_op([(2, 3), (1, 3)], lambda t, x, s: x.scatter(0, t.tensor([[1, 0, 1]]), s))
     check_op([(2, 3), (2, 2)], lambda t, x, s: x.index_add(1, t.tensor([0, 2]), s, alpha=3))
+
+
+@pytest.mark.parametrize("reduce", ["sum", "prod", "mean", "amax", "amin"])
+@pytest.mark.parametrize("include_self", [True, False])
+def test_scatter_reduce_gradients(reduce, include_self):
+    """scatter_reduce other than sum with include_self returned a tensor without grad_fn (no
+    gradient reached input or src); amax/amin share the gradient between ties as torch does."""
+    x = np.array([[1, -2, 2, 1], [2, 1, -1, 2], [1, 2, 2, -2]], np.float32)
+    src = np.array([[2, 2, -1, 1], [2, 1, 2, 2], [-2, 1, 2, 2]], np.float32)  # ties with x
+    idx = np.array([[0, 1, 1, 3], [2, 2, 2, 2], [0, 0, 3, 3]])
+    check_op([x, src], lambda t, x, s: x.scatter_reduce(1, t.tensor(idx), s, reduce,
+                                                        include_self=include_self))
+    check_op([(3, 4), (3, 4)], lambda t, x, s: t.scatter_reduce(x, 1, t.tensor(idx), s, reduce,
+                                                               include_self=include_self), seed=1)
+    e = ember.tensor([[5, 2, 7], [1, 1, 1]]).scatter_reduce(
+        1, ember.tensor([[0, 0], [2, 2]]), ember.tensor([[2, 3], [-4, 1]]), reduce,
+        include_self=include_self)
+    t = torch.tensor([[5, 2, 7], [1, 1, 1]]).scatter_reduce(
+        1, torch.tensor([[0, 0], [2, 2]]), torch.tensor([[2, 3], [-4, 1]]), reduce,
+        include_self=include_self)
+    assert e.tolist() == t.tolist()  # integer mean rounds down, as in torch
