@@ -724,8 +724,20 @@ def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     return bool(np.allclose(input._data, _as_tensor(other)._data, rtol, atol, equal_nan))
 
 
+class NanToNum(Function):
+    @staticmethod
+    def forward(ctx, x, nan, posinf, neginf):
+        ctx.save_for_backward(x)
+        return np.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return np.where(np.isfinite(x), g, g.dtype.type(0)), None, None, None  # replaced: 0
+
+
 def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
-    return _wrap(np.nan_to_num(input._data, nan=nan, posinf=posinf, neginf=neginf))
+    return NanToNum.apply(input, nan, posinf, neginf)
 
 
 # ---------------------------------------------------------------------------- where and friends

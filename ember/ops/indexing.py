@@ -513,12 +513,28 @@ def masked_select(input, mask):
     return getitem(x, _wrap(np.broadcast_to(m, shape)))
 
 
+class MaskedScatter(Function):
+    @staticmethod
+    def forward(ctx, x, m, source):
+        out = x.copy()
+        n = int(m.sum())
+        out[m] = source.reshape(-1)[:n]
+        ctx.info = (m, n, source.shape)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        m, n, sshape = ctx.info
+        gs = np.zeros(int(np.prod(sshape)), g.dtype)
+        gs[:n] = g[m]  # the i-th True place took the i-th source element
+        return np.where(m, g.dtype.type(0), g), None, gs.reshape(sshape)
+
+
 def masked_scatter(input, mask, source):
     m = np.broadcast_to(_mask_arr(mask, "masked_scatter"), input._data.shape)
-    out = input._data.copy()
-    n = int(m.sum())
-    out[m] = source._data.reshape(-1)[:n]
-    return _wrap(out)
+    if source._data.size < m.sum():
+        raise RuntimeError("Number of elements of source < number of ones in mask")
+    return MaskedScatter.apply(input, m, source)
 
 
 def nonzero(input, *, as_tuple=False):

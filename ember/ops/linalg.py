@@ -350,8 +350,28 @@ def cdist(x1, x2, p=2.0):
     return norm(d, p, dim=-1)
 
 
+class Det(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.asarray(np.linalg.det(x))
+
+    @staticmethod
+    def backward(ctx, g):
+        # d det(A) / dA = adj(A)^T, exact for singular A too: with A = U diag(s) V^T it is
+        # det(U) det(V) U diag(prod of the other s) V^T.
+        (x,) = ctx.saved_tensors
+        u, sv, vt = np.linalg.svd(x)
+        ones = np.ones(sv.shape[:-1] + (1,), sv.dtype)
+        left = np.cumprod(np.concatenate([ones, sv[..., :-1]], -1), -1)
+        right = np.cumprod(np.concatenate([ones, sv[..., :0:-1]], -1), -1)[..., ::-1]
+        sign = np.linalg.det(u) * np.linalg.det(vt)
+        adj_t = (u * (left * right)[..., None, :]) @ vt * sign[..., None, None]
+        return (np.asarray(g)[..., None, None] * adj_t).astype(x.dtype, copy=False)
+
+
 def det(input):
-    return _wrap(np.asarray(np.linalg.det(input._data)))
+    return Det.apply(input)
 
 
 def inverse(input):

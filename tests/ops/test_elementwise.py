@@ -202,3 +202,11 @@ def test_integer_division_by_zero_raises_like_torch():
             with pytest.raises(RuntimeError, match="ZeroDivisionError"):
                 fn(lib)
     assert (ember.tensor([3.0]) // 0).tolist() == [float("inf")]  # floats follow IEEE, as torch
+
+
+def test_nan_to_num_gradient():
+    """nan_to_num was computed outside autograd (no grad_fn); torch passes the gradient where x
+    is finite and gives 0 where a NaN or infinity was replaced."""
+    x = np.array([1.0, np.nan, np.inf, -np.inf, -2.0], np.float32)
+    check_op([x], lambda t, x: x.nan_to_num())
+    check_op([x], lambda t, x: t.nan_to_num(x, nan=1.0, posinf=2.0, neginf=-3.0))

@@ -260,3 +260,14 @@ def test_scatter_reduce_gradients(reduce, include_self):
         1, torch.tensor([[0, 0], [2, 2]]), torch.tensor([[2, 3], [-4, 1]]), reduce,
         include_self=include_self)
     assert e.tolist() == t.tolist()  # integer mean rounds down, as in torch
+
+
+def test_masked_scatter_gradient_and_error():
+    """masked_scatter was computed outside autograd (no grad_fn): torch's gradient is g where
+    the mask is False for input, and the i-th True place's g for the i-th source element."""
+    mask = np.array([[True, False, True], [False, True, True]])
+    check_op([(2, 3), (2, 3)], lambda t, x, s: x.masked_scatter(t.tensor(mask), s))
+    check_op([(2, 3), (7,)], lambda t, x, s: x.masked_scatter(t.tensor(mask[0]), s), seed=1)
+    for lib in (ember, torch):
+        with pytest.raises(RuntimeError, match="Number of elements of source < number of ones"):
+            lib.zeros(2, 3).masked_scatter(lib.tensor(mask), lib.ones(3))

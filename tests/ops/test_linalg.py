@@ -87,3 +87,10 @@ def test_matmul_shape_errors():
         ember.zeros(2, 2) @ ember.zeros(2, 2, dtype=ember.float64)
     with pytest.raises(RuntimeError, match="number of subscripts"):
         ember.einsum("ijk,jk->i", ember.zeros(2, 3), ember.zeros(3, 4))
+
+
+def test_det_gradient():
+    """det was computed outside autograd (no grad_fn); its gradient is det(A) inv(A)^T."""
+    check_op([(3, 3)], lambda t, a: t.det(a))
+    check_op([(2, 4, 4)], lambda t, a: a.det(), seed=1)
+    check_gradcheck([(3, 3)], lambda t, a: a.det())
