@@ -155,10 +155,11 @@ def _inplace_from(fn, fast=None):
 
 
 def _np_binary(ufunc):
-    def fast(self, other, *, alpha=1):
+    def fast(self, other, *, alpha=1, **kw):
         o = other._data if isinstance(other, _T) else other
         d = self._data
-        if not d.flags.writeable or (isinstance(o, np.ndarray) and o.dtype.kind == "f" and d.dtype.kind != "f"):
+        if kw or not d.flags.writeable or (isinstance(o, np.ndarray) and o.dtype.kind == "f"
+                                           and d.dtype.kind != "f"):
             return NotImplemented
         if alpha != 1:
             o = o * alpha

@@ -524,8 +524,8 @@ class Tensor:
             _dt._NP2DT[rd.dtype], _dt._NP2DT[self._data.dtype]
         ):
             raise RuntimeError(
-                f"result type {_dt._NP2DT[rd.dtype].name} can't be cast to the desired output type "
-                f"{self.dtype.name}"
+                f"result type {_scalar_name(rd.dtype)} can't be cast to the desired output type "
+                f"{_scalar_name(self._data.dtype)}"
             )
         if rd.shape != self._data.shape:
             raise RuntimeError(

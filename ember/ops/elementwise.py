@@ -198,6 +198,9 @@ def div(input, other, *, rounding_mode=None, out=None):
         return floor_divide(input, other)
     if rounding_mode == "trunc":
         return trunc(div(input, other)) if _is_float(input, other) else _int_div(input, other, "trunc")
+    if rounding_mode is not None:
+        raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
+                           f"found '{rounding_mode}'")
     a, b = _prep(input, other)
     if (a if isinstance(a, Tensor) else b)._data.dtype.kind != "f":
         fd = _dt.get_default_dtype()
