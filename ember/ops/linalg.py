@@ -7,7 +7,7 @@ import numpy as np
 from ember.autograd.function import Function
 from ember.backend import unbroadcast
 from ember.backend.blas import matmul as _matmul
-from ember.tensor import Tensor, _wrap
+from ember.tensor import Tensor, _view_of, _wrap
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "einsum", "tensordot",
            "addmm", "baddbmm", "inner", "kron", "trace", "diag", "diagonal", "diag_embed", "cross",
@@ -286,14 +286,17 @@ def kron(input, other):
 
 
 def diagonal(input, offset=0, dim1=0, dim2=1):
-    return _Diagonal.apply(input, offset, dim1, dim2)
+    """A view of the diagonal, as in PyTorch: ``x.diagonal().fill_(0)`` writes into x."""
+    return _view_of(input, _Diagonal.apply(input, offset, dim1, dim2))
 
 
 class _Diagonal(Function):
     @staticmethod
     def forward(ctx, x, offset, d1, d2):
         ctx.info = (x.shape, offset, d1, d2)
-        return np.diagonal(x, offset, d1, d2).copy()
+        view = np.diagonal(x, offset, d1, d2)  # NumPy's is read-only: writable where x is
+        view.setflags(write=x.flags.writeable)
+        return view
 
     @staticmethod
     def backward(ctx, g):

@@ -1,7 +1,9 @@
 """Matrix products against torch: matmul in all its ranks (batched, broadcast, 1-D), mm, bmm,
 einsum; gradients, non-contiguous inputs, gradcheck and PyTorch's shape error messages."""
 
+import numpy as np
 import pytest
+import torch
 
 import ember
 from tests.harness import check_gradcheck, check_op
@@ -94,3 +96,24 @@ def test_det_gradient():
     check_op([(3, 3)], lambda t, a: t.det(a))
     check_op([(2, 4, 4)], lambda t, a: a.det(), seed=1)
     check_gradcheck([(3, 3)], lambda t, a: a.det())
+
+
+def test_diagonal_is_a_view():
+    """diagonal returned a copy: x.diagonal().fill_(0) left x unchanged and an in-place op on
+    the diagonal of a graph tensor did not reach its gradient. In torch it is a view."""
+    for lib in (ember, torch):
+        x = lib.arange(9.0).view(3, 3)
+        x.diagonal().fill_(0)
+        x.diagonal(1).add_(10)
+        b = lib.arange(18.0).view(2, 3, 3)
+        b.diagonal(dim1=-2, dim2=-1).fill_(-1)
+        assert x.tolist() == [[0, 11, 2], [3, 0, 15], [6, 7, 0]]
+        assert b[1].tolist() == [[-1, 10, 11], [12, -1, 14], [15, 16, -1]]
+    w = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], np.float32)
+
+    def fn(t, x):
+        h = x * 1
+        h.diagonal(1).mul_(3)
+        return h * h
+
+    check_op([w], fn)
