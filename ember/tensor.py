@@ -644,8 +644,8 @@ def _view_of(src, out):
         vc = src._vc = [0]
     out._vc = vc
     root = src._base
-    if root is None:
-        root = src
+    if root is None or src._rg and src.grad_fn is None:
+        root = src  # a leaf requiring grad is its views' base even where it is itself a view
     out._base = root
     if out._rg and root.grad_fn is not None:
         from ember.autograd._views import track_view

@@ -211,3 +211,20 @@ def test_div_inplace_rounding_mode():
         with pytest.raises(RuntimeError, match="div expected rounding_mode to be one of None, "
                                                "'trunc', or 'floor' but found 'bad'"):
             lib.tensor([4.0]).div(2, rounding_mode="bad")
+
+
+@pytest.mark.parametrize("view", ["x[0]", "x.t()", "x.view(9)", "x[:, 1:]", "x.unsqueeze(0)"])
+def test_inplace_on_a_view_of_a_leaf_that_is_itself_a_view(view):
+    """A leaf made from a view (randn(6).view(2, 3).requires_grad_()) let an in-place op through
+    one of its own views change it silently (its views' base was the memory's owner, which does
+    not require grad); torch refuses it. Under no_grad it writes through, as in torch."""
+    for lib in (ember, torch):
+        x = lib.ones(9).view(3, 3).requires_grad_()
+        with pytest.raises(RuntimeError, match="a view of a leaf Variable that requires grad is "
+                                               "being used in an in-place operation"):
+            eval(view).mul_(2)
+        with lib.no_grad():
+            eval(view).mul_(2)
+        assert x.sum().item() > 9 and x.is_leaf and x.requires_grad
+        (x * x)[0].sum().backward()
+        assert x.grad[0].tolist() == (2 * x[0]).tolist()
