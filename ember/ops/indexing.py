@@ -301,9 +301,30 @@ def _SliceTo(input, shape, axis):
 
 
 def take_along_dim(input, indices, dim=None):
+    """``gather`` along ``dim`` with input and indices broadcast against each other in the
+    other dimensions; without ``dim`` both are flattened (as in PyTorch)."""
+    from ember.ops.shape import expand, reshape
+
     if dim is None:
-        return take(input, indices)
-    return gather(input, dim, indices.expand(*[input.shape[i] if i != _wrap_dim(dim, input.ndim) else -1 for i in range(input.ndim)]) if indices.shape != input.shape else indices)
+        return take(input, reshape(indices, -1))
+    x, idx = input._data, _index_arr(indices, "take_along_dim")
+    if idx.ndim != x.ndim:
+        raise RuntimeError(
+            f"torch.take_along_dim(): input and indices should have the same number of "
+            f"dimensions, but got {x.ndim} dimensions for input, and {idx.ndim} dimensions for "
+            f"indices")
+    axis = _wrap_dim(dim, x.ndim)
+    other = [a.shape[:axis] + (1,) + a.shape[axis + 1:] for a in (x, idx)]
+    try:
+        shape = list(np.broadcast_shapes(*other))
+    except ValueError:
+        from ember.ops.elementwise import _broadcast_error
+
+        _broadcast_error(_wrap(np.empty(other[0], bool)), _wrap(np.empty(other[1], bool)))
+    shape[axis] = x.shape[axis]
+    input = expand(input, *shape) if tuple(shape) != x.shape else input
+    shape[axis] = idx.shape[axis]
+    return gather(input, axis, _wrap(np.ascontiguousarray(np.broadcast_to(idx, shape))))
 
 
 class Scatter(Function):

@@ -271,3 +271,19 @@ def test_masked_scatter_gradient_and_error():
     for lib in (ember, torch):
         with pytest.raises(RuntimeError, match="Number of elements of source < number of ones"):
             lib.zeros(2, 3).masked_scatter(lib.tensor(mask), lib.ones(3))
+
+
+def test_take_along_dim_like_torch():
+    """Without dim the indices are flattened too (ember kept their shape); with dim, input and
+    indices broadcast against each other outside dim (ember only expanded the indices)."""
+    fns = [lambda t, x: x.take_along_dim(t.tensor([[0], [5]])),
+           lambda t, x: t.take_along_dim(x, x.argsort(1), 1),
+           lambda t, x: x.take_along_dim(x.argmax(-1, keepdim=True), dim=-1),
+           lambda t, x: t.take_along_dim(x[:1], t.tensor([[0, 1], [2, 2]]), 1),
+           lambda t, x: t.take_along_dim(x[:, :1], t.tensor([[0, 0, 0]]), 0)]
+    for fn in fns:
+        check_op([(2, 3)], fn)
+    for lib in (ember, torch):
+        with pytest.raises(RuntimeError, match="input and indices should have the same number "
+                                               "of dimensions"):
+            lib.zeros(2, 3).take_along_dim(lib.tensor([[[0]]]), 1)
