@@ -37,7 +37,8 @@ def _convert_index(idx, shape):
         if isinstance(i, Tensor):
             i = i._data
         if isinstance(i, (list, tuple)):
-            i = np.asarray([x._data if isinstance(x, Tensor) else x for x in i])
+            i = np.asarray([x._data if isinstance(x, Tensor) else x for x in i]) if len(i) else (
+                np.zeros(0, np.int64))  # x[[]]: an empty integer index, as in torch
         if isinstance(i, np.ndarray):
             basic = False
             if i.dtype == np.bool_ or i.dtype == np.uint8 and i.ndim:

@@ -25,6 +25,8 @@ GETITEM = {
     "two_int_tensors": lambda t, x: x[t.tensor([0, 1, 3]), t.tensor([4, 0, 4])],
     "mixed": lambda t, x: x[1:, t.tensor([0, 2])],
     "2d_index": lambda t, x: x[t.tensor([[0, 1], [3, 3]])],
+    "empty_list": lambda t, x: x[[]],  # was an error: NumPy reads [] as a float index
+    "empty_list_dim1": lambda t, x: x[1:, []],
 }
 
 
