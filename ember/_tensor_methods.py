@@ -38,7 +38,7 @@ _SAME = {
     S: "reshape view t flatten unflatten permute transpose swapaxes swapdims movedim moveaxis "
        "squeeze unsqueeze expand expand_as broadcast_to repeat tile flip fliplr flipud roll split "
        "chunk unbind narrow contiguous clone view_as reshape_as repeat_interleave ravel "
-       "tensor_split rot90 select unfold",
+       "tensor_split rot90 select unfold hsplit vsplit dsplit",
     I: "index_select gather scatter scatter_add scatter_reduce masked_fill masked_select "
        "masked_scatter nonzero argwhere topk sort argsort tril triu take take_along_dim index_add "
        "index_fill index_copy unique kthvalue msort",

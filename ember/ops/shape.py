@@ -17,7 +17,7 @@ __all__ = [
     "tile", "flip", "fliplr", "flipud", "roll", "cat", "concat", "concatenate", "stack", "hstack",
     "vstack", "split", "chunk", "unbind", "narrow", "contiguous", "clone", "view_as", "reshape_as",
     "atleast_1d", "atleast_2d", "broadcast_tensors", "repeat_interleave", "ravel", "dsplit",
-    "tensor_split", "column_stack", "meshgrid", "rot90", "select",
+    "tensor_split", "column_stack", "meshgrid", "rot90", "select", "hsplit", "vsplit",
 ]
 
 
@@ -476,7 +476,13 @@ class SplitOp(Function):
         shape, axis, bounds, squeeze = ctx.info
         if squeeze:
             return np.stack(gs, axis=axis), None, None, None
-        return np.concatenate(gs, axis=axis), None, None, None
+        if bounds[0][0] == 0 and bounds[-1][1] == shape[axis] and all(
+                a[1] == b[0] for a, b in zip(bounds, bounds[1:])):
+            return np.concatenate(gs, axis=axis), None, None, None
+        out = np.zeros(shape, gs[0].dtype)  # tensor_split's pieces may overlap or leave gaps
+        for (s, e), g in zip(bounds, gs):
+            out[(slice(None),) * axis + (slice(s, e),)] += g
+        return out, None, None, None
 
 
 def _split_bounds(n, sizes):
@@ -518,18 +524,43 @@ def _views_of(input, outs):
 def tensor_split(input, indices_or_sections, dim=0):
     axis = _wrap_dim(dim, input._data.ndim)
     n = input._data.shape[axis]
-    if isinstance(indices_or_sections, int):
-        k = indices_or_sections
-        base, extra = divmod(n, k)
-        sizes = [base + 1] * extra + [base] * (k - extra)
-    else:
-        idx = [0] + list(indices_or_sections) + [n]
-        sizes = [max(0, min(b, n) - min(a, n)) for a, b in zip(idx[:-1], idx[1:])]
-    return _views_of(input, SplitOp.apply(input, axis, _split_bounds(n, sizes), False))
+    ios = indices_or_sections
+    if isinstance(ios, Tensor):  # a 0-d tensor is a number of sections, a 1-d one indices
+        ios = int(ios) if ios._data.ndim == 0 else [int(i) for i in ios._data]
+    if isinstance(ios, numbers.Integral):
+        if ios <= 0:
+            raise RuntimeError(f"number of sections must be larger than 0, got {ios}")
+        base, extra = divmod(n, ios)
+        bounds = _split_bounds(n, [base + 1] * extra + [base] * (ios - extra))
+    else:  # the pieces x[:i0], x[i0:i1], ..., x[ik:] with Python's slice rules
+        cut = [0] + [min(max(i + n if i < 0 else i, 0), n) for i in ios] + [n]
+        bounds = [(a, max(a, b)) for a, b in zip(cut[:-1], cut[1:])]
+    return _views_of(input, SplitOp.apply(input, axis, bounds, False))
 
 
-def dsplit(input, sections):
-    return tensor_split(input, sections, 2)
+def _np_split(input, ios, dim, name, min_ndim):
+    """hsplit/vsplit/dsplit: tensor_split, but sections must divide the size (as in NumPy)."""
+    x = input._data
+    if x.ndim < min_ndim:
+        raise RuntimeError(f"torch.{name} requires a tensor with at least {min_ndim} dimension, "
+                           f"but got a tensor with {x.ndim} dimensions!")
+    if isinstance(ios, numbers.Integral) and (ios == 0 or x.shape[dim] % ios):
+        raise RuntimeError(f"torch.{name} attempted to split along dimension {dim}, but the size "
+                           f"of the dimension {x.shape[dim]} is not divisible by the split_size "
+                           f"{ios}!")
+    return tensor_split(input, ios, dim)
+
+
+def hsplit(input, indices_or_sections):
+    return _np_split(input, indices_or_sections, 1 if input._data.ndim > 1 else 0, "hsplit", 1)
+
+
+def vsplit(input, indices_or_sections):
+    return _np_split(input, indices_or_sections, 0, "vsplit", 2)
+
+
+def dsplit(input, indices_or_sections):
+    return _np_split(input, indices_or_sections, 2, "dsplit", 3)
 
 
 def chunk(input, chunks, dim=0):

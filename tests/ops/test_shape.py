@@ -52,6 +52,15 @@ SHAPE = {
     "unfold": ((7, 3), lambda t, x: x.unfold(0, 3, 2)),  # overlapping windows
     "unfold_gap": ((3, 8), lambda t, x: x.unfold(1, 2, 3)),  # step > size
     "unfold_twice": ((6, 5), lambda t, x: x.unfold(0, 2, 1).unfold(1, 3, 1)),  # 2-D patches
+    # tensor_split by a 1-D tensor of indices (was read wrongly), by a 0-d tensor of sections,
+    # by indices out of order or negative (overlapping pieces, gradients added)
+    "tensor_split_tensor": ((3, 5), lambda t, x: x.tensor_split(t.tensor([1, 3]), 1)),
+    "tensor_split_0d": ((5, 2), lambda t, x: t.tensor_split(x, t.tensor(2))),
+    "tensor_split_overlap": ((5, 2), lambda t, x: x.tensor_split([3, 1])),
+    "tensor_split_negative": ((5, 2), lambda t, x: x.tensor_split([1, -1, 9])),
+    "hsplit": ((2, 6), lambda t, x: t.hsplit(x, 3)),
+    "vsplit": ((4, 3), lambda t, x: x.vsplit([1, 3])),
+    "dsplit": ((2, 1, 4), lambda t, x: t.dsplit(x, 2)),
 }
 
 
@@ -123,6 +132,19 @@ def test_select_unfold_errors_like_torch():
             x.unfold(1, 4, 1)
         with pytest.raises(RuntimeError, match="step is 0 but must be > 0"):
             x.unfold(1, 2, 0)
+
+
+def test_tensor_split_hsplit_errors_like_torch():
+    for lib in (ember, torch):
+        with pytest.raises(RuntimeError, match="number of sections must be larger than 0, got 0"):
+            lib.zeros(4).tensor_split(0)
+        with pytest.raises(RuntimeError, match="torch.hsplit attempted to split along dimension 1, "
+                                               "but the size of the dimension 3 is not divisible "
+                                               "by the split_size 2!"):
+            lib.hsplit(lib.zeros(2, 3), 2)
+        with pytest.raises(RuntimeError, match="torch.vsplit requires a tensor with at least 2 "
+                                               "dimension, but got a tensor with 1 dimensions!"):
+            lib.vsplit(lib.zeros(4), 2)
 
 
 def test_shape_errors():
