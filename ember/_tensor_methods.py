@@ -106,9 +106,8 @@ _T.__neg__ = E.neg
 _T.__pos__ = lambda a: a
 _T.__abs__ = E.abs
 _T.__invert__ = lambda a: E.logical_not(a) if a._data.dtype == np.bool_ else E.bitwise_not(a)
-_T.__and__ = lambda a, b: E.logical_and(a, b) if a._data.dtype == np.bool_ else E.bitwise_and(a, b)
-_T.__or__ = lambda a, b: E.logical_or(a, b) if a._data.dtype == np.bool_ else E.bitwise_or(a, b)
-_T.__xor__ = lambda a, b: E.logical_xor(a, b) if a._data.dtype == np.bool_ else E.bitwise_xor(a, b)
+# bitwise_* promote as torch does: bool & bool is bool, bool & 2 is int64 (mask & 2 is 0, not True)
+_T.__and__, _T.__or__, _T.__xor__ = E.bitwise_and, E.bitwise_or, E.bitwise_xor
 _T.__rand__, _T.__ror__, _T.__rxor__ = _T.__and__, _T.__or__, _T.__xor__
 
 

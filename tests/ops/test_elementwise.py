@@ -210,3 +210,17 @@ def test_nan_to_num_gradient():
     x = np.array([1.0, np.nan, np.inf, -np.inf, -2.0], np.float32)
     check_op([x], lambda t, x: x.nan_to_num())
     check_op([x], lambda t, x: t.nan_to_num(x, nan=1.0, posinf=2.0, neginf=-3.0))
+
+
+def test_bool_tensor_bitwise_operators_promote_like_torch():
+    """mask & 2, mask | int_tensor: ember took & | ^ on a bool tensor as logical ops, giving a
+    bool result (mask & 2 was [True, False]); torch promotes to the integer type (0 and 1s)."""
+    for expr in ("m & 2", "m | 1", "m ^ i", "i & m", "2 | m", "m & u", "m & t.tensor(1)",
+                 "m & True", "m | m", "m ^ t.tensor(True)", "i ^ 3"):
+        out = []
+        for t in (ember, torch):
+            m, i = t.tensor([True, False]), t.tensor([3, 2])
+            u = t.tensor([1, 2], dtype=t.uint8)
+            r = eval(expr)
+            out.append((str(r.dtype).split(".")[-1], r.tolist()))
+        assert out[0] == out[1], expr
