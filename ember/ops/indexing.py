@@ -137,8 +137,32 @@ class GetItem(Function):
         return out, None, None
 
 
+def _split_int_index(index):
+    """An advanced index with integers in it, as PyTorch reads it: the integers (and slices,
+    None) first, as a basic view, then the tensors. NumPy counts an integer as an advanced
+    index, which moves the result's dimensions: x[0, :, [1, 2]] is (2, 3) in NumPy, (3, 2) in
+    torch. Returns (basic part, advanced part), or None where there is no integer."""
+    if not any(type(i) is int or type(i) is _ndarray and i.ndim == 0 for i in index):
+        return None
+    first, second = [], []
+    for i in index:
+        if type(i) is _ndarray and i.ndim:
+            first += [slice(None)] * (i.ndim if i.dtype == np.bool_ else 1)
+            second.append(i)
+        elif type(i) is _ndarray or type(i) is int:
+            first.append(int(i))
+        else:
+            first.append(i)
+            second.append(i if i is Ellipsis else slice(None))
+    return tuple(first), tuple(second)
+
+
 def getitem(input, idx):
     index, basic = _convert_index(idx, input._data.shape)
+    if not basic:
+        split = _split_int_index(index)
+        if split is not None:
+            return getitem(getitem(input, split[0]), split[1])
     if basic and Ellipsis not in index:
         index += (Ellipsis,)  # x[1, 2] is then a 0-d view (NumPy would copy out a scalar)
     if not input._rg:
@@ -178,6 +202,12 @@ def _shape(v):
 
 def setitem(input, idx, value):
     index, basic = _convert_index(idx, input._data.shape)
+    if not basic:
+        split = _split_int_index(index)
+        if split is not None:  # written through the basic view (torch's order of dimensions)
+            view = getitem(input, split[0])
+            setitem(view, split[1], value)
+            return input
     if basic and Ellipsis not in index:
         index += (Ellipsis,)  # x[0, 0] = a 1-element tensor: NumPy takes a 0-d view, not a scalar
     if isinstance(value, Tensor):

@@ -25,6 +25,11 @@ GETITEM = {
     "two_int_tensors": lambda t, x: x[t.tensor([0, 1, 3]), t.tensor([4, 0, 4])],
     "mixed": lambda t, x: x[1:, t.tensor([0, 2])],
     "2d_index": lambda t, x: x[t.tensor([[0, 1], [3, 3]])],
+    # an integer beside index tensors: torch applies it first (NumPy moved the dims to front)
+    "int_then_list": lambda t, x: x[1, [4, 0, 2]],
+    "int_slice_list": lambda t, x: x[None, [0, 3], None, 2],
+    "int_tensor0d_none_list": lambda t, x: x[t.tensor(2), None, [3, 1]],
+    "neg_int_list_2d": lambda t, x: x[-1, None, [[1], [2]]],
     "empty_list": lambda t, x: x[[]],  # was an error: NumPy reads [] as a float index
     "empty_list_dim1": lambda t, x: x[1:, []],
 }
@@ -68,6 +73,7 @@ SETITEM = {
     "lead_ones_row": lambda x, v: x.__setitem__(2, v[:1]),
     "lead_ones_scalar_row": lambda x, v: x.__setitem__(2, v[:1, :1]),
     "lead_ones_advanced": lambda x, v: x.__setitem__((slice(None), IDX[:2]), v[None, :1, :2]),
+    "int_beside_list": lambda x, v: x.__setitem__((2, None, [4, 0]), v[:1, :2]),
 }
 
 
