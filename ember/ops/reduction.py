@@ -599,15 +599,30 @@ def _median_index(x, axis, ignore_nan):
     return idx
 
 
+class _MedianAll(Function):
+    """median() of all elements: the gradient is shared between the elements equal to the
+    median (NaNs count as equal to a NaN median), as PyTorch does."""
+
+    @staticmethod
+    def forward(ctx, x, i):
+        ctx.save_for_backward(x)
+        ctx.i = i
+        return np.asarray(x.reshape(-1)[i])
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        v = x.reshape(-1)[ctx.i]
+        tie = (x == v) | (np.isnan(x) & np.isnan(v)) if x.dtype.kind == "f" else x == v
+        return (g * tie / tie.sum()).astype(x.dtype, copy=False), None
+
+
 def _median(input, dim, keepdim, ignore_nan, rt):
     x = input._data
     if dim is None:
         if x.size == 0:
             return _wrap(np.array(np.nan, x.dtype))
-        i = int(_median_index(x.reshape(-1), 0, ignore_nan))
-        from ember.ops.indexing import take
-
-        return take(input, _wrap(np.array(i)))
+        return _MedianAll.apply(input, int(_median_index(x.reshape(-1), 0, ignore_nan)))
     axis = _wrap_dim(dim, x.ndim)
     if x.ndim == 0:
         from ember.ops.shape import clone

@@ -252,3 +252,13 @@ def test_reductions_over_an_empty_dim_raise_like_torch():
             with pytest.raises(IndexError, match="Expected reduction dim 0 to have non-zero "
                                                  "size"):
                 fn()
+
+
+def test_median_of_all_elements_shares_the_gradient_between_ties():
+    """median() without dim gave the whole gradient to one element; torch shares it evenly
+    between the elements equal to the median (NaNs with a NaN median), as for max()."""
+    nan = float("nan")
+    for x in ([[4.0, 2.0], [4.0, 4.0]], [1.0, 2.0, 2.0, 3.0], [1.0, nan, 2.0, nan],
+              [3.0, 1.0, 2.0]):
+        check_op([np.array(x, np.float32)], lambda t, x: x.median())
+    check_op([np.array([1.0, 2.0, 2.0, 3.0], np.float32)], lambda t, x: t.nanmedian(x))
