@@ -243,6 +243,8 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
     vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
     if step == 0:
         raise RuntimeError("step must be nonzero")
+    if vals[2] > 0 and vals[0] > vals[1] or vals[2] < 0 and vals[0] < vals[1]:
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     if dtype is None:
         dtype = _dt.int64 if all(isinstance(v, numbers.Integral) for v in vals) else None
     return _finish(np.arange(*vals, dtype=_dtype(dtype)), requires_grad, device)

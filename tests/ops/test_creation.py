@@ -130,3 +130,14 @@ def test_size_keyword(name):
         assert x.shape == (4,) and str(x.dtype).endswith("float64") and x.requires_grad
         with pytest.raises(TypeError):
             f(2, size=(2, 3))
+
+
+def test_arange_refuses_bounds_against_the_step():
+    """arange(5, 0) returned an empty tensor; torch refuses bounds against the step's sign."""
+    for lib in (ember, torch):
+        for args in ((5, 0), (0, 5, -1), (1.5, 0.5, 0.25)):
+            with pytest.raises(RuntimeError, match="upper bound and lower bound inconsistent "
+                                                   "with step sign"):
+                lib.arange(*args)
+        assert lib.arange(0, 0).shape == lib.arange(5, 5, -1).shape == (0,)
+        assert lib.arange(5, 0, -2).tolist() == [5, 3, 1]
