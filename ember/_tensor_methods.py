@@ -41,7 +41,7 @@ _SAME = {
        "tensor_split rot90 select unfold hsplit vsplit dsplit",
     I: "index_select gather scatter scatter_add scatter_reduce masked_fill masked_select "
        "masked_scatter nonzero argwhere topk sort argsort tril triu take take_along_dim index_add "
-       "index_fill index_copy unique kthvalue msort",
+       "index_fill index_copy unique kthvalue msort index_put put",
     L: "matmul mm bmm mv dot outer ger inner kron trace diag diagonal cross addmm baddbmm det "
        "inverse",
 }
@@ -188,8 +188,10 @@ _T.__ifloordiv__ = _T.floor_divide_
 _T.__iand__ = lambda a, b: a.copy_(a & b)
 _T.__ior__ = lambda a, b: a.copy_(a | b)
 _T.__ixor__ = lambda a, b: a.copy_(a ^ b)
-for _n in "masked_fill scatter scatter_add index_fill index_add index_copy masked_scatter".split():
+for _n in ("masked_fill scatter scatter_add index_fill index_add index_copy masked_scatter "
+           "index_put put").split():
     setattr(_T, _n + "_", _inplace_from(getattr(I, _n)))
+_T.fill_diagonal_ = _inplace_from(I._fill_diagonal)
 _T.tril_ = _inplace_from(I.tril)
 _T.triu_ = _inplace_from(I.triu)
 _T.t_ = lambda self: _set_shape(self, S.t(self))

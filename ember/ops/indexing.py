@@ -9,13 +9,13 @@ import numpy as np
 
 from ember.autograd.function import Function
 from ember.backend import unbroadcast
-from ember.tensor import Tensor, _bump, _view_of, _wrap, _wrap_dim
+from ember.tensor import Tensor, _bump, _scalar_name, _view_of, _wrap, _wrap_dim
 
 __all__ = [
     "getitem", "setitem", "index_select", "gather", "scatter", "scatter_add", "scatter_reduce",
     "masked_fill", "masked_select", "masked_scatter", "nonzero", "argwhere", "topk", "sort",
     "argsort", "tril", "triu", "take", "take_along_dim", "index_add", "index_fill", "index_copy",
-    "unique", "searchsorted", "bucketize", "kthvalue", "msort",
+    "unique", "searchsorted", "bucketize", "kthvalue", "msort", "index_put", "put",
 ]
 
 _topk_t = collections.namedtuple("topk", ["values", "indices"])
@@ -224,6 +224,69 @@ def setitem(input, idx, value):
         raise RuntimeError(f"shape mismatch in index assignment: {e}") from None
     _bump(input)
     return input
+
+
+class IndexPutAccumulate(Function):
+    """out = x, then values added at ``idx`` (repeated places add up: index_put accumulate)."""
+
+    @staticmethod
+    def forward(ctx, x, idx, v):
+        out = x.copy()
+        np.add.at(out, idx, np.broadcast_to(v, out[idx].shape))
+        ctx.info = (idx, _shape(v))
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        idx, vshape = ctx.info
+        gv = None
+        if ctx.needs_input_grad[2] and vshape is not None:
+            gsel = g[idx]
+            if len(vshape) > gsel.ndim:
+                gsel = gsel.reshape((1,) * (len(vshape) - gsel.ndim) + gsel.shape)
+            gv = unbroadcast(gsel, vshape)
+        return g, None, gv
+
+
+def index_put(input, indices, values, accumulate=False):
+    """``x[indices] = values`` (or ``+=`` with repeats adding up) on a copy of x."""
+    if not isinstance(indices, (tuple, list)):
+        raise TypeError("index_put(): argument 'indices' must be a tuple of Tensors")
+    indices = tuple(indices)
+    if not isinstance(values, Tensor):
+        values = _wrap(np.asarray(values, dtype=input._data.dtype))
+    elif values._data.dtype != input._data.dtype:
+        raise RuntimeError(
+            f"Index put requires the source and destination dtypes match, got "
+            f"{_scalar_name(input._data.dtype)} for the destination and "
+            f"{_scalar_name(values._data.dtype)} for the source.")
+    from ember.ops.shape import clone
+
+    if not accumulate:
+        out = clone(input)
+        setitem(out, indices, values)
+        return out
+    index, _ = _convert_index(indices, input._data.shape)
+    return IndexPutAccumulate.apply(input, index, values)
+
+
+def put(input, index, source, accumulate=False):
+    """index_put on the flattened tensor (``torch.put``)."""
+    from ember.ops.shape import reshape
+
+    flat = index_put(reshape(input, -1), (reshape(index, -1),), reshape(source, -1), accumulate)
+    return reshape(flat, input._data.shape)
+
+
+def _fill_diagonal(input, fill_value, wrap=False):
+    x = input._data
+    if x.ndim < 2:
+        raise RuntimeError("dimensions must larger than 1")
+    if x.ndim > 2 and len(set(x.shape)) != 1:
+        raise RuntimeError("all dimensions of input must be of equal length")
+    m = np.zeros(x.shape, bool)
+    np.fill_diagonal(m, True, wrap=wrap)
+    return masked_fill(input, _wrap(m), fill_value)
 
 
 class IndexSelect(Function):

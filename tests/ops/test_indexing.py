@@ -295,3 +295,27 @@ def test_take_along_dim_like_torch():
         with pytest.raises(RuntimeError, match="input and indices should have the same number "
                                                "of dimensions"):
             lib.zeros(2, 3).take_along_dim(lib.tensor([[[0]]]), 1)
+
+
+def test_index_put_put_fill_diagonal():
+    """index_put(_), put(_) and fill_diagonal_ were missing (AttributeError)."""
+    ii = (np.array([0, 0, 1]), np.array([1, 1, 2]))
+    check_op([(2, 3), (3,)], lambda t, x, v: x.index_put(tuple(map(t.tensor, ii)), v))
+    check_op([(2, 3), (3,)], lambda t, x, v: t.index_put(x, tuple(map(t.tensor, ii)), v,
+                                                        accumulate=True))
+    check_op([(2, 3), (1, 3)], lambda t, x, v: x.index_put([t.tensor([1, 1])], v, True))
+    check_op([(2, 3), (3,)], lambda t, x, v: x.put(t.tensor([5, 0, 5]), v, accumulate=True))
+
+    def fill(t, x, **kw):
+        y = x * 2
+        return y.fill_diagonal_(-1.5, **kw)
+
+    check_op([(3, 3)], fill)
+    check_op([(5, 2)], lambda t, x: fill(t, x, wrap=True))
+    check_op([(2, 2, 2)], fill)
+    for lib in (ember, torch):
+        x = lib.zeros(2, 3)
+        assert x.index_put_((lib.tensor([1]), lib.tensor([2])), lib.tensor(9.0)) is x
+        assert x.put_(lib.tensor([0]), lib.tensor([4.0])).tolist() == [[4, 0, 0], [0, 0, 9]]
+        with pytest.raises(RuntimeError, match="all dimensions of input must be of equal length"):
+            lib.zeros(2, 3, 2).fill_diagonal_(1)
