@@ -43,6 +43,13 @@ def _axes(dim, ndim):
     return axes if ndim else ()  # a 0-d tensor takes dim 0 or -1 and has no axis to reduce
 
 
+def _numpy_names(dim, keepdim, axis, keepdims):
+    """``axis``/``keepdims``, the NumPy spellings that PyTorch accepts for dim/keepdim."""
+    if axis is not None:
+        dim = axis
+    return dim, keepdim if keepdims is None else keepdims
+
+
 def _expand_back(g, in_shape, axes, keepdim):
     """Reshape a reduced gradient so it broadcasts against the input."""
     if axes is None:
@@ -90,14 +97,18 @@ def _int_sum_dtype(x, dtype):
     return x
 
 
-def sum(input, dim=None, keepdim=False, *, dtype=None):
+def sum(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+    if axis is not None or keepdims is not None:  # NumPy's names, which torch accepts
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     if dim is None and dtype is None and input._data.dtype.kind == "f":
         return Sum.apply(input, None, keepdim)
     input = _int_sum_dtype(input, dtype)
     return Sum.apply(input, _axes(dim, input._data.ndim), keepdim)
 
 
-def nansum(input, dim=None, keepdim=False, *, dtype=None):
+def nansum(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+    if axis is not None or keepdims is not None:
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     from ember.ops.elementwise import where, isnan
 
     if input._data.dtype.kind != "f":  # no NaN to drop; integers sum to int64 as in sum
@@ -105,7 +116,9 @@ def nansum(input, dim=None, keepdim=False, *, dtype=None):
     return sum(where(isnan(input), 0.0, input), dim, keepdim, dtype=dtype)
 
 
-def mean(input, dim=None, keepdim=False, *, dtype=None):
+def mean(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+    if axis is not None or keepdims is not None:
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     if dtype is not None:
         input = input.to(dtype)
     if input._data.dtype.kind != "f":
@@ -156,7 +169,9 @@ class Prod(Function):
         return ge * others, None, None
 
 
-def prod(input, dim=None, keepdim=False, *, dtype=None):
+def prod(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+    if axis is not None or keepdims is not None:
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     input = _int_sum_dtype(input, dtype)
     axis = None if dim is None else _wrap_dim(dim, input._data.ndim)
     return Prod.apply(input, axis if input._data.ndim else None, keepdim)
@@ -238,22 +253,30 @@ def _max_min(input, dim, keepdim, is_max, other=None):
     return rt(vals, _wrap(np.expand_dims(idx, axis) if keepdim else idx))
 
 
-def max(input, dim=None, keepdim=False, *, out=None):
+def max(input, dim=None, keepdim=False, *, out=None, axis=None, keepdims=None):
     """``max(x)`` -> scalar; ``max(x, dim)`` -> (values, indices); ``max(x, other)`` elementwise."""
+    if axis is not None or keepdims is not None:
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     return _max_min(input, dim, keepdim, True)
 
 
-def min(input, dim=None, keepdim=False, *, out=None):
+def min(input, dim=None, keepdim=False, *, out=None, axis=None, keepdims=None):
+    if axis is not None or keepdims is not None:
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     return _max_min(input, dim, keepdim, False)
 
 
-def amax(input, dim=(), keepdim=False):
+def amax(input, dim=(), keepdim=False, *, axis=None, keepdims=None):
+    if axis is not None or keepdims is not None:
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     axes = _axes(dim, input._data.ndim)
     _check_nonempty(input, "amax", axes)
     return _Extreme.apply(input, axes, keepdim, True)
 
 
-def amin(input, dim=(), keepdim=False):
+def amin(input, dim=(), keepdim=False, *, axis=None, keepdims=None):
+    if axis is not None or keepdims is not None:
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     axes = _axes(dim, input._data.ndim)
     _check_nonempty(input, "amin", axes)
     return _Extreme.apply(input, axes, keepdim, False)
@@ -279,11 +302,15 @@ def _arg(input, dim, keepdim, f, name):
     return _wrap(np.asarray(f(x, axis=axis, keepdims=keepdim)).astype(np.int64))
 
 
-def argmax(input, dim=None, keepdim=False):
+def argmax(input, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    if axis is not None or keepdims is not None:
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     return _arg(input, dim, keepdim, np.argmax, "argmax")
 
 
-def argmin(input, dim=None, keepdim=False):
+def argmin(input, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    if axis is not None or keepdims is not None:
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     return _arg(input, dim, keepdim, np.argmin, "argmin")
 
 
@@ -346,14 +373,20 @@ def _check_var_dtype(input):
         )
 
 
-def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None,
+        keepdims=None):
+    if axis is not None or keepdims is not None:
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     _check_var_dtype(input)
     if isinstance(dim, bool):
         unbiased, dim = dim, None
     return Var.apply(input, _axes(dim, input._data.ndim), _correction(unbiased, correction), keepdim)
 
 
-def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None,
+        keepdims=None):
+    if axis is not None or keepdims is not None:
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     _check_var_dtype(input)
     if isinstance(dim, bool):
         unbiased, dim = dim, None
@@ -572,11 +605,15 @@ def cummin(input, dim):
     return _cumext(input, dim, False)
 
 
-def all(input, dim=None, keepdim=False):
+def all(input, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    if axis is not None or keepdims is not None:
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     return _wrap(np.asarray(np.all(input._data, axis=_axes(dim, input._data.ndim), keepdims=keepdim)))
 
 
-def any(input, dim=None, keepdim=False):
+def any(input, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    if axis is not None or keepdims is not None:
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     return _wrap(np.asarray(np.any(input._data, axis=_axes(dim, input._data.ndim), keepdims=keepdim)))
 
 
@@ -634,7 +671,9 @@ def _median(input, dim, keepdim, ignore_nan, rt):
     return rt(vals, _wrap(np.expand_dims(idx, axis) if keepdim else idx))
 
 
-def median(input, dim=None, keepdim=False):
+def median(input, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    if axis is not None or keepdims is not None:
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     return _median(input, dim, keepdim, False, return_types_median)
 
 

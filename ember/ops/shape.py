@@ -371,7 +371,9 @@ def _check_tensors(tensors, fn):
     return tensors
 
 
-def cat(tensors, dim=0, *, out=None):
+def cat(tensors, dim=0, *, out=None, axis=None):
+    if axis is not None:  # NumPy's name, which torch accepts
+        dim = axis
     tensors = _check_tensors(tensors, "cat")
     from ember.dtypes import result_type
     from ember.ops.elementwise import cast
@@ -400,7 +402,9 @@ def cat(tensors, dim=0, *, out=None):
 concat = concatenate = cat
 
 
-def stack(tensors, dim=0, *, out=None):
+def stack(tensors, dim=0, *, out=None, axis=None):
+    if axis is not None:
+        dim = axis
     tensors = _check_tensors(tensors, "stack")
     s0 = tensors[0]._data.shape
     for i, x in enumerate(tensors):

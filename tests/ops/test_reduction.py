@@ -262,3 +262,21 @@ def test_median_of_all_elements_shares_the_gradient_between_ties():
               [3.0, 1.0, 2.0]):
         check_op([np.array(x, np.float32)], lambda t, x: x.median())
     check_op([np.array([1.0, 2.0, 2.0, 3.0], np.float32)], lambda t, x: t.nanmedian(x))
+
+
+NUMPY_NAMES = ["sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var",
+               "std", "all", "any", "median", "nansum"]
+
+
+@pytest.mark.parametrize("name", NUMPY_NAMES)
+def test_reductions_take_numpy_axis_and_keepdims(name):
+    """x.sum(axis=1, keepdims=True): torch accepts NumPy's names for dim/keepdim; ember raised
+    'unexpected keyword argument axis'."""
+    check_op([(2, 3)], lambda t, x: getattr(x, name)(axis=1), grad=False)
+    check_op([(2, 3)], lambda t, x: getattr(t, name)(x, axis=0, keepdims=True), grad=False)
+    check_op([(2, 3)], lambda t, x: getattr(x, name)(-1, keepdims=True), grad=False)
+
+
+def test_cat_stack_take_numpy_axis():
+    check_op([(2, 3), (2, 3)], lambda t, a, b: t.cat([a, b], axis=1))
+    check_op([(2, 3), (2, 3)], lambda t, a, b: t.stack((a, b), axis=-1))
