@@ -41,7 +41,7 @@ _SAME = {
        "tensor_split rot90 select unfold hsplit vsplit dsplit",
     I: "index_select gather scatter scatter_add scatter_reduce masked_fill masked_select "
        "masked_scatter nonzero argwhere topk sort argsort tril triu take take_along_dim index_add "
-       "index_fill index_copy unique kthvalue msort index_put put",
+       "index_fill index_copy unique kthvalue msort index_put put bincount",
     L: "matmul mm bmm mv dot outer ger inner kron trace diag diagonal cross addmm baddbmm det "
        "inverse",
 }

@@ -15,7 +15,8 @@ __all__ = [
     "tensor", "as_tensor", "asarray", "from_numpy", "zeros", "ones", "full", "empty", "zeros_like",
     "ones_like", "full_like", "empty_like", "arange", "range", "linspace", "logspace", "eye", "rand",
     "randn", "randint", "randperm", "normal", "rand_like", "randn_like", "randint_like",
-    "bernoulli", "multinomial", "scalar_tensor", "empty_strided", "poisson",
+    "bernoulli", "multinomial", "scalar_tensor", "empty_strided", "poisson", "tril_indices",
+    "triu_indices",
 ]
 
 _builtin_range = range
@@ -270,6 +271,20 @@ def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_
 
 def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
     return _finish(np.eye(n, m, dtype=_dtype(dtype)), requires_grad, device)
+
+
+def _tri_indices(row, col, offset, dtype, upper):
+    r, c = np.nonzero((np.triu if upper else np.tril)(np.ones((row, col), bool), offset))
+    return _wrap(np.stack([r, c]).astype(_dtype(dtype, _dt.int64)))
+
+
+def tril_indices(row, col, offset=0, *, dtype=None, device=None, layout=None):
+    """Row and column indices (2, n) of the lower triangle of a row x col matrix."""
+    return _tri_indices(row, col, offset, dtype, False)
+
+
+def triu_indices(row, col, offset=0, *, dtype=None, device=None, layout=None):
+    return _tri_indices(row, col, offset, dtype, True)
 
 
 def _float_dtype(dtype, fn):

@@ -16,6 +16,7 @@ __all__ = [
     "masked_fill", "masked_select", "masked_scatter", "nonzero", "argwhere", "topk", "sort",
     "argsort", "tril", "triu", "take", "take_along_dim", "index_add", "index_fill", "index_copy",
     "unique", "searchsorted", "bucketize", "kthvalue", "msort", "index_put", "put",
+    "bincount", "isin",
 ]
 
 _topk_t = collections.namedtuple("topk", ["values", "indices"])
@@ -287,6 +288,29 @@ def _fill_diagonal(input, fill_value, wrap=False):
     m = np.zeros(x.shape, bool)
     np.fill_diagonal(m, True, wrap=wrap)
     return masked_fill(input, _wrap(m), fill_value)
+
+
+def bincount(input, weights=None, minlength=0):
+    """How often each value 0..max occurs in a 1-D non-negative integer tensor (summed weights
+    when given: float32 weights give float32, others float64, as in PyTorch)."""
+    x = input._data
+    if x.ndim != 1 or x.dtype.kind not in "iu" or x.size and x.min() < 0:
+        if x.dtype.kind == "f":
+            raise NotImplementedError(
+                f'"bincount_cpu" not implemented for \'{_scalar_name(x.dtype)}\'')
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+    if weights is None:
+        return _wrap(np.bincount(x, minlength=minlength).astype(np.int64))
+    w = weights._data if isinstance(weights, Tensor) else np.asarray(weights)
+    dt = np.float32 if w.dtype == np.float32 else np.float64
+    return _wrap(np.bincount(x, weights=w, minlength=minlength).astype(dt))
+
+
+def isin(elements, test_elements, *, assume_unique=False, invert=False):
+    """Whether each of ``elements`` is among ``test_elements`` (either may be a number)."""
+    e = elements._data if isinstance(elements, Tensor) else np.asarray(elements)
+    t = test_elements._data if isinstance(test_elements, Tensor) else np.asarray(test_elements)
+    return _wrap(np.asarray(np.isin(e, t, assume_unique=assume_unique, invert=invert)))
 
 
 class IndexSelect(Function):

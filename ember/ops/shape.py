@@ -18,6 +18,7 @@ __all__ = [
     "vstack", "split", "chunk", "unbind", "narrow", "contiguous", "clone", "view_as", "reshape_as",
     "atleast_1d", "atleast_2d", "broadcast_tensors", "repeat_interleave", "ravel", "dsplit",
     "tensor_split", "column_stack", "meshgrid", "rot90", "select", "hsplit", "vsplit",
+    "broadcast_shapes",
 ]
 
 
@@ -251,6 +252,18 @@ def expand_as(input, other):
 
 def broadcast_to(input, size):
     return expand(input, size)
+
+
+def broadcast_shapes(*shapes):
+    """The shape that tensors of these shapes broadcast to (``torch.Size``-like tuple)."""
+    from ember.tensor import Size
+
+    try:
+        return Size(np.broadcast_shapes(*[(s,) if isinstance(s, int) else tuple(s)
+                                          for s in shapes]))
+    except ValueError:
+        raise RuntimeError(f"Shape mismatch: objects cannot be broadcast to a single shape: "
+                           f"{list(map(list, shapes))}") from None
 
 
 def broadcast_tensors(*tensors):

@@ -319,3 +319,26 @@ def test_index_put_put_fill_diagonal():
         assert x.put_(lib.tensor([0]), lib.tensor([4.0])).tolist() == [[4, 0, 0], [0, 0, 9]]
         with pytest.raises(RuntimeError, match="all dimensions of input must be of equal length"):
             lib.zeros(2, 3, 2).fill_diagonal_(1)
+
+
+def test_bincount_isin_tri_indices_broadcast_shapes():
+    """torch.bincount, isin, tril_indices, triu_indices and broadcast_shapes were missing."""
+    x = np.array([1, 1, 3, 0])
+    cases = [
+        lambda t: t.bincount(t.tensor(x)), lambda t: t.tensor(x).bincount(minlength=6),
+        lambda t: t.bincount(t.tensor(x), weights=t.tensor([0.5, 1.0, 2.0, 0.25])),
+        lambda t: t.bincount(t.tensor(x), t.tensor([1, 2, 3, 4])),  # int weights: float64
+        lambda t: t.isin(t.tensor([[1, 2], [3, 4]]), t.tensor([4, 1])),
+        lambda t: t.isin(t.tensor([1.0, 2.0]), 2.0, invert=True), lambda t: t.isin(2, t.tensor(x)),
+        lambda t: t.tril_indices(3, 4, 1), lambda t: t.triu_indices(4, 3, -1, dtype=t.int32),
+    ]
+    for fn in cases:
+        e, t = fn(ember), fn(torch)
+        assert str(e.dtype).split(".")[-1] == str(t.dtype).split(".")[-1]
+        np.testing.assert_array_equal(e.numpy(), t.numpy())
+    assert ember.broadcast_shapes((2, 1), 3) == torch.broadcast_shapes((2, 1), 3) == (2, 3)
+    for lib in (ember, torch):
+        with pytest.raises(RuntimeError, match="bincount only supports 1-d non-negative"):
+            lib.bincount(lib.tensor([-1, 2]))
+        with pytest.raises(RuntimeError):
+            lib.broadcast_shapes((2,), (3,))
