@@ -34,7 +34,7 @@ _SAME = {
        "logaddexp",
     R: "sum mean prod max min amax amin argmax argmin var std logsumexp norm cumsum cumprod all "
        "any count_nonzero nansum nanmean median nanmedian mode aminmax cummax cummin diff dist "
-       "softmax log_softmax",
+       "softmax log_softmax quantile nanquantile",
     S: "reshape view t flatten unflatten permute transpose swapaxes swapdims movedim moveaxis "
        "squeeze unsqueeze expand expand_as broadcast_to repeat tile flip fliplr flipud roll split "
        "chunk unbind narrow contiguous clone view_as reshape_as repeat_interleave ravel "

@@ -16,7 +16,7 @@ __all__ = [
     "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var", "std",
     "var_mean", "std_mean", "logsumexp", "norm", "cumsum", "cumprod", "all", "any", "count_nonzero",
     "nansum", "nanmean", "median", "nanmedian", "mode", "aminmax", "cummax", "cummin", "diff",
-    "dist", "softmax", "log_softmax",
+    "dist", "softmax", "log_softmax", "quantile", "nanquantile",
 ]
 
 _ndarray = np.ndarray
@@ -679,6 +679,72 @@ def median(input, dim=None, keepdim=False, *, axis=None, keepdims=None):
 
 def nanmedian(input, dim=None, keepdim=False):
     return _median(input, dim, keepdim, True, return_types_nanmedian)
+
+
+def _quantile(input, q, dim, keepdim, interpolation, ignore_nan, name):
+    from ember.ops import elementwise as E
+    from ember.ops.indexing import gather, sort
+    from ember.ops.shape import movedim, reshape, unsqueeze
+
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(f"{name}() input tensor must be either float or double dtype")
+    qs = np.asarray(q._data if isinstance(q, Tensor) else q, np.float64)
+    if qs.ndim > 1:
+        raise RuntimeError(f"{name}() q must be a scalar or 1D tensor")
+    if ((qs < 0) | (qs > 1)).any():
+        raise RuntimeError(f"{name}() q must be in the range [0, 1] but got {qs.max()}"
+                           if (qs > 1).any() else
+                           f"{name}() q must be in the range [0, 1] but got {qs.min()}")
+    if interpolation not in ("linear", "lower", "higher", "midpoint", "nearest"):
+        raise RuntimeError(f"{name}() interpolation must be one of linear, lower, higher, "
+                           f"midpoint or nearest. Got {interpolation}")
+    nd = input._data.ndim
+    x = reshape(input, -1) if dim is None else input
+    axis = 0 if dim is None else _wrap_dim(dim, nd)
+    v = sort(x, axis).values  # NaNs last
+    n = v._data.shape[axis]
+    nan = np.isnan(v._data).sum(axis=axis, keepdims=True)
+    shape = [1] * v._data.ndim
+    shape[axis] = qs.size
+    # the rank of each quantile in each line; a line with a NaN (or only NaNs, for nanquantile)
+    # takes its last element, a NaN
+    cnt = n - nan if ignore_nan else np.full_like(nan, n)
+    last = (nan > 0) if not ignore_nan else (cnt == 0)
+    pos = np.where(last, n - 1, qs.reshape(shape) * np.maximum(cnt - 1, 0))
+    if interpolation == "nearest":
+        pos = np.round(pos)
+    lo, hi = np.floor(pos).astype(np.int64), np.ceil(pos).astype(np.int64)
+    vlo, vhi = gather(v, axis, _wrap(lo)), gather(v, axis, _wrap(hi))
+    if interpolation in ("lower", "nearest"):
+        out = vlo
+    elif interpolation == "higher":
+        out = vhi
+    else:
+        w = 0.5 if interpolation == "midpoint" else (pos - lo).astype(v._data.dtype)
+        out = E.lerp(vlo, vhi, _wrap(np.asarray(w, v._data.dtype)))
+    if qs.ndim:
+        out = movedim(out, axis, 0)  # one quantile per q, first
+    elif not keepdim or dim is None:
+        out = reshape(out, [s for i, s in enumerate(out._data.shape) if i != axis])
+    if keepdim:
+        if dim is None:
+            out = reshape(out, tuple(out._data.shape[:qs.ndim]) + (1,) * nd)
+        elif qs.ndim:
+            out = unsqueeze(out, axis + 1)
+    elif qs.ndim and dim is not None:
+        out = reshape(out, [s for i, s in enumerate(out._data.shape) if i != axis + 1])
+    return out
+
+
+def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear", out=None):
+    """The q-th quantiles along dim (of all elements without dim), interpolated between the
+    sorted values as ``interpolation`` says; a line holding a NaN gives NaN."""
+    return _quantile(input, q, dim, keepdim, interpolation, False, "quantile")
+
+
+def nanquantile(input, q, dim=None, keepdim=False, *, interpolation="linear", out=None):
+    """quantile ignoring NaNs (NaN only where a line holds nothing else)."""
+    return _quantile(input, q, dim, keepdim, interpolation, True, "nanquantile")
 
 
 def mode(input, dim=-1, keepdim=False):

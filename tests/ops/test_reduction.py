@@ -280,3 +280,30 @@ def test_reductions_take_numpy_axis_and_keepdims(name):
 def test_cat_stack_take_numpy_axis():
     check_op([(2, 3), (2, 3)], lambda t, a, b: t.cat([a, b], axis=1))
     check_op([(2, 3), (2, 3)], lambda t, a, b: t.stack((a, b), axis=-1))
+
+
+QUANTILE = {
+    "all": lambda t, x: t.quantile(x, 0.3),
+    "dim": lambda t, x: x.quantile(0.5, dim=1),
+    "dim_keep_lower": lambda t, x: t.quantile(x, 0.7, 0, True, interpolation="lower"),
+    "qs": lambda t, x: t.quantile(x, t.tensor([0.25, 0.5, 0.9]), dim=-1),
+    "qs_keep_midpoint": lambda t, x: x.quantile(t.tensor([0.1, 1.0]), 1, keepdim=True,
+                                                interpolation="midpoint"),
+    "qs_all_keep_nearest": lambda t, x: t.quantile(x, t.tensor([0.4, 0.6]), keepdim=True,
+                                                   interpolation="nearest"),
+    "nan": lambda t, x: t.nanquantile(x, 0.4, dim=1, interpolation="higher"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(QUANTILE))
+def test_quantile(name):
+    """torch.quantile / nanquantile (and the methods) were missing."""
+    check_op([(3, 5)], QUANTILE[name])
+    check_gradcheck([(3, 5)], QUANTILE[name])
+    x = np.array([[1.0, 5.0, np.nan, 2.0], [4.0, 2.0, 6.0, 0.5]], np.float32)
+    check_op([x], QUANTILE[name], grad=False)  # a line with a NaN: NaN, or without it (nan*)
+    for lib in (ember, torch):
+        with pytest.raises(RuntimeError, match=r"quantile\(\) q must be in the range \[0, 1\]"):
+            lib.quantile(lib.zeros(3), 1.5)
+        with pytest.raises(RuntimeError, match="input tensor must be either float or double"):
+            lib.quantile(lib.tensor([1, 2]), 0.5)
