@@ -611,12 +611,41 @@ def minimum(input, other):
         _broadcast_error(a, b)
 
 
+class _FMaxMin(Function):
+    """fmax/fmin: a NaN loses to a number; the gradient goes to input where it is kept (ties
+    and NaN against NaN included) and to other elsewhere, as PyTorch's."""
+
+    @staticmethod
+    def forward(ctx, a, b, is_max):
+        ctx.save_for_backward(a, b)
+        ctx.is_max = is_max
+        return np.fmax(a, b) if is_max else np.fmin(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        keep_a = ((a >= b) if ctx.is_max else (a <= b)) | np.isnan(b)
+        na, nb, _ = ctx.needs_input_grad
+        ga = unbroadcast(np.where(keep_a, g, 0), a.shape) if na else None
+        gb = unbroadcast(np.where(keep_a, 0, g), b.shape) if nb else None
+        return ga, gb, None
+
+
 def fmax(input, other):
-    return maximum(input, other)
+    """maximum where a NaN loses to a number (NumPy's fmax)."""
+    a, b = _prep(input, _as_tensor(other))
+    try:
+        return _FMaxMin.apply(a, b, True)
+    except ValueError:
+        _broadcast_error(a, b)
 
 
 def fmin(input, other):
-    return minimum(input, other)
+    a, b = _prep(input, _as_tensor(other))
+    try:
+        return _FMaxMin.apply(a, b, False)
+    except ValueError:
+        _broadcast_error(a, b)
 
 
 # ---------------------------------------------------------------------------- comparisons

@@ -224,3 +224,14 @@ def test_bool_tensor_bitwise_operators_promote_like_torch():
             r = eval(expr)
             out.append((str(r.dtype).split(".")[-1], r.tolist()))
         assert out[0] == out[1], expr
+
+
+def test_fmax_fmin_ignore_nan():
+    """fmax/fmin were maximum/minimum: a NaN won. torch's (NumPy's) fmax takes the number, and
+    sends the gradient to input where input is kept (ties included), to other elsewhere."""
+    nan = np.nan
+    a = np.array([[1.0, nan, 3.0, 2.0, nan], [0.5, -1.0, 2.0, 2.0, 7.0]], np.float32)
+    b = np.array([[0.0, 0.0, 3.0, nan, nan], [1.0, -2.0, 2.0, 5.0, 1.0]], np.float32)
+    check_op([a, b], lambda t, x, y: t.fmax(x, y))
+    check_op([a, b], lambda t, x, y: x.fmin(y))
+    check_op([a, b[:1, :1]], lambda t, x, y: t.fmin(x, y))  # broadcast
