@@ -547,16 +547,48 @@ class Clamp(Function):
         return g * mask, None, None
 
 
+class ClampTensor(Function):
+    """clamp with tensor bounds: the gradient goes to x inside [min, max] (bounds included),
+    to min where x is below it, to max where x is above it (or max < min), as PyTorch's."""
+
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        y = x if lo is None else np.maximum(x, lo)
+        y = y if hi is None else np.minimum(y, hi)
+        ctx.save_for_backward(x, lo, hi)
+        return np.asarray(y)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, lo, hi = ctx.saved_tensors
+        keep = np.ones(g.shape, bool)
+        g_lo = g_hi = None
+        if lo is not None:
+            keep = keep & (x >= lo)
+        if hi is not None:
+            keep = keep & (x <= hi)
+        nx, nlo, nhi = ctx.needs_input_grad
+        if lo is not None and nlo:
+            below = (x < lo) if hi is None else (x < lo) & (lo < hi)
+            g_lo = unbroadcast(np.where(below, g, 0), lo.shape)
+        if hi is not None and nhi:
+            above = (x > hi) if lo is None else (x > hi) | (hi < lo)
+            g_hi = unbroadcast(np.where(above, g, 0), hi.shape)
+        return (unbroadcast(np.where(keep, g, 0), x.shape) if nx else None), g_lo, g_hi
+
+
 def clamp(input, min=None, max=None):
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
-        out = input
-        if min is not None:
-            out = maximum(out, min if isinstance(min, Tensor) else _as_tensor(min).to(input.dtype))
-        if max is not None:
-            out = minimum(out, max if isinstance(max, Tensor) else _as_tensor(max).to(input.dtype))
-        return out
+        b = [v if v is None or isinstance(v, Tensor) else _as_tensor(v).to(input.dtype)
+             for v in (min, max)]
+        d = _dt.result_type(*[v for v in [input] + b if v is not None])
+        x, lo, hi = (v if v is None or v.dtype is d else cast(v, d) for v in [input] + b)
+        try:
+            return ClampTensor.apply(x, lo, hi)
+        except ValueError:
+            _broadcast_error(x, lo if lo is not None else hi)
     if input._data.dtype.kind != "f" and (isinstance(min, float) or isinstance(max, float)):
         input = cast(input, _dt.get_default_dtype())
     return Clamp.apply(input, min, max)

@@ -235,3 +235,16 @@ def test_fmax_fmin_ignore_nan():
     check_op([a, b], lambda t, x, y: t.fmax(x, y))
     check_op([a, b], lambda t, x, y: x.fmin(y))
     check_op([a, b[:1, :1]], lambda t, x, y: t.fmin(x, y))  # broadcast
+
+
+def test_clamp_with_tensor_bounds_gradient():
+    """clamp with tensor min/max went through maximum/minimum, which split the gradient at a
+    bound (0.5 to x where x == min); torch gives x the whole gradient inside [min, max] bounds
+    included, min where x is below it, max where above it (or max < min)."""
+    x = np.array([[-2.0, -1.0, 0.0, 0.5, 1.0, 2.0], [3.0, 0.5, 0.2, -1.0, 1.0, 2.0]], np.float32)
+    lo = np.array([[-1.0], [0.5]], np.float32)
+    hi = np.array([1.0, 1.0, 1.0, 0.2, 1.0, 3.0], np.float32)
+    check_op([x, lo, hi], lambda t, x, a, b: t.clamp(x, a, b))
+    check_op([x, lo, hi], lambda t, x, a, b: x.clamp(b, a))  # min > max in places: max wins
+    check_op([x, lo], lambda t, x, a: x.clamp(min=a))
+    check_op([x, hi], lambda t, x, b: t.clip(x, max=b))
