@@ -132,6 +132,18 @@ _T.__le__ = _comparison(E.le)
 _T.__gt__ = _comparison(E.gt)
 _T.__ge__ = _comparison(E.ge)
 _T.__getitem__ = I.getitem
+
+
+def _contains(self, element):
+    """``v in x``: whether any element of x equals v (a tensor v broadcast), as in PyTorch."""
+    if not isinstance(element, _COMPARABLE):
+        raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed "
+                           f"in a {type(element)}.")
+    return bool(E.eq(self, element)._data.any())
+
+
+_T.__contains__ = _contains
+_T.__reversed__ = lambda self: S.flip(self, 0) if self._data.ndim else self
 _T.__setitem__ = I.setitem
 _T.__hash__ = lambda self: id(self)
 

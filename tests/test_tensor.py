@@ -210,3 +210,18 @@ def test_comparison_with_none_or_a_non_number_like_torch():
                                             "and 'NoneType'"):
             x < None  # noqa: B015
         assert (x == 2).tolist() == [False, True] and (x >= lib.tensor(1.5)).tolist() == [0, 1]
+
+
+def test_contains_and_reversed_like_torch():
+    """``row in x`` raised 'Boolean value ... is ambiguous' (Python compared row with each
+    sub-tensor); reversed(x) gave a Python iterator. torch: (row == x).any(), and x.flip(0)."""
+    for lib in (ember, torch):
+        x = lib.tensor([[1, 2], [3, 4]])
+        assert lib.tensor([1, 2]) in x and lib.tensor([1, 5]) in x and 2.0 in x and 7 not in x
+        assert lib.tensor([9, 9]) not in x
+        with pytest.raises(RuntimeError, match="Tensor.__contains__ only supports Tensor or "
+                                               "scalar"):
+            "a" in x  # noqa: B015
+        r = reversed(x)
+        assert isinstance(r, lib.Tensor) and r.tolist() == [[3, 4], [1, 2]]
+        assert reversed(lib.tensor(3)).tolist() == 3
