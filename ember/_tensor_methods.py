@@ -31,7 +31,7 @@ _SAME = {
        "greater less greater_equal less_equal not_equal equal logical_and logical_or logical_xor "
        "logical_not bitwise_and bitwise_or bitwise_xor bitwise_not isnan isinf isfinite lerp "
        "addcmul addcdiv erf isclose allclose nan_to_num hypot xlogy signbit deg2rad rad2deg "
-       "logaddexp",
+       "logaddexp logit",
     R: "sum mean prod max min amax amin argmax argmin var std logsumexp norm cumsum cumprod all "
        "any count_nonzero nansum nanmean median nanmedian mode aminmax cummax cummin diff dist "
        "softmax log_softmax quantile nanquantile",
@@ -193,7 +193,8 @@ _T.__iadd__, _T.__isub__, _T.__imul__, _T.__itruediv__ = _T.add_, _T.sub_, _T.mu
 _T.__ipow__ = _T.pow_
 for _n in ("neg exp log log1p expm1 sqrt rsqrt abs sign reciprocal sin cos tan tanh sigmoid relu "
            "floor ceil round trunc frac clamp clip clamp_min clamp_max lerp addcmul addcdiv erf "
-           "remainder fmod floor_divide square exp2 log2 atan2 nan_to_num logical_not").split():
+           "remainder fmod floor_divide square exp2 log2 atan2 nan_to_num logical_not "
+           "logit").split():
     setattr(_T, _n + "_", _inplace_from(getattr(E, _n)))
 _T.__imod__ = _T.remainder_
 _T.__ifloordiv__ = _T.floor_divide_

@@ -24,7 +24,7 @@ __all__ = [
     "less_equal", "not_equal", "equal", "logical_and", "logical_or", "logical_xor", "logical_not",
     "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "isnan", "isinf", "isfinite",
     "where", "lerp", "addcmul", "addcdiv", "erf", "isclose", "allclose", "nan_to_num", "hypot",
-    "xlogy", "cast", "signbit", "deg2rad", "rad2deg", "logaddexp",
+    "xlogy", "cast", "signbit", "deg2rad", "rad2deg", "logaddexp", "logit",
 ]
 
 _ndarray = np.ndarray
@@ -798,6 +798,35 @@ class NanToNum(Function):
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
         return np.where(np.isfinite(x), g, g.dtype.type(0)), None, None, None  # replaced: 0
+
+
+class Logit(Function):
+    @staticmethod
+    def forward(ctx, x, eps):
+        z = x if eps is None else np.clip(x, eps, 1 - eps)
+        ctx.save_for_backward(x)
+        ctx.eps = eps
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(z / (1 - z))
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        eps = ctx.eps
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gx = g / (x * (1 - x))
+        if eps is not None:  # clamped places get 0, as in PyTorch
+            gx = np.where((x < eps) | (x > 1 - eps), x.dtype.type(0), gx)
+        else:  # outside [0, 1] log is undefined: NaN, as in PyTorch
+            gx = np.where((x < 0) | (x > 1), x.dtype.type(np.nan), gx)
+        return gx.astype(x.dtype, copy=False), None
+
+
+def logit(input, eps=None):
+    """log(p / (1 - p)), p clamped to [eps, 1 - eps] when eps is given (the sigmoid's inverse)."""
+    if input._data.dtype.kind != "f":
+        input = cast(input, _dt.get_default_dtype())
+    return Logit.apply(input, eps)
 
 
 def nan_to_num(input, nan=0.0, posinf=None, neginf=None):

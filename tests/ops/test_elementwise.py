@@ -248,3 +248,14 @@ def test_clamp_with_tensor_bounds_gradient():
     check_op([x, lo, hi], lambda t, x, a, b: x.clamp(b, a))  # min > max in places: max wins
     check_op([x, lo], lambda t, x, a: x.clamp(min=a))
     check_op([x, hi], lambda t, x, b: t.clip(x, max=b))
+
+
+def test_logit():
+    """torch.logit / Tensor.logit(_) were missing."""
+    x = np.array([-0.5, 0.0, 1e-7, 0.2, 0.5, 0.9, 1.0, 1.5], np.float32)
+    check_op([x], lambda t, x: t.logit(x), rtol=1e-4)
+    check_op([x], lambda t, x: x.logit(eps=0.25))
+    check_op([x], lambda t, x: t.logit(x, 1e-6), rtol=1e-4)
+    check_gradcheck([(3, 4)], lambda t, x: t.logit(t.sigmoid(x)))
+    np.testing.assert_allclose(ember.tensor([0.2, 0.7]).logit_(0.3).numpy(),
+                               torch.tensor([0.2, 0.7]).logit_(0.3).numpy(), rtol=1e-6)
