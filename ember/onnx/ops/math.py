@@ -272,6 +272,15 @@ def _logsumexp(g, node):
 
 @converter(R.Var)
 def _var(g, node):
+    return _variance(g, node, _out(node))
+
+
+@converter(R.Std)
+def _std(g, node):
+    return g.op("Sqrt", [_variance(g, node)], _out(node))
+
+
+def _variance(g, node, out=None):
     x, axes, correction, keepdim = node.args
     xn = g.name(x)
     n = int(np.prod([x.shape[a] for a in axes])) if axes is not None else int(np.prod(x.shape))
@@ -282,7 +291,7 @@ def _var(g, node):
             unsupported(node, "a reduction over a dynamic axis")
     centered = g.op("Sub", [xn, g.reduce("ReduceMean", xn, axes, True)])
     sq = g.reduce("ReduceSum", g.op("Mul", [centered, centered]), axes, keepdim)
-    return g.op("Div", [sq, _scalar(g, max(n - correction, 0), node.outs[0])], _out(node))
+    return g.op("Div", [sq, _scalar(g, max(n - correction, 0), node.outs[0])], out)
 
 
 @converter(R.CumSum)
