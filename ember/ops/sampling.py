@@ -198,7 +198,8 @@ def _apply_mats(x, mats, transpose):
             x = (x.reshape(rows, x.shape[-1]) @ m.T).reshape(pre + (m.shape[0],))
         else:
             cols = int(np.prod(post, dtype=np.int64))
-            x = np.matmul(m, x.reshape(pre + (x.shape[ax], cols))).reshape(pre + (m.shape[0],) + post)
+            x = np.matmul(m, x.reshape(pre + (x.shape[ax], cols)))
+            x = x.reshape(pre + (m.shape[0],) + post)
     return np.ascontiguousarray(x)
 
 

@@ -76,7 +76,8 @@ def test_nested_training_checkpoint():
           "tup": (1, (2.0, "x"), [None]), "set": {1, 2}, "fs": frozenset({"a"}),
           "ints": {0: "a", -5: "b", (1, 2): "c", "$odd": 1}, "count": Counter({10: 1, 30: 2}),
           "dtype": ember.float16, "size": ember.Size([2, 3]), "bytes": b"\x00\xff",
-          "bytearray": bytearray(b"\x01\xfe"), "dev": ember.device("cpu"), "np": np.arange(6, dtype=np.int32).reshape(2, 3),
+          "bytearray": bytearray(b"\x01\xfe"), "dev": ember.device("cpu"),
+          "np": np.arange(6, dtype=np.int32).reshape(2, 3),
           "npf": np.float32(1.5), "rng": ember.get_rng_state(), "big": 2**80}
     out = _round_trip(ck)
     _same(ck, out)
