@@ -33,12 +33,7 @@ class Adam(Optimizer):
                         "decoupled_weight_decay": decoupled_weight_decay}
         super().__init__(params, defaults)
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("amsgrad", False)
-            group.setdefault("maximize", False)
-            group.setdefault("decoupled_weight_decay", False)
+    _group_defaults = (("amsgrad", False), ("maximize", False), ("decoupled_weight_decay", False))
 
     def step(self, closure=None):
         """One Adam update of every parameter with a gradient; returns ``closure()`` if given."""
@@ -46,7 +41,7 @@ class Adam(Optimizer):
         for group in self.param_groups:
             lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
             beta1, beta2 = (float(b) for b in group["betas"])
-            amsgrad, decoupled = group["amsgrad"], group["decoupled_weight_decay"]
+            amsgrad = group["amsgrad"]
             for p, g, state in self._params_with_grad(group):
                 w = p._data
                 if not state:
@@ -56,19 +51,7 @@ class Adam(Optimizer):
                     if amsgrad:
                         state["max_exp_avg_sq"] = _wrap(np.zeros_like(w))
                 t = _advance(state)
-                if decoupled and wd != 0:
-                    w *= 1 - lr * wd
-                    g = _grad(g, w, group["maximize"], 0.0)
-                else:
-                    g = _grad(g, w, group["maximize"], wd)
-                m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
-                tmp = g - m  # m.lerp_(g, 1 - beta1)
-                tmp *= 1 - beta1
-                m += tmp
-                np.multiply(g, g, out=tmp)
-                tmp *= 1 - beta2
-                v *= beta2
-                v += tmp
+                g, m, v, tmp = _moments(group, state, w, g, lr, wd, beta1, beta2)
                 if amsgrad:
                     vmax = state["max_exp_avg_sq"]._data
                     np.maximum(vmax, v, out=vmax)
@@ -91,3 +74,23 @@ def _check_adam_args(lr, betas, eps, weight_decay):
     _check(0.0 <= betas[0] < 1.0, "beta parameter at index 0", betas[0])
     _check(0.0 <= betas[1] < 1.0, "beta parameter at index 1", betas[1])
     _check(weight_decay >= 0.0, "weight_decay value", weight_decay)
+
+
+def _moments(group, state, w, g, lr, wd, beta1, beta2):
+    """The Adam family's shared half step: weight decay (decoupled: w shrinks; else wd * w
+    joins g, which ``maximize`` negates), then the moments in place, m += (1 - beta1) (g - m)
+    and v = beta2 v + (1 - beta2) g^2. Returns (g, m, v, a scratch array of w's shape)."""
+    if group["decoupled_weight_decay"] and wd != 0:
+        w *= 1 - lr * wd
+        g = _grad(g, w, group["maximize"], 0.0)
+    else:
+        g = _grad(g, w, group["maximize"], wd)
+    m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
+    tmp = g - m  # m.lerp_(g, 1 - beta1)
+    tmp *= 1 - beta1
+    m += tmp
+    np.multiply(g, g, out=tmp)
+    tmp *= 1 - beta2
+    v *= beta2
+    v += tmp
+    return g, m, v, tmp

@@ -29,10 +29,7 @@ class ASGD(Optimizer):
                     "differentiable": differentiable, "capturable": capturable}
         super().__init__(params, defaults)
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("maximize", False)
+    _group_defaults = (("maximize", False),)
 
     def step(self, closure=None):
         """One ASGD update of every parameter with a gradient; returns ``closure()`` if given."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ember.optim.adam import _check_adam_args
-from ember.optim.optimizer import Optimizer, _advance, _check, _grad, _new_step
+from ember.optim.adam import _check_adam_args, _moments
+from ember.optim.optimizer import Optimizer, _advance, _check, _new_step
 from ember.tensor import _wrap
 
 __all__ = ["NAdam"]
@@ -35,11 +35,7 @@ class NAdam(Optimizer):
                     "differentiable": differentiable}
         super().__init__(params, defaults)
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("maximize", False)
-            group.setdefault("decoupled_weight_decay", False)
+    _group_defaults = (("maximize", False), ("decoupled_weight_decay", False))
 
     def step(self, closure=None):
         """One NAdam update of every parameter with a gradient; returns ``closure()`` if given."""
@@ -56,11 +52,7 @@ class NAdam(Optimizer):
                     state["exp_avg"] = _wrap(np.zeros_like(w))
                     state["exp_avg_sq"] = _wrap(np.zeros_like(w))
                 t = _advance(state)
-                if group["decoupled_weight_decay"] and wd != 0:
-                    w *= 1 - lr * wd
-                    g = _grad(g, w, group["maximize"], 0.0)
-                else:
-                    g = _grad(g, w, group["maximize"], wd)
+                g, m, v, tmp = _moments(group, state, w, g, lr, wd, beta1, beta2)
                 mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * decay))
                 mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * decay))
                 mp = state["mu_product"]
@@ -68,14 +60,6 @@ class NAdam(Optimizer):
                     mp = state["mu_product"] = _wrap(np.asarray(mp, dtype=np.float32))
                 mp._data *= mu  # a float32 product, as PyTorch keeps it
                 mu_product = float(mp._data)
-                m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
-                tmp = g - m  # m.lerp_(g, 1 - beta1)
-                tmp *= 1 - beta1
-                m += tmp
-                np.multiply(g, g, out=tmp)
-                tmp *= 1 - beta2
-                v *= beta2
-                v += tmp
                 denom = v / (1 - beta2**t)
                 np.sqrt(denom, out=denom)
                 denom += eps

@@ -142,6 +142,9 @@ class Optimizer:
         for group in param_groups:
             self.add_param_group(group)
 
+    # (option, default) pairs that load_state_dict / unpickling add to groups that lack them
+    _group_defaults = ()
+
     def _patch_step_function(self):
         # As PyTorch: wrap the most-derived ``step`` once so hooks run around it.
         cls = type(self)
@@ -160,6 +163,9 @@ class Optimizer:
             self.__dict__.setdefault(name, OrderedDict())
         self._patch_step_function()
         self.defaults.setdefault("differentiable", False)
+        for group in self.param_groups:  # groups saved before an option existed get its default
+            for key, value in self._group_defaults:
+                group.setdefault(key, value)
 
     def __repr__(self):
         s = type(self).__name__ + " ("

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ember.optim.adam import _check_adam_args
-from ember.optim.optimizer import Optimizer, _advance, _grad, _new_step
+from ember.optim.adam import _check_adam_args, _moments
+from ember.optim.optimizer import Optimizer, _advance, _new_step
 from ember.tensor import _wrap
 
 __all__ = ["RAdam"]
@@ -34,11 +34,7 @@ class RAdam(Optimizer):
                     "differentiable": differentiable}
         super().__init__(params, defaults)
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("maximize", False)
-            group.setdefault("decoupled_weight_decay", False)
+    _group_defaults = (("maximize", False), ("decoupled_weight_decay", False))
 
     def step(self, closure=None):
         """One RAdam update of every parameter with a gradient; returns ``closure()`` if given."""
@@ -54,19 +50,7 @@ class RAdam(Optimizer):
                     state["exp_avg"] = _wrap(np.zeros_like(w))
                     state["exp_avg_sq"] = _wrap(np.zeros_like(w))
                 t = _advance(state)
-                if group["decoupled_weight_decay"] and wd != 0:
-                    w *= 1 - lr * wd
-                    g = _grad(g, w, group["maximize"], 0.0)
-                else:
-                    g = _grad(g, w, group["maximize"], wd)
-                m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
-                tmp = g - m  # m.lerp_(g, 1 - beta1)
-                tmp *= 1 - beta1
-                m += tmp
-                np.multiply(g, g, out=tmp)
-                tmp *= 1 - beta2
-                v *= beta2
-                v += tmp
+                g, m, v, tmp = _moments(group, state, w, g, lr, wd, beta1, beta2)
                 bc1, bc2 = 1 - beta1**t, 1 - beta2**t
                 rho_t = rho_inf - 2 * t * beta2**t / bc2
                 np.divide(m, bc1, out=tmp)  # the bias-corrected first moment

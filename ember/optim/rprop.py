@@ -30,10 +30,7 @@ class Rprop(Optimizer):
                     "capturable": capturable}
         super().__init__(params, defaults)
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("maximize", False)
+    _group_defaults = (("maximize", False),)
 
     def step(self, closure=None):
         """One Rprop update of every parameter with a gradient; returns ``closure()`` if given."""

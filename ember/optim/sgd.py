@@ -39,11 +39,7 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, defaults)
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("nesterov", False)
-            group.setdefault("maximize", False)
+    _group_defaults = (("nesterov", False), ("maximize", False))
 
     def step(self, closure=None):
         """One update of every parameter with a gradient; returns ``closure()`` if given."""

@@ -451,3 +451,26 @@ def test_lbfgs_state_dict_round_trip_and_errors():
     with pytest.raises(RuntimeError, match="only 'strong_wolfe' is supported"):
         opt = eo.LBFGS([p], line_search_fn="armijo")
         opt.step(lambda: (p * p).sum().backward() or (p * p).sum())
+
+
+@pytest.mark.parametrize("name, keys", [
+    ("SGD", ["nesterov", "maximize"]), ("Adam", ["amsgrad", "maximize", "decoupled_weight_decay"]),
+    ("NAdam", ["maximize", "decoupled_weight_decay"]), ("RAdam", ["maximize"]),
+    ("RMSprop", ["momentum", "centered", "maximize"]), ("ASGD", ["maximize"]),
+    ("Rprop", ["maximize"]),
+])
+def test_state_dict_from_before_an_option_gets_its_default(name, keys):
+    """A state_dict saved before an option existed (its groups lack the key) loads with the
+    option's default, as torch's __setstate__ gives it; the step runs."""
+    for lib in (ember, torch):
+        p = lib.nn.Parameter(lib.ones(3))
+        opt = getattr(lib.optim, name)([p], lr=0.1)
+        sd = opt.state_dict()
+        for k in keys:
+            del sd["param_groups"][0][k]
+        fresh = getattr(lib.optim, name)([p], lr=0.1)
+        fresh.load_state_dict(sd)
+        want = {k: getattr(lib.optim, name)([p], lr=0.1).param_groups[0][k] for k in keys}
+        assert {k: fresh.param_groups[0][k] for k in keys} == want
+        p.grad = lib.ones(3)
+        fresh.step()
