@@ -7,7 +7,7 @@ import torch
 
 import ember
 import ember.nn as nn
-from tests.harness import check_gradcheck, check_module, check_op
+from tests.harness import assert_close, check_gradcheck, check_module, check_op
 
 # im2col + BLAS sums in a different order than oneDNN: float32 round-off grows with C*kh*kw.
 TOL = dict(rtol=1e-4, atol=1e-5)
@@ -323,3 +323,29 @@ def test_shifted_products_bias_gradient_only(shifted_everywhere, monkeypatch):
     y.backward(ember.tensor(g))
     np.testing.assert_allclose(b.grad.numpy(), g.sum(axis=(0, 2, 3)), rtol=1e-5)
     assert shifted_everywhere
+
+
+def test_argument_checks_still_run_after_a_call_passed_them():
+    """conv2d and max_pool2d remember the arguments of calls that passed their checks: a call
+    that differs in any of them is checked again (torch's errors), lists work, and the output
+    is the same as the first call's."""
+    import ember.nn.functional as F
+
+    x, w = ember.randn(2, 3, 9, 9), ember.randn(4, 3, 3, 3)
+    first = F.conv2d(x, w, None, 2, 1)
+    assert_close(F.conv2d(x, w, None, [2, 2], [1, 1]), first)
+    assert_close(F.conv2d(x, w, None, 2, 1), first)
+    for bad, match in [(dict(input=ember.randn(2, 4, 9, 9)), "expected input.*to have 3 channels"),
+                       (dict(stride=0), "non-positive stride"),
+                       (dict(padding=-1), "negative padding"),
+                       (dict(weight=w.double()), "should be the same"),
+                       (dict(bias=ember.randn(3)), "expected bias to be 1-dimensional with 4")]:
+        args = dict(input=x, weight=w, bias=None, stride=2, padding=1) | bad
+        with pytest.raises(RuntimeError, match=match):
+            F.conv2d(**args)
+    y = F.max_pool2d(x, 2)
+    assert_close(F.max_pool2d(x, [2, 2]), y)
+    with pytest.raises(RuntimeError, match="pad should be at most half"):
+        F.max_pool2d(x, 2, padding=2)
+    with pytest.raises(RuntimeError, match="Output size is too small"):
+        F.max_pool2d(ember.randn(2, 3, 1, 1), 2)
