@@ -342,3 +342,52 @@ def test_bincount_isin_tri_indices_broadcast_shapes():
             lib.bincount(lib.tensor([-1, 2]))
         with pytest.raises(RuntimeError):
             lib.broadcast_shapes((2,), (3,))
+
+
+def _distinct(shape, seed=0):
+    """float64 values at least 0.27 apart (no ties for amax/amin), none near 0 (prod)."""
+    rng = np.random.default_rng(seed)
+    n = int(np.prod(shape))
+    return (rng.permutation(n) * 0.37 - 1.13 + rng.uniform(0, 0.1, n)).reshape(shape)
+
+
+@pytest.mark.parametrize("reduce", ["sum", "prod", "mean", "amax", "amin"])
+@pytest.mark.parametrize("include_self", [True, False])
+def test_scatter_reduce_gradcheck(reduce, include_self):
+    idx = np.array([[0, 1, 1, 3], [2, 2, 2, 2], [0, 0, 3, 3]])
+    check_gradcheck([_distinct((3, 4)), _distinct((3, 4), 1) + 0.05],
+                    lambda t, x, s: x.scatter_reduce(1, t.tensor(idx), s, reduce,
+                                                     include_self=include_self))
+
+
+GRADCHECK_NEW = {
+    "masked_scatter": ([(2, 3), (2, 3)], lambda t, x, s: x.masked_scatter(
+        t.tensor([[True, False, True], [False, True, True]]), s)),
+    "masked_scatter_broadcast_mask": ([(2, 3), (7,)], lambda t, x, s: x.masked_scatter(
+        t.tensor([True, False, True]), s)),
+    "take_along_dim_flat": ([(2, 3)], lambda t, x: x.take_along_dim(t.tensor([[0], [5], [5]]))),
+    "take_along_dim_sort": ([(2, 3)], lambda t, x: t.take_along_dim(x, x.argsort(1), 1)),
+    "take_along_dim_broadcast": ([(2, 3)], lambda t, x: t.take_along_dim(
+        x[:1], t.tensor([[0, 1], [2, 2]]), 1)),
+    "take_along_dim_broadcast0": ([(2, 3)], lambda t, x: t.take_along_dim(
+        x[:, :1], t.tensor([[0, 0, 1]]), 0)),
+    "index_put": ([(2, 3), (3,)], lambda t, x, v: x.index_put(
+        (t.tensor([0, 1]), t.tensor([1, 2])), v[:2])),
+    "index_put_accumulate": ([(2, 3), (3,)], lambda t, x, v: t.index_put(
+        x, (t.tensor([0, 0, 1]), t.tensor([1, 1, 2])), v, accumulate=True)),
+    "index_put_rows_accumulate": ([(2, 3), (1, 3)], lambda t, x, v: x.index_put(
+        [t.tensor([1, 1])], v, True)),
+    "put": ([(2, 3), (3,)], lambda t, x, v: x.put(t.tensor([5, 0, 2]), v)),
+    "put_accumulate": ([(2, 3), (3,)], lambda t, x, v: x.put(t.tensor([5, 0, 5]), v,
+                                                              accumulate=True)),
+    "fill_diagonal_": ([(3, 3)], lambda t, x: (x * 2).fill_diagonal_(-1.5)),
+    "fill_diagonal_wrap": ([(5, 2)], lambda t, x: (x * 2).fill_diagonal_(-1.5, wrap=True)),
+    "fill_diagonal_3d": ([(2, 2, 2)], lambda t, x: (x * 2).fill_diagonal_(-1.5)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRADCHECK_NEW))
+def test_new_indexing_ops_gradcheck(name):
+    """float64 gradchecks of the ops added or moved into autograd since a760f12."""
+    specs, fn = GRADCHECK_NEW[name]
+    check_gradcheck(specs, fn)
