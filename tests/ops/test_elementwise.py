@@ -259,3 +259,40 @@ def test_logit():
     check_gradcheck([(3, 4)], lambda t, x: t.logit(t.sigmoid(x)))
     np.testing.assert_allclose(ember.tensor([0.2, 0.7]).logit_(0.3).numpy(),
                                torch.tensor([0.2, 0.7]).logit_(0.3).numpy(), rtol=1e-6)
+
+
+def _distinct(shape, seed=0):
+    """float64 values at least 0.27 apart (no ties between fmax's operands)."""
+    rng = np.random.default_rng(seed)
+    n = int(np.prod(shape))
+    return (rng.permutation(n) * 0.37 - 1.13 + rng.uniform(0, 0.1, n)).reshape(shape)
+
+
+_A, _B = _distinct((3, 4)), _distinct((3, 4), 1) + 0.05
+_ANAN, _BNAN = _A.copy(), _B.copy()
+_ANAN[0, 0] = _BNAN[1, 1] = np.nan
+_XINF = _distinct((3, 5))
+_XINF[0, 0], _XINF[1, 2], _XINF[2, 4] = np.nan, np.inf, -np.inf
+_LO = np.array([-0.5, -0.48, -0.46, -0.44])  # _A keeps 0.09 or more from _LO and _LO + 1
+NEW_GRADCHECK = {
+    "fmax": ([_A, _B], lambda t, x, y: t.fmax(x, y)),
+    "fmin": ([_A, _B], lambda t, x, y: t.fmin(x, y)),
+    "fmax_nan": ([_ANAN, _BNAN], lambda t, x, y: t.fmax(x, y)),
+    "fmin_nan": ([_ANAN, _BNAN], lambda t, x, y: x.fmin(y)),
+    "fmax_broadcast": ([_A, _B[0]], lambda t, x, y: t.fmax(x, y)),
+    "nan_to_num": ([_XINF], lambda t, x: x.nan_to_num()),
+    "nan_to_num_values": ([_XINF], lambda t, x: t.nan_to_num(x, nan=1.0, posinf=2.0,
+                                                             neginf=-3.0)),
+    "clamp_tensors": ([_A, _LO, _LO + 1], lambda t, x, a, b: t.clamp(x, a, b)),
+    "clamp_tensors_min_over_max": ([_A, _LO, _LO + 1], lambda t, x, a, b: x.clamp(b, a)),
+    "clamp_tensor_min": ([_A, _LO], lambda t, x, a: x.clamp(min=a)),
+    "clamp_tensor_max": ([_A, _LO + 1], lambda t, x, b: x.clamp(max=b)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEW_GRADCHECK))
+def test_new_elementwise_ops_gradcheck(name):
+    """float64 gradchecks of fmax/fmin (NaN on either side), nan_to_num (NaN/inf replaced) and
+    clamp with tensor bounds (every input away from the bounds), ops rewritten since a760f12."""
+    specs, fn = NEW_GRADCHECK[name]
+    check_gradcheck(specs, fn)
