@@ -117,3 +117,23 @@ def test_diagonal_is_a_view():
         return h * h
 
     check_op([w], fn)
+
+
+def _mul_diagonal_in_place(t, x):
+    h = x * 1.5
+    h.diagonal(1).mul_(3)
+    return h
+
+
+@pytest.mark.parametrize("shape,fn", [
+    ((3, 4), lambda t, x: x.diagonal()),
+    ((3, 4), lambda t, x: t.diagonal(x, 1)),
+    ((4, 3), lambda t, x: x.diagonal(-1)),
+    ((2, 3, 3), lambda t, x: x.diagonal(dim1=-2, dim2=-1)),
+    ((3, 2, 4), lambda t, x: x.diagonal(1, 2, 0)),
+    ((3, 4), _mul_diagonal_in_place),
+], ids=["main", "offset", "negative_offset", "batched", "dims", "in_place_through_view"])
+def test_diagonal_view_gradcheck(shape, fn):
+    """diagonal became a view since a760f12: float64 gradchecks of it and of an in-place op
+    on the diagonal of a graph tensor."""
+    check_gradcheck([shape], fn)
