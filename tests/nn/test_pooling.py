@@ -259,3 +259,25 @@ def test_maxpool_split_over_threads(idle, monkeypatch):
     for cfg in MAX2D[:3]:
         check_module(torch.nn.MaxPool2d(**cfg), nn.MaxPool2d(**cfg), [(4, 5, 9, 8)])
 
+
+
+def test_lp_pool_gradcheck():
+    """float64 gradchecks of F.lp_pool1d/2d and nn.LPPool2d (added since a760f12); p = 3 and
+    1.5 on positive inputs (x ** p of a negative x), p = inf on distinct values (max pooling
+    without ties)."""
+    F = ember.nn.functional
+    check_gradcheck([(2, 3, 7)], lambda t, x: F.lp_pool1d(x, 2, 3, 2))
+    check_gradcheck([(2, 3, 7)], lambda t, x: F.lp_pool1d(x, 1, 3, 2))
+    check_gradcheck([(2, 3, 7)], lambda t, x: F.lp_pool1d(x, 1.5, 2), positive=True)
+    check_gradcheck([(2, 2, 5, 5)], lambda t, x: F.lp_pool2d(x, 2, 2))
+    check_gradcheck([(2, 2, 5, 6)], lambda t, x: F.lp_pool2d(x, 3, (2, 3), ceil_mode=True),
+                    positive=True)
+    x = (np.random.default_rng(0).permutation(50) * 0.1 - 2.5).reshape(1, 2, 5, 5)
+    check_gradcheck([x], lambda t, x: F.lp_pool2d(x, float("inf"), 2))
+    check_gradcheck([(2, 2, 5, 5)], lambda t, x: nn.LPPool2d(2, 2, 1)(x))
+
+
+def test_avg_pool_empty_batch_gradcheck():
+    """avg_pool1d/2d on an empty batch (allowed since a760f12): the gradcheck of nothing runs."""
+    check_gradcheck([(0, 3, 6, 5)], lambda t, x: t.nn.functional.avg_pool2d(x, 2))
+    check_gradcheck([(0, 3, 6)], lambda t, x: t.nn.functional.avg_pool1d(x, 2))
