@@ -271,3 +271,17 @@ def test_noncontiguous_inputs():
              transpose=(0,), **TOL)
     check_op([(2, 4, 8, 8), (4,), (4,)], lambda t, x, w, b: F(t).group_norm(x, 2, w, b),
              transpose=(0,), **TOL)
+
+
+def test_rms_norm_without_weight_and_layer_gradcheck():
+    """float64 gradchecks of F.rms_norm without a weight (eps given and the default), of
+    nn.RMSNorm's input gradient (its weight made non-trivial first) and of the weight's
+    gradient with an eps given."""
+    F = ember.nn.functional
+    check_gradcheck([(2, 3, 4)], lambda t, x: F.rms_norm(x, (4,), eps=1e-5))
+    check_gradcheck([(3, 4)], lambda t, x: F.rms_norm(x, [3, 4]))
+    layer = nn.RMSNorm((3, 4), dtype=ember.float64)
+    with ember.no_grad():
+        layer.weight.copy_(ember.tensor(np.random.default_rng(5).standard_normal((3, 4))))
+    check_gradcheck([(2, 3, 4)], lambda t, x: layer(x))
+    check_gradcheck([(2, 3, 4), (3, 4)], lambda t, x, w: F.rms_norm(x, (3, 4), w, eps=1e-3))
