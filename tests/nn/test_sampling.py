@@ -175,3 +175,10 @@ def test_interpolate_keeps_float32():
     y = ember.nn.functional.interpolate(ember.randn(1, 2, 3, 3), scale_factor=2, mode="bicubic")
     assert y.dtype == ember.float32
     assert np.isfinite(y.numpy()).all()
+
+
+def test_unfold_fold_layers_gradcheck():
+    """float64 gradchecks through nn.Fold / nn.Unfold (added since a760f12)."""
+    check_gradcheck([(2, 12, 9)], lambda t, x: nn.Fold((5, 5), 2, padding=1, stride=2)(x))
+    check_gradcheck([(2, 3, 7, 6)], lambda t, x: nn.Unfold((3, 2), dilation=(1, 2), padding=1,
+                                                           stride=2)(x))
