@@ -251,3 +251,10 @@ def test_gumbel_softmax_gradcheck(dim):
     is left out: its straight-through gradient is by design not the derivative of its
     (piecewise constant) output, in torch as here."""
     check_gradcheck([(3, 5)], lambda t, x: _gumbel_softmax(t, x, dim=dim))
+
+
+def test_hardswish_gradcheck_beside_its_breakpoints():
+    """hardswish's gradient was rewritten at +-3 since a760f12: float64 gradcheck on each
+    piece close to (not at) the breakpoints, where the pieces meet."""
+    x = np.array([-3.2, -3.05, -2.95, -2.5, -0.3, 0.4, 2.5, 2.95, 3.05, 3.2])
+    check_gradcheck([x], lambda t, x: t.nn.functional.hardswish(x))
