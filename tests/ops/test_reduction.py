@@ -341,3 +341,18 @@ def test_order_reductions_gradcheck(name):
     gradients were rewritten since a760f12; distinct values, so each is differentiable."""
     specs, fn = ORDER_GRADCHECK[name]
     check_gradcheck(specs, fn)
+
+
+@pytest.mark.parametrize("name", sorted(ZERO_DIM))
+def test_reductions_of_a_zero_dim_tensor_gradcheck(name):
+    """float64 gradchecks of the dim-0 reductions of a 0-d tensor (fixed since a760f12)."""
+    check_gradcheck([np.array(2.5)], ZERO_DIM[name])
+
+
+@pytest.mark.parametrize("fn", [lambda t, x: t.std(x, (0, 2), keepdim=True, correction=0),
+                                lambda t, x: x.std(-1, unbiased=False),
+                                lambda t, x: t.std_mean(x, 1)],
+                         ids=["dims_keepdim_correction0", "unbiased_false", "std_mean"])
+def test_std_variants_gradcheck(fn):
+    """std became its own op (Std) since a760f12: float64 gradchecks beyond DIFF's two uses."""
+    check_gradcheck([(2, 3, 4)], fn)
