@@ -296,3 +296,11 @@ def test_new_elementwise_ops_gradcheck(name):
     clamp with tensor bounds (every input away from the bounds), ops rewritten since a760f12."""
     specs, fn = NEW_GRADCHECK[name]
     check_gradcheck(specs, fn)
+
+
+@pytest.mark.parametrize("eps", [None, 0.25, 1e-6])
+def test_logit_gradcheck_in_the_unit_interval(eps):
+    """float64 gradcheck of logit itself on (0, 1) (the existing one goes through sigmoid),
+    with eps clamping 0.05, 0.15, 0.8 and 0.95 (none at a clamp bound)."""
+    p = np.array([[0.05, 0.15, 0.3, 0.45], [0.55, 0.7, 0.8, 0.95]])
+    check_gradcheck([p], lambda t, x: t.logit(x, eps))
