@@ -356,3 +356,16 @@ def test_reductions_of_a_zero_dim_tensor_gradcheck(name):
 def test_std_variants_gradcheck(fn):
     """std became its own op (Std) since a760f12: float64 gradchecks beyond DIFF's two uses."""
     check_gradcheck([(2, 3, 4)], fn)
+
+
+_XNAN3 = _distinct((3, 5))
+_XNAN3[0, 1] = _XNAN3[2, 3] = _XNAN3[2, 0] = np.nan
+
+
+@pytest.mark.parametrize("interpolation", ["linear", "lower", "higher", "midpoint", "nearest"])
+def test_nanquantile_gradcheck_with_nans(interpolation):
+    """float64 gradcheck of nanquantile on lines holding NaNs (QUANTILE's gradcheck has none)."""
+    check_gradcheck([_XNAN3], lambda t, x: t.nanquantile(x, 0.4, dim=1,
+                                                         interpolation=interpolation))
+    check_gradcheck([_XNAN3], lambda t, x: x.nanquantile(t.tensor([0.3, 0.8]),
+                                                         interpolation=interpolation))
