@@ -137,3 +137,19 @@ def test_diagonal_view_gradcheck(shape, fn):
     """diagonal became a view since a760f12: float64 gradchecks of it and of an in-place op
     on the diagonal of a graph tensor."""
     check_gradcheck([shape], fn)
+
+
+def _low_rank(rank, n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, rank)) @ rng.standard_normal((rank, n))
+
+
+@pytest.mark.parametrize("a", [(2, 3, 3), (1, 1), (4, 4), _low_rank(2), _low_rank(1),
+                               np.zeros((3, 3)), np.array([[0.1, 1.1], [1.1, 0.1]]),
+                               np.stack([_low_rank(2), _low_rank(3, seed=1)])],
+                         ids=["batched", "1x1", "4x4", "rank2", "rank1", "zeros", "negative",
+                              "batched_singular"])
+def test_det_gradcheck(a):
+    """float64 gradchecks of Det (since a760f12) beyond one 3x3: batches, sizes, a negative
+    det and singular matrices (det is a polynomial, so its gradient adj(A)^T is exact there)."""
+    check_gradcheck([a], lambda t, x: x.det())
