@@ -143,15 +143,18 @@ def _split_int_index(index):
     None) first, as a basic view, then the tensors. NumPy counts an integer as an advanced
     index, which moves the result's dimensions: x[0, :, [1, 2]] is (2, 3) in NumPy, (3, 2) in
     torch. Returns (basic part, advanced part), or None where there is no integer."""
-    if not any(type(i) is int or type(i) is _ndarray and i.ndim == 0 for i in index):
+    if not any(type(i) is int or type(i) is _ndarray and i.ndim == 0 and i.dtype.kind in "iu"
+               for i in index):
         return None
     first, second = [], []
     for i in index:
         if type(i) is _ndarray and i.ndim:
             first += [slice(None)] * (i.ndim if i.dtype == np.bool_ else 1)
             second.append(i)
-        elif type(i) is _ndarray or type(i) is int:
+        elif type(i) is int or type(i) is _ndarray and i.dtype.kind in "iu":
             first.append(int(i))
+        elif type(i) is _ndarray:  # a 0-d bool (x[True]): a new axis, among the advanced part
+            second.append(i)
         else:
             first.append(i)
             second.append(i if i is Ellipsis else slice(None))

@@ -30,6 +30,10 @@ GETITEM = {
     "int_slice_list": lambda t, x: x[None, [0, 3], None, 2],
     "int_tensor0d_none_list": lambda t, x: x[t.tensor(2), None, [3, 1]],
     "neg_int_list_2d": lambda t, x: x[-1, None, [[1], [2]]],
+    # a bool beside index lists is a new axis, not the integer 1 (True read as x[1, [0, 1]])
+    "true_list": lambda t, x: x[True, [0, 1]],
+    "true_int_list": lambda t, x: x[True, 0, [0, 1]],
+    "int_list_true": lambda t, x: x[0, [1, 2], True],
     "empty_list": lambda t, x: x[[]],  # was an error: NumPy reads [] as a float index
     "empty_list_dim1": lambda t, x: x[1:, []],
 }
@@ -74,6 +78,7 @@ SETITEM = {
     "lead_ones_scalar_row": lambda x, v: x.__setitem__(2, v[:1, :1]),
     "lead_ones_advanced": lambda x, v: x.__setitem__((slice(None), IDX[:2]), v[None, :1, :2]),
     "int_beside_list": lambda x, v: x.__setitem__((2, None, [4, 0]), v[:1, :2]),
+    "true_beside_list": lambda x, v: x.__setitem__((True, [0]), v[:1, :1]),
 }
 
 
