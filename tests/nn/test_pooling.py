@@ -281,3 +281,31 @@ def test_avg_pool_empty_batch_gradcheck():
     """avg_pool1d/2d on an empty batch (allowed since a760f12): the gradcheck of nothing runs."""
     check_gradcheck([(0, 3, 6, 5)], lambda t, x: t.nn.functional.avg_pool2d(x, 2))
     check_gradcheck([(0, 3, 6)], lambda t, x: t.nn.functional.avg_pool1d(x, 2))
+
+
+def _distinct(shape, seed=0):
+    """float64 values at least 0.27 apart: max pooling without ties."""
+    rng = np.random.default_rng(seed)
+    n = int(np.prod(shape))
+    return (rng.permutation(n) * 0.37 - 1.13 + rng.uniform(0, 0.1, n)).reshape(shape)
+
+
+def test_max_pool1d_adaptive_max_and_unpool_gradcheck():
+    """float64 gradchecks of max_pool1d, adaptive_max_pool1d/2d (non-dividing sizes) and
+    max_unpool1d/2d (fixed indices), whose backwards were reshaped for empty batches since
+    a760f12, on distinct values."""
+    F = ember.nn.functional
+    check_gradcheck([_distinct((2, 3, 9))], lambda t, x: F.max_pool1d(x, 3, 2, 1))
+    check_gradcheck([_distinct((2, 3, 9))], lambda t, x: F.max_pool1d(x, 2, dilation=2,
+                                                                      ceil_mode=True))
+    check_gradcheck([_distinct((2, 3, 7))], lambda t, x: F.adaptive_max_pool1d(x, 3))
+    check_gradcheck([_distinct((2, 2, 5, 7))], lambda t, x: F.adaptive_max_pool2d(x, (2, 3)))
+    check_gradcheck([_distinct((2, 2, 5, 7))], lambda t, x: F.adaptive_max_pool2d(
+        x, (3, 2), return_indices=True)[0])
+    check_gradcheck([(0, 2, 5, 7)], lambda t, x: F.adaptive_max_pool2d(x, (2, 3)))
+    _, i2 = F.max_pool2d(ember.tensor(_distinct((2, 2, 4, 6))), 2, return_indices=True)
+    check_gradcheck([(2, 2, 2, 3)], lambda t, x: F.max_unpool2d(x, i2, 2))
+    check_gradcheck([(2, 2, 2, 3)], lambda t, x: F.max_unpool2d(x, i2, 2, output_size=(5, 7)))
+    check_gradcheck([(2, 2, 2, 3)], lambda t, x: nn.MaxUnpool2d(2)(x, i2))
+    _, i1 = F.max_pool1d(ember.tensor(_distinct((2, 3, 8))), 2, return_indices=True)
+    check_gradcheck([(2, 3, 4)], lambda t, x: F.max_unpool1d(x, i1, 2))
