@@ -124,7 +124,7 @@ def _comparison(fn):
     return op
 
 
-_COMPARABLE = (_T, int, float, np.ndarray, np.generic)  # bool is an int
+_COMPARABLE = (_T, int, float, complex, np.ndarray, np.generic)  # bool is an int
 _T.__eq__ = _comparison(E.eq)
 _T.__ne__ = _comparison(E.ne)
 _T.__lt__ = _comparison(E.lt)
@@ -198,9 +198,10 @@ for _n in ("neg exp log log1p expm1 sqrt rsqrt abs sign reciprocal sin cos tan t
     setattr(_T, _n + "_", _inplace_from(getattr(E, _n)))
 _T.__imod__ = _T.remainder_
 _T.__ifloordiv__ = _T.floor_divide_
-_T.__iand__ = lambda a, b: a.copy_(a & b)
-_T.__ior__ = lambda a, b: a.copy_(a | b)
-_T.__ixor__ = lambda a, b: a.copy_(a ^ b)
+# in place: a result of another dtype (bool &= 2 gives int64) raises, as in torch
+_T.bitwise_and_ = _T.__iand__ = _inplace_from(E.bitwise_and)
+_T.bitwise_or_ = _T.__ior__ = _inplace_from(E.bitwise_or)
+_T.bitwise_xor_ = _T.__ixor__ = _inplace_from(E.bitwise_xor)
 for _n in ("masked_fill scatter scatter_add index_fill index_add index_copy masked_scatter "
            "index_put put").split():
     setattr(_T, _n + "_", _inplace_from(getattr(I, _n)))

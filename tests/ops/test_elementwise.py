@@ -304,3 +304,24 @@ def test_logit_gradcheck_in_the_unit_interval(eps):
     with eps clamping 0.05, 0.15, 0.8 and 0.95 (none at a clamp bound)."""
     p = np.array([[0.05, 0.15, 0.3, 0.45], [0.55, 0.7, 0.8, 0.95]])
     check_gradcheck([p], lambda t, x: t.logit(x, eps))
+
+
+def test_in_place_bitwise_keeps_the_dtype_or_raises_like_torch():
+    """mask &= 2 cast the int64 result of mask & 2 back to bool ([False, False], silently);
+    torch raises. bitwise_and_/or_/xor_ were missing."""
+    for stmt in ("m &= t.tensor([False, True])", "m |= m", "i ^= 3", "i &= m",
+                 "i.bitwise_and_(t.tensor([3, 1]))", "i.bitwise_or_(2)",
+                 "m.bitwise_xor_(t.tensor(True))"):
+        out = []
+        for t in (ember, torch):
+            m, i = t.tensor([True, False]), t.tensor([3, 6])
+            exec(stmt)
+            out.append((m.tolist(), str(m.dtype).split(".")[-1], i.tolist()))
+        assert out[0] == out[1], stmt
+    for t in (ember, torch):
+        m = t.tensor([True, False])
+        with pytest.raises(RuntimeError, match="result type Long can't be cast to the desired "
+                                               "output type Bool"):
+            m &= 2
+        with pytest.raises(RuntimeError, match="can't be cast"):
+            m.bitwise_or_(t.tensor([2, 3]))
