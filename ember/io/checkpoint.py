@@ -375,8 +375,8 @@ def _view_blob(name, i, m, blobs, table):
     except (KeyError, TypeError) as e:
         _fail(name, f"is corrupted (bad entry {i} in the tensor table: {e!r})")
     if type(j) is not int or not 0 <= j < len(table) or not isinstance(table[j], dict) \
-            or table[j].get("kind") != "storage" or table[j].get("dtype") != m["dtype"] \
-            or kind not in ("tensor", "parameter"):
+            or table[j].get("kind") != "storage" or "storage" in table[j] \
+            or table[j].get("dtype") != m["dtype"] or kind not in ("tensor", "parameter"):
         _fail(name, f"is corrupted (tensor {i} views entry {j!r}, not a {m['dtype']} storage)")
     storage = blobs[j]
     ints = [offset, *shape, *stride]

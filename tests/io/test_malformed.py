@@ -141,11 +141,12 @@ def test_foreign_and_malformed_files(tmp_path, data, msg):
         ember.load(path)
 
 
-def _view_file(**view):
+def _view_file(storage_keys=None, **view):
     """A version-2 file: a 4-float storage (entry 1) and a tensor entry 0 viewing it."""
     entry = {"dtype": "float32", "shape": [2], "nbytes": 0, "kind": "tensor", "storage": 1,
              "offset": 0, "stride": [1], **view}
-    storage = {"dtype": "float32", "shape": [4], "nbytes": 16, "kind": "storage"}
+    storage = {"dtype": "float32", "shape": [4], "nbytes": 16, "kind": "storage",
+               **(storage_keys or {})}
     return _zip({"data.json": json.dumps({"format": "ember.checkpoint", "version": 2,
                                           "kind": "json", "root": {"$type": "tensor", "id": 0},
                                           "tensors": [entry, storage]}),
@@ -168,6 +169,8 @@ def test_view_entries_are_bounds_checked(tmp_path):
         ({"dtype": "int32"}, "not a int32 storage"),
         ({"kind": "ndarray"}, "not a float32 storage"),
         ({"stride": None}, "bad entry 0 in the tensor table"),
+        # a storage that claims to view another entry (it raised AttributeError on None)
+        ({"storage_keys": {"storage": 0, "offset": 0, "stride": [1]}}, "views entry 1, not a"),
     ]:
         with pytest.raises(CheckpointError, match=msg):
             ember.load(_write(tmp_path, _view_file(**view)))
