@@ -109,6 +109,7 @@ def run_backward(roots, retain_graph=False, capture=None, accumulate=True):
             buf = buffers[t.grad_fn] = {}
         _buf_add(buf, t._oi, g)
     ready = [fn for fn in buffers if deps.get(fn, 0) == 0]
+    check_nan = _Anomaly.enabled and _Anomaly.check_nan
     while ready:
         fn = ready.pop()
         buf = buffers.pop(fn)
@@ -138,7 +139,7 @@ def run_backward(roots, retain_graph=False, capture=None, accumulate=True):
         gins = fn._run_backward(grads)
         if type(gins) is not tuple:
             gins = (gins,)
-        if _Anomaly.enabled and _Anomaly.check_nan:
+        if check_nan:
             _check_nan(fn, gins)
         nxt = fn.next
         if not retain_graph:

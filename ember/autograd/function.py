@@ -227,7 +227,10 @@ class TensorFunction(Function):
         ctx._materialize = True
         separate = cls.setup_context is not TensorFunction.setup_context
         if separate:  # PyTorch binds keyword and default arguments to forward's signature
-            bound = inspect.signature(cls.forward).bind(*args, **kwargs)
+            sig = _SIGNATURES.get(cls.forward)
+            if sig is None:  # inspect.signature takes ~10 us: once per forward function
+                sig = _SIGNATURES[cls.forward] = inspect.signature(cls.forward)
+            bound = sig.bind(*args, **kwargs)
             bound.apply_defaults()
             args, kwargs = bound.args, {}
         rec = _State.enabled and any(isinstance(a, Tensor) and a._rg for a in args)
@@ -336,6 +339,9 @@ class TensorFunction(Function):
                     f"{list(g.shape)} but expected shape compatible with {list(shape)}")
             g = unbroadcast(g, shape)
         return g if g.dtype == dtype else g.astype(dtype)
+
+
+_SIGNATURES = {}  # a setup_context-style forward -> its inspect.Signature
 
 
 def _expandable(shape, to):

@@ -193,11 +193,16 @@ class SetItem(Function):
             gx = g.copy()
             gx[idx] = 0
         if nv and vshape is not None:
-            gsel = g[idx]
-            if len(vshape) > gsel.ndim:  # a value with extra leading 1s: x[1] = v of (1, n)
-                gsel = gsel.reshape((1,) * (len(vshape) - gsel.ndim) + gsel.shape)
-            gv = unbroadcast(gsel, vshape)
+            gv = _value_grad(g, idx, vshape)
         return gx, None, gv, None
+
+
+def _value_grad(g, idx, vshape):
+    """The gradient of a value written at ``x[idx]``: g there, summed to the value's shape."""
+    gsel = g[idx]
+    if len(vshape) > gsel.ndim:  # a value with extra leading 1s: x[1] = v of (1, n)
+        gsel = gsel.reshape((1,) * (len(vshape) - gsel.ndim) + gsel.shape)
+    return unbroadcast(gsel, vshape)
 
 
 def _shape(v):
@@ -245,10 +250,7 @@ class IndexPutAccumulate(Function):
         idx, vshape = ctx.info
         gv = None
         if ctx.needs_input_grad[2] and vshape is not None:
-            gsel = g[idx]
-            if len(vshape) > gsel.ndim:
-                gsel = gsel.reshape((1,) * (len(vshape) - gsel.ndim) + gsel.shape)
-            gv = unbroadcast(gsel, vshape)
+            gv = _value_grad(g, idx, vshape)
         return g, None, gv
 
 
