@@ -318,17 +318,16 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
 def _mask_broadcast_check(query, key, attn_mask):
     """Raise torch's broadcast error when ``attn_mask`` does not broadcast to the scores
     ``(..., L, S)`` (called only after NumPy refused, so it costs nothing otherwise)."""
-    from ember.ops.elementwise import _mismatch
+    from ember.ops.elementwise import broadcast_mismatch
 
     try:
         lead = np.broadcast_shapes(tuple(query.shape[:-2]), tuple(key.shape[:-2]))
     except ValueError:
         lead = tuple(query.shape[:-2])
     scores = tuple(lead) + (query.shape[-2], key.shape[-2])
-    a, b, dim = _mismatch(scores, tuple(attn_mask.shape))
-    if a != b:
-        raise RuntimeError(f"The size of tensor a ({a}) must match the size of tensor b ({b}) at "
-                           f"non-singleton dimension {dim}") from None
+    msg = broadcast_mismatch(scores, attn_mask.shape)
+    if msg is not None:
+        raise RuntimeError(msg) from None
 
 
 # ---------------------------------------------------------------- multi-head attention

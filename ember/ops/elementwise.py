@@ -698,13 +698,20 @@ def _broadcast_error(a, b):
     so that the check costs nothing when shapes agree. Other ValueErrors propagate unchanged."""
     sa = tuple(a.shape) if isinstance(a, Tensor) else ()
     sb = tuple(b.shape) if isinstance(b, Tensor) else ()
-    x, y, dim = _mismatch(sa, sb)
-    if x == y:
+    msg = broadcast_mismatch(sa, sb)
+    if msg is None:
         raise  # noqa: PLE0704 (only called inside an except block: re-raise its error)
-    raise RuntimeError(
-        f"The size of tensor a ({x}) must match the size of tensor b ({y}) at non-singleton "
-        f"dimension {dim}; shapes {list(sa)} and {list(sb)} cannot be broadcast together"
-    ) from None
+    raise RuntimeError(f"{msg}; shapes {list(sa)} and {list(sb)} cannot be broadcast together"
+                       ) from None
+
+
+def broadcast_mismatch(sa, sb):
+    """PyTorch's message for shapes ``sa`` and ``sb`` that do not broadcast, or None."""
+    x, y, dim = _mismatch(tuple(sa), tuple(sb))
+    if x == y:
+        return None
+    return (f"The size of tensor a ({x}) must match the size of tensor b ({y}) at non-singleton "
+            f"dimension {dim}")
 
 
 def _mismatch(sa, sb):

@@ -441,9 +441,9 @@ def take_along_dim(input, indices, dim=None):
     try:
         shape = list(np.broadcast_shapes(*other))
     except ValueError:
-        from ember.ops.elementwise import _broadcast_error
+        from ember.ops.elementwise import broadcast_mismatch
 
-        _broadcast_error(_wrap(np.empty(other[0], bool)), _wrap(np.empty(other[1], bool)))
+        raise RuntimeError(broadcast_mismatch(*other)) from None
     shape[axis] = x.shape[axis]
     input = expand(input, *shape) if tuple(shape) != x.shape else input
     shape[axis] = idx.shape[axis]

@@ -272,14 +272,11 @@ def normalize(tensor, mean, std, inplace=False):
 
 
 def _broadcast_error(out_shape, stat_shape):
-    from ember.ops.elementwise import _mismatch
+    from ember.ops.elementwise import broadcast_mismatch
 
-    a, b, dim = _mismatch(tuple(out_shape), tuple(stat_shape))
-    if a != b:
-        raise RuntimeError(
-            f"The size of tensor a ({a}) must match the size of tensor b ({b}) at "
-            f"non-singleton dimension {dim}"
-        ) from None
+    msg = broadcast_mismatch(out_shape, stat_shape)
+    if msg is not None:
+        raise RuntimeError(msg) from None
     full = list(np.broadcast_shapes(out_shape, stat_shape))
     raise RuntimeError(
         f"output with shape {list(out_shape)} doesn't match the broadcast shape {full}"
