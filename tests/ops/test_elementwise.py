@@ -325,3 +325,11 @@ def test_in_place_bitwise_keeps_the_dtype_or_raises_like_torch():
             m &= 2
         with pytest.raises(RuntimeError, match="can't be cast"):
             m.bitwise_or_(t.tensor([2, 3]))
+
+
+def test_comparison_with_a_complex_number_is_not_silently_false():
+    """x == 1j returned False (the operand counted as not comparable); ember has no complex
+    dtype, so it raises instead of answering wrongly (torch compares elementwise)."""
+    with pytest.raises(TypeError):
+        ember.tensor([1.0, 2.0]) == 1j  # noqa: B015
+    assert (torch.tensor([1.0, 2.0]) == (1 + 0j)).tolist() == [True, False]
