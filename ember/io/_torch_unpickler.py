@@ -20,6 +20,7 @@ import numpy as np
 
 from ember import dtypes as _dt
 from ember.backend import device as _device
+from ember.io import _views
 from ember.tensor import Size, Tensor, _wrap
 
 __all__ = ["Forbidden", "Malformed", "Storage", "StorageType", "TorchUnpickler", "check_depth"]
@@ -101,18 +102,15 @@ def _view(storage, offset, size, stride, dtype=None):
     numel = 1
     for s in size:
         numel *= s
-    last = offset + sum((s - 1) * st for s, st in zip(size, stride)) if numel else offset - 1
+    last = _views.last_element(offset, size, stride) if numel else offset - 1
     if last >= base.size:
         raise Malformed(
             f"a tensor of size {list(size)}, stride {list(stride)} at offset {offset} reaches "
             f"element {last} of a storage that holds {base.size} (storage {storage.key!r})")
     if not numel:
         return np.empty(size, dtype=base.dtype)
-    item = base.itemsize
-    # A view, as torch gives: tensors saved from one storage share memory again. Its .base is
-    # the storage array (as_strided's is not), so saving them again keeps them shared.
-    return np.ndarray(size, base.dtype, buffer=base, offset=offset * item,
-                      strides=[st * item for st in stride])
+    # A view, as torch gives: tensors saved from one storage share memory again
+    return _views.strided(base, size, offset, stride)
 
 
 def _tensor(arr, requires_grad):

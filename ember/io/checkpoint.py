@@ -30,7 +30,7 @@ import zlib
 import numpy as np
 
 from ember import dtypes as _dt
-from ember.io import _pickle
+from ember.io import _pickle, _views
 from ember.io._atomic import atomic_write
 from ember.io._codec import Encoder, Unencodable, decode
 from ember.tensor import Tensor, _wrap
@@ -89,20 +89,10 @@ class _Blobs:
         return i
 
     def _note_view(self, i, arr):
-        root = arr
-        while isinstance(root.base, np.ndarray):
-            root = root.base
-        if root.dtype != arr.dtype or not root.flags.c_contiguous or not arr.size:
-            return
-        item = arr.itemsize
-        delta = arr.__array_interface__["data"][0] - root.__array_interface__["data"][0]
-        if delta % item or any(st < 0 or st % item for st in arr.strides):
-            return
-        offset, stride = delta // item, [st // item for st in arr.strides]
-        if offset < 0 or offset + sum((n - 1) * st for n, st in zip(arr.shape, stride)) \
-                >= root.size:
-            return
-        self._roots.setdefault(id(root), [root, []])[1].append((i, offset, stride))
+        where = _views.locate(arr) if arr.size else None
+        if where is not None:
+            root, offset, stride = where
+            self._roots.setdefault(id(root), [root, []])[1].append((i, offset, list(stride)))
 
     def share_views(self):
         """Turn the entries of tensors viewing one array into views of one storage entry;
@@ -370,7 +360,8 @@ def _view_blob(name, i, m, blobs, table):
     """Tensor entry ``i``: a strided view of the storage entry it names, bounds-checked."""
     try:
         j, offset, stride = m["storage"], m["offset"], list(m["stride"])
-        dtype, shape = _dt._NAMES[m["dtype"]].np, list(m["shape"])
+        _dt._NAMES[m["dtype"]]  # a known dtype name (the storage's, checked below)
+        shape = list(m["shape"])
         kind = m.get("kind", "tensor")
     except (KeyError, TypeError) as e:
         _fail(name, f"is corrupted (bad entry {i} in the tensor table: {e!r})")
@@ -383,13 +374,9 @@ def _view_blob(name, i, m, blobs, table):
     if len(stride) != len(shape) or any(type(v) is not int or v < 0 for v in ints):
         _fail(name, f"is corrupted (tensor {i}: offset {offset!r}, shape {shape}, stride "
                     f"{stride})")
-    last = offset + sum((n - 1) * st for n, st in zip(shape, stride))
-    if 0 in shape or last >= storage.size:
+    if 0 in shape or _views.last_element(offset, shape, stride) >= storage.size:
         _fail(name, f"is corrupted (tensor {i} reaches past the end of storage {j})")
-    item = np.dtype(dtype).itemsize  # .base is the storage: saved again, they stay shared
-    arr = np.ndarray(shape, dtype, buffer=storage, offset=offset * item,
-                     strides=[st * item for st in stride])
-    return _as_kind(name, i, m, kind, arr)
+    return _as_kind(name, i, m, kind, _views.strided(storage, shape, offset, stride))
 
 
 def _as_kind(name, i, m, kind, arr):

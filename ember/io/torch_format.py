@@ -32,7 +32,7 @@ import numpy as np
 
 from ember import dtypes as _dt
 from ember.backend import device as _device
-from ember.io import _torch_unpickler as _tu
+from ember.io import _torch_unpickler as _tu, _views
 from ember.io._atomic import atomic_write
 from ember.io._pickle import WeightsOnlyUnpicklingError
 from ember.io.checkpoint import CheckpointError
@@ -342,20 +342,12 @@ class _TorchPickler(pickle._Pickler):
 
     def storage_of(self, arr):
         """``(storage, offset, stride)``: tensors viewing one array share one storage."""
-        root = arr
-        while isinstance(root.base, np.ndarray):
-            root = root.base
-        item = arr.itemsize
-        delta = arr.__array_interface__["data"][0] - root.__array_interface__["data"][0]
-        shared = (root.dtype == arr.dtype and root.flags.c_contiguous and delta % item == 0
-                  and all(s >= 0 and s % item == 0 for s in arr.strides))
-        if shared:
-            offset, stride = delta // item, tuple(s // item for s in arr.strides)
-            last = offset + sum((n - 1) * s for n, s in zip(arr.shape, stride))
-            shared = arr.size == 0 or (offset >= 0 and last < root.size)
-        if not shared:
+        where = _views.locate(arr)
+        if where is None:
             root, offset = arr.copy(order="C"), 0
-            stride = tuple(s // item for s in root.strides)
+            stride = tuple(s // arr.itemsize for s in root.strides)
+        else:
+            root, offset, stride = where
         if id(root) not in self.storages:
             self.storages[id(root)] = _StorageRef(str(len(self.storages)), root.reshape(-1))
         return self.storages[id(root)], offset, stride
